@@ -1,0 +1,36 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAMPLE := corpora/20news-sample
+DB := sample.db
+
+.PHONY: install demo test test-nojit bench bench-quality clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/semhash index -d $(DB) $(SAMPLE)/train
+	$(VENV)/bin/semhash query -d $(DB) -n 5 "nasa shuttle launch orbit"
+
+test: install
+	$(PY) -m pytest -q
+
+test-nojit: install
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_search.py tests/test_codes.py
+
+bench: bench-quality
+
+# Full 20 Newsgroups protocol; CORPUS may point at another copy of the tarball.
+CORPUS ?= ../shared/corpora-src/20news-bydate/20news-bydate.tar.gz
+bench-quality: install
+	$(PY) bench/quality.py --corpus $(CORPUS)
+
+clean:
+	rm -rf $(VENV) *.egg-info $(DB)

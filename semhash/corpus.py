@@ -1,0 +1,401 @@
+"""Read documents from directories, single files or JSON lines on stdin.
+
+Everything here streams: :func:`iter_documents` is a generator that opens one
+file at a time, so a corpus never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+__all__ = [
+    "CorpusError",
+    "Document",
+    "ReadStats",
+    "iter_documents",
+    "iter_jsonl",
+    "read_text",
+]
+
+DEFAULT_MAX_BYTES = 10_000_000
+# Same sniffing window as git and grep: a NUL byte early on means "not text".
+BINARY_SNIFF_BYTES = 8192
+EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": ["x"]}'
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a corpus.
+
+    Attributes
+    ----------
+    id : str
+        For files, the path relative to the root that was given, with ``/``
+        separators. For a file given directly, the path as given, normalised.
+        For JSON lines, the ``"id"`` field (or the line number if missing).
+    text : str
+        The decoded text.
+    labels : tuple of str
+        For files, the parent folder's name. The tuple is empty when the file
+        sits directly in the given root. For JSON lines, the ``"labels"`` list.
+    path : str or None
+        The filesystem path as found, or None for documents read from stdin.
+    content_hash : str
+        SHA-256 hex digest of ``text`` encoded as UTF-8.
+    """
+
+    id: str
+    text: str
+    labels: tuple[str, ...]
+    path: str | None
+    content_hash: str
+
+
+@dataclass
+class ReadStats:
+    """Counters that :func:`iter_documents` fills in while it reads.
+
+    Attributes
+    ----------
+    n_documents : int
+        Documents yielded.
+    n_binary : int
+        Files skipped because they look binary (NUL byte in the first 8 KiB).
+    n_unreadable : int
+        Files or directories skipped because they could not be opened
+        (permissions, dangling symlinks, sockets or FIFOs met while walking).
+    n_truncated : int
+        Files longer than ``max_bytes``. Only their first ``max_bytes`` bytes
+        were read.
+    """
+
+    n_documents: int = 0
+    n_binary: int = 0
+    n_unreadable: int = 0
+    n_truncated: int = 0
+
+
+class CorpusError(ValueError):
+    """Bad input that the user must fix. The message is one line."""
+
+
+def content_hash(text: str) -> str:
+    """Return the SHA-256 hex digest of ``text`` encoded as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def iter_documents(
+    paths: Sequence[str],
+    stats: ReadStats | None = None,
+    *,
+    stdin: TextIO | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Iterator[Document]:
+    """Yield the documents found under ``paths``, in a deterministic order.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Each entry is a directory (walked recursively, skipping names that
+        start with ``.``), a single file, or ``"-"`` for JSON lines on stdin.
+        Paths are read in the order given.
+    stats : ReadStats, optional
+        If given, its counters are incremented as documents are read or
+        skipped.
+    stdin : text stream, optional
+        Where ``"-"`` reads from. Defaults to ``sys.stdin``, which is read as
+        UTF-8 whatever the locale, because JSON is UTF-8.
+    max_bytes : int, default 10_000_000
+        Read at most this many bytes of each file.
+
+    Yields
+    ------
+    Document
+
+    Raises
+    ------
+    CorpusError
+        If a path does not exist (checked for all paths before the first
+        document is yielded), or if a JSON line is malformed.
+
+    Notes
+    -----
+    Symlinks to directories are followed. A directory whose real path was
+    already visited in the same walk is skipped, so symlink loops end and
+    a tree is not read twice through two links.
+    """
+    stats = stats if stats is not None else ReadStats()
+    for path in paths:
+        if path != "-" and not os.path.exists(path):
+            raise CorpusError(f"no such file or directory: {path}")
+    for path in paths:
+        if path == "-":
+            docs = iter_jsonl(_stdin_lines(stdin))
+        elif os.path.isdir(path):
+            docs = _iter_directory(path, stats, max_bytes)
+        else:
+            docs = _iter_single_file(path, stats, max_bytes)
+        for doc in docs:
+            stats.n_documents += 1
+            yield doc
+
+
+def read_text(
+    path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[str | None, bool]:
+    """Read a file as text, or detect that it is binary.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    max_bytes : int, default 10_000_000
+        Read at most this many bytes.
+
+    Returns
+    -------
+    text : str or None
+        The decoded text, or None if the file is binary (a NUL byte in its
+        first 8 KiB). Decoding tries UTF-8 (dropping a leading BOM) and falls
+        back to latin-1, which accepts any byte, so decoding never fails.
+    truncated : bool
+        True if the file was longer than ``max_bytes``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or read.
+    """
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+    with open(path, "rb") as f:
+        # One byte more than the cap tells us whether anything was cut off.
+        data = f.read(max_bytes + 1)
+    truncated = len(data) > max_bytes
+    data = data[:max_bytes]
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return None, truncated
+    return _decode(data, truncated), truncated
+
+
+def _decode(data: bytes, truncated: bool) -> str:
+    """Decode as UTF-8, or latin-1 if that fails.
+
+    When the data was truncated, the cut may split a multi-byte character.
+    Decoding with ``final=False`` drops that incomplete tail instead of
+    treating the whole file as latin-1.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        return decoder.decode(data, final=not truncated)
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def iter_jsonl(lines: Iterable[str], *, source: str = "stdin") -> Iterator[Document]:
+    """Yield one document per JSON line.
+
+    Parameters
+    ----------
+    lines : iterable of str
+        Each non-blank line is an object
+        ``{"id": str, "text": str, "labels": [str, ...]}``. ``"labels"`` is
+        optional. Without ``"id"``, the 1-based line number is used.
+    source : str, default "stdin"
+        Name of the input, used in error messages.
+
+    Yields
+    ------
+    Document
+        With ``path=None``.
+
+    Raises
+    ------
+    CorpusError
+        If a line is not a JSON object, lacks a ``"text"`` string, or has an
+        ``"id"`` or ``"labels"`` of the wrong type. The message names the line.
+    """
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {lineno} of {source}"
+        record = _parse_json_object(line, where)
+        text = record.get("text")
+        if not isinstance(text, str):
+            raise CorpusError(f"{where} has no 'text' string; expected {EXPECTED_JSON}")
+        text = _without_lone_surrogates(text)
+        yield Document(
+            id=_json_id(record, lineno, where),
+            text=text,
+            labels=_json_labels(record, where),
+            path=None,
+            content_hash=content_hash(text),
+        )
+
+
+def _parse_json_object(line: str, where: str) -> dict:
+    """Parse one line, requiring a JSON object."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        # e.msg, not str(e): its "line 1 column N" would clash with our line number.
+        raise CorpusError(
+            f"{where} is not valid JSON: {e.msg} at column {e.colno}; expected {EXPECTED_JSON}"
+        ) from None
+    if not isinstance(record, dict):
+        raise CorpusError(f"{where} is not a JSON object; expected {EXPECTED_JSON}")
+    return record
+
+
+def _json_id(record: dict, lineno: int, where: str) -> str:
+    """Return the record's id, or the line number if it has none."""
+    doc_id = record.get("id")
+    if doc_id is None:
+        return str(lineno)
+    # Integer ids are common in exports; bool is an int subclass but never an id.
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        return str(doc_id)
+    if not isinstance(doc_id, str) or not doc_id:
+        raise CorpusError(
+            f"{where} has an 'id' that is not a non-empty string; fix it or leave 'id' out"
+        )
+    return doc_id
+
+
+def _json_labels(record: dict, where: str) -> tuple[str, ...]:
+    """Return the record's labels as a tuple (empty if absent or null)."""
+    labels = record.get("labels")
+    if labels is None:
+        return ()
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise CorpusError(
+            f"{where} has 'labels' that is not a list of strings; use e.g. \"labels\": [\"x\"]"
+        )
+    return tuple(labels)
+
+
+def _without_lone_surrogates(text: str) -> str:
+    r"""Replace lone surrogates (legal in JSON as ``"\ud800"``) with U+FFFD.
+
+    They cannot be encoded as UTF-8, so hashing or storing them would fail.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _stdin_lines(stdin: TextIO | None) -> Iterable[str]:
+    """Lines of the given stream, or of ``sys.stdin`` decoded as UTF-8.
+
+    JSON is UTF-8 by definition, so the default stdin is read at the byte
+    level rather than in the locale's encoding, and bad bytes become U+FFFD
+    instead of stopping the run.
+    """
+    if stdin is not None:
+        return stdin
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin
+    return (raw.decode("utf-8", "replace") for raw in buffer)
+
+
+def _iter_single_file(path: str, stats: ReadStats, max_bytes: int) -> Iterator[Document]:
+    """Yield the document for a file named directly on the command line."""
+    doc_id = _posix(os.path.normpath(path))
+    parent = os.path.dirname(os.path.normpath(path))
+    # abspath resolves "..": the label is the real folder's name, not "..".
+    label = os.path.basename(os.path.abspath(parent)) if parent else ""
+    doc = _read_document(path, doc_id, (label,) if label else (), stats, max_bytes)
+    if doc is not None:
+        yield doc
+
+
+def _iter_directory(root: str, stats: ReadStats, max_bytes: int) -> Iterator[Document]:
+    """Yield the documents under ``root``, depth first, in sorted name order."""
+    for dirpath, filenames in _walk(root, stats):
+        rel_dir = os.path.relpath(dirpath, root)
+        labels = () if rel_dir == os.curdir else (os.path.basename(dirpath),)
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if not _is_regular_file(full, stats):
+                continue
+            doc_id = _posix(os.path.normpath(os.path.join(rel_dir, name)))
+            doc = _read_document(full, doc_id, labels, stats, max_bytes)
+            if doc is not None:
+                yield doc
+
+
+def _walk(root: str, stats: ReadStats) -> Iterator[tuple[str, list[str]]]:
+    """Walk ``root``, yielding ``(dirpath, sorted visible file names)``.
+
+    Hidden names are skipped. Symlinked directories are followed, but each
+    real directory is entered at most once, which also ends symlink loops.
+    """
+    seen = {os.path.realpath(root)}
+
+    def on_error(error: OSError) -> None:
+        stats.n_unreadable += 1
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real not in seen:
+                seen.add(real)
+                kept.append(name)
+        # os.walk descends only into what is left in dirnames, in this order.
+        dirnames[:] = kept
+        yield dirpath, sorted(name for name in filenames if not name.startswith("."))
+
+
+def _is_regular_file(path: str, stats: ReadStats) -> bool:
+    """Check that a walked entry is a regular file (following symlinks).
+
+    Dangling symlinks, sockets and FIFOs are counted as unreadable. Opening a
+    FIFO would block forever.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        stats.n_unreadable += 1
+        return False
+    if not stat.S_ISREG(mode):
+        stats.n_unreadable += 1
+        return False
+    return True
+
+
+def _read_document(
+    path: str, doc_id: str, labels: tuple[str, ...], stats: ReadStats, max_bytes: int
+) -> Document | None:
+    """Read one file into a Document, or count why it was skipped."""
+    try:
+        text, truncated = read_text(path, max_bytes)
+    except OSError:
+        stats.n_unreadable += 1
+        return None
+    if text is None:
+        stats.n_binary += 1
+        return None
+    if truncated:
+        stats.n_truncated += 1
+    return Document(
+        id=doc_id, text=text, labels=labels, path=path, content_hash=content_hash(text)
+    )
+
+
+def _posix(path: str) -> str:
+    """Use ``/`` separators whatever the platform."""
+    return path.replace(os.sep, "/")

@@ -1,0 +1,88 @@
+"""Tokens -> bag of words: choose the vocabulary, count words per document.
+
+Fitting keeps the ``size`` non-stop words with the highest document frequency
+(the paper's "2000 commonest words"); counting a new document needs only the
+stored word list, so the query path never imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from semhash.tokenize import tokenize
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+
+def _stop_words() -> frozenset[str]:
+    # Imported lazily: only fitting needs it, and sklearn costs ~1 s to import.
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
+
+
+def fit_vocabulary(
+    texts: Iterable[str], size: int = 2000
+) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
+    """Choose the ``size`` most frequent non-stop words by document frequency.
+
+    Parameters
+    ----------
+    texts : iterable of str
+        Streamed once.
+    size : int
+        Vocabulary size.
+
+    Returns
+    -------
+    words : list of str, length <= size
+        Ranked by document frequency, ties broken alphabetically (deterministic).
+    df : ndarray of int64, shape (len(words),)
+        Document frequency of each word.
+    counts : csr_matrix of float32, shape (n_texts, len(words))
+        Word counts of every text over ``words``.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    stop = _stop_words()
+
+    def analyzer(text: str) -> list[str]:
+        return [t for t in tokenize(text) if t not in stop]
+
+    vectorizer = CountVectorizer(analyzer=analyzer, dtype=np.float32)
+    full = vectorizer.fit_transform(texts).tocsc()
+    names = vectorizer.get_feature_names_out()  # sorted alphabetically
+    df_all = np.diff(full.indptr)
+    # Stable sort on -df keeps alphabetical order among ties.
+    ranked = np.argsort(-df_all, kind="stable")[:size]
+    counts = full[:, ranked].tocsr()
+    counts.sort_indices()
+    return [str(names[i]) for i in ranked], df_all[ranked].astype(np.int64), counts
+
+
+def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> np.ndarray:
+    """Count the vocabulary words in each text (out-of-vocabulary tokens dropped).
+
+    numpy only: this is the query path, which must not pay for scipy/sklearn imports.
+
+    Parameters
+    ----------
+    texts : sequence of str
+    words : sequence of str, or a ready ``{word: column}`` dict (faster when reused)
+
+    Returns
+    -------
+    ndarray of float32, shape (n_texts, n_words)
+    """
+    index = words if isinstance(words, dict) else {w: i for i, w in enumerate(words)}
+    out = np.zeros((len(texts), len(index)), dtype=np.float32)
+    for row, text in enumerate(texts):
+        cols = [index[t] for t in tokenize(text) if t in index]
+        if cols:
+            out[row] = np.bincount(cols, minlength=len(index))
+    return out
