@@ -236,7 +236,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=True)
-        if (X.data if hasattr(X, "data") else X).min(initial=0) < 0:
+        if (X.data if hasattr(X, "tocsr") else X).min(initial=0) < 0:
             raise ValueError("X must hold non-negative word counts")
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
 

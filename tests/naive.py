@@ -1,0 +1,72 @@
+"""Slow, obviously-correct references for the kernels and search (numpy and Python ints only).
+
+None of these share code with semhash: bits are counted with np.unpackbits or
+Python's bin(), and orderings come from a full stable sort.
+"""
+
+import numpy as np
+
+
+def pack(bits):
+    """(n, b) bool -> (n, ceil(b/64)) uint64, bit j -> bit j % 64 of word j // 64."""
+    bits = np.asarray(bits, dtype=bool)
+    n, b = bits.shape
+    n_words = -(-b // 64)
+    words = np.zeros((n, n_words), dtype=np.uint64)
+    for i in range(n):
+        for j in range(b):
+            if bits[i, j]:
+                words[i, j // 64] |= np.uint64(1) << np.uint64(j % 64)
+    return words
+
+
+def code_value(bits_row) -> int:
+    """A code as one Python integer: sum of 2**j over its set bits."""
+    return sum(1 << j for j, bit in enumerate(bits_row) if bit)
+
+
+def popcount(x: int) -> int:
+    return bin(int(x)).count("1")
+
+
+def hamming(words, query):
+    """Hamming distances by unpacking every bit and counting mismatches."""
+    words = np.asarray(words, dtype=np.uint64)
+    query = np.asarray(query, dtype=np.uint64)
+    if words.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    db_bits = np.unpackbits(words.view(np.uint8), axis=1)
+    q_bits = np.unpackbits(query.view(np.uint8))
+    return (db_bits != q_bits).sum(axis=1).astype(np.int64)
+
+
+def topk_indices(distances, k):
+    """Indices of the k smallest distances by a full stable sort (ties by index)."""
+    order = np.argsort(np.asarray(distances), kind="stable")
+    return order[: max(k, 0)]
+
+
+def topk(words, query, k, rows=None):
+    """(rows, distances) of the k nearest codes, ties by ascending row."""
+    if rows is None:
+        rows = np.arange(np.asarray(words).shape[0])
+    rows = np.array(sorted(set(int(r) for r in rows)), dtype=np.int64)
+    distances = hamming(np.asarray(words)[rows], query) if rows.size else np.zeros(0, np.int64)
+    best = topk_indices(distances, k)
+    return rows[best], distances[best]
+
+
+def address_distances(addresses, query_address):
+    return np.array([popcount(int(a) ^ int(query_address)) for a in addresses], dtype=np.int64)
+
+
+def shell(addresses, query_address, distance):
+    """Rows at exactly the given address distance, ascending."""
+    return np.flatnonzero(address_distances(addresses, query_address) == distance)
+
+
+def ball(addresses, query_address, radius):
+    """Rows within the radius, sorted by (address distance, row)."""
+    d = address_distances(addresses, query_address)
+    rows = np.flatnonzero(d <= radius)
+    return rows[np.argsort(d[rows], kind="stable")]

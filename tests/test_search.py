@@ -1,0 +1,356 @@
+import numpy as np
+import pytest
+
+import naive
+from semhash import search
+from semhash.search import AddressTable
+
+
+def random_words(rng, n, n_words=4):
+    return rng.integers(0, 2**64, size=(n, n_words), dtype=np.uint64)
+
+
+def near_copies(rng, base, n, flips):
+    """Codes a few random bit flips away from ``base`` (so distances tie a lot)."""
+    codes = np.repeat(base[None, :], n, axis=0)
+    for i in range(n):
+        for bit in rng.integers(0, 64 * base.shape[0], size=flips):
+            codes[i, bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    return codes
+
+
+# ---------------------------------------------------------------- hamming / topk
+
+
+def test_hamming_matches_naive():
+    rng = np.random.default_rng(0)
+    codes = random_words(rng, 100)
+    query = codes[3]  # a row view: contiguous but not owned
+    got = search.hamming(codes, query)
+    np.testing.assert_array_equal(got, naive.hamming(codes, query))
+    assert got[3] == 0
+
+
+@pytest.mark.parametrize(
+    "codes, message",
+    [
+        (np.zeros((3, 4), dtype=np.int64), "uint64"),
+        (np.zeros(4, dtype=np.uint64), "2-d"),
+        (np.zeros((4, 8), dtype=np.uint64)[:, ::2], "C-contiguous"),
+        ([[0, 0, 0, 0]], "pack_codes"),
+    ],
+)
+def test_hamming_rejects_bad_codes(codes, message):
+    with pytest.raises(ValueError, match=message):
+        search.hamming(codes, np.zeros(4, dtype=np.uint64))
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        (np.zeros(3, dtype=np.uint64), "3 words but the codes have 4"),
+        (np.zeros(4, dtype=np.int64), "uint64"),
+        (np.zeros((1, 4), dtype=np.uint64), "1-d"),
+    ],
+)
+def test_hamming_rejects_bad_query(query, message):
+    with pytest.raises(ValueError, match=message):
+        search.hamming(np.zeros((2, 4), dtype=np.uint64), query)
+
+
+def test_hamming_accepts_strided_or_read_only_query():
+    codes = np.arange(8, dtype=np.uint64).reshape(2, 4)
+    query = np.arange(8, dtype=np.uint64)[::2]  # [0, 2, 4, 6], not contiguous
+    expected = naive.hamming(codes, np.ascontiguousarray(query))
+    np.testing.assert_array_equal(search.hamming(codes, query), expected)
+    frozen = np.ascontiguousarray(query)
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(search.hamming(codes, frozen), expected)
+
+
+@pytest.mark.parametrize("k", [0, 1, 10, 60, 61, 200])
+def test_topk_full_scan_matches_naive_with_ties(k):
+    rng = np.random.default_rng(k)
+    base = random_words(rng, 1)[0]
+    exact = near_copies(rng, base, 5, 0)  # duplicates of the query
+    codes = np.concatenate([near_copies(rng, base, 50, 3), exact, exact])
+    rows, distances = search.topk(codes, base, k)
+    expected_rows, expected_distances = naive.topk(codes, base, k)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(distances, expected_distances)
+    assert rows.dtype == np.int64 and distances.dtype == np.int32
+
+
+def test_topk_with_rows_reports_original_rows_and_ignores_duplicates():
+    rng = np.random.default_rng(1)
+    codes = random_words(rng, 40)
+    query = random_words(rng, 1)[0]
+    candidates = np.array([30, 2, 30, 17, 5, 2])
+    rows, distances = search.topk(codes, query, 10, rows=candidates)
+    expected_rows, expected_distances = naive.topk(codes, query, 10, rows=candidates)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(distances, expected_distances)
+    assert sorted(rows.tolist()) == [2, 5, 17, 30]
+
+
+def test_topk_ties_within_rows_go_by_row_not_by_position():
+    codes = np.zeros((6, 4), dtype=np.uint64)  # all equal: every distance ties
+    rows, distances = search.topk(codes, np.zeros(4, np.uint64), 2, rows=[5, 4, 1, 3])
+    assert rows.tolist() == [1, 3]
+    assert distances.tolist() == [0, 0]
+
+
+def test_topk_all_zero_codes_and_empty_corpus():
+    codes = np.zeros((5, 4), dtype=np.uint64)
+    rows, distances = search.topk(codes, np.zeros(4, np.uint64), 3)
+    assert rows.tolist() == [0, 1, 2] and distances.tolist() == [0, 0, 0]
+    rows, distances = search.topk(np.zeros((0, 4), np.uint64), np.zeros(4, np.uint64), 3)
+    assert rows.shape == (0,) and distances.shape == (0,)
+    rows, distances = search.topk(codes, np.zeros(4, np.uint64), 3, rows=[])
+    assert rows.shape == (0,)
+
+
+def test_topk_rejects_bad_k_and_rows():
+    codes = np.zeros((5, 4), dtype=np.uint64)
+    query = np.zeros(4, np.uint64)
+    with pytest.raises(ValueError, match="k must be at least 0"):
+        search.topk(codes, query, -1)
+    with pytest.raises(ValueError, match="k must be an integer"):
+        search.topk(codes, query, 2.5)
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 5\)"):
+        search.topk(codes, query, 2, rows=[0, 5])
+    with pytest.raises(ValueError, match="rows must lie"):
+        search.topk(codes, query, 2, rows=[-1])
+    with pytest.raises(ValueError, match="row indices"):
+        search.topk(codes, query, 2, rows=[0.5])
+
+
+# ---------------------------------------------------------------- AddressTable
+
+
+def test_address_table_sorts_stably():
+    table = AddressTable(np.array([5, 1, 7, 5, 1]), n_bits=3)
+    assert table.sorted_addresses.tolist() == [1, 1, 5, 5, 7]
+    assert table.order.tolist() == [1, 4, 0, 3, 2]
+    assert table.addresses.dtype == np.int64 and len(table) == 5
+
+
+@pytest.mark.parametrize("n_bits, n_docs, high", [(8, 300, 2**8), (12, 500, 40), (16, 800, 2**16)])
+def test_shell_and_ball_match_naive(n_bits, n_docs, high):
+    rng = np.random.default_rng(n_bits)
+    addresses = rng.integers(0, high, size=n_docs)
+    table = AddressTable(addresses, n_bits)
+    for query in [0, int(addresses[1]), 2**n_bits - 1]:
+        for radius in range(4):
+            np.testing.assert_array_equal(np.sort(table.shell(query, radius)), naive.shell(addresses, query, radius))
+            expected = naive.ball(addresses, query, radius)
+            np.testing.assert_array_equal(table.ball(query, radius), expected)
+            np.testing.assert_array_equal(table._ball_by_shells(query, radius), expected)
+            np.testing.assert_array_equal(table._ball_by_scan(query, radius), expected)
+
+
+def test_ball_picks_enumeration_for_small_balls_and_scan_for_large(monkeypatch):
+    rng = np.random.default_rng(0)
+    addresses = rng.integers(0, 2**16, size=2000)
+    table = AddressTable(addresses, 16)
+    calls = []
+    monkeypatch.setattr(table, "_ball_by_shells", lambda q, r: calls.append("shells") or np.zeros(0, np.int64))
+    monkeypatch.setattr(table, "_ball_by_scan", lambda q, r: calls.append("scan") or np.zeros(0, np.int64))
+    table.ball(5, 0)  # 1 probe against 2000 addresses
+    table.ball(5, 8)  # 39,203 probes against 2000 addresses
+    assert calls == ["shells", "scan"]
+
+
+def test_ball_radius_beyond_n_bits_returns_everything():
+    addresses = np.array([0, 7, 3, 4, 7])
+    table = AddressTable(addresses, 3)
+    np.testing.assert_array_equal(table.ball(0, 3), naive.ball(addresses, 0, 3))
+    np.testing.assert_array_equal(table.ball(0, 50), naive.ball(addresses, 0, 3))
+    assert sorted(table.ball(0, 50).tolist()) == [0, 1, 2, 3, 4]
+    assert table.shell(0, 4).shape == (0,)
+
+
+def test_empty_table():
+    table = AddressTable(np.zeros(0, dtype=np.int64), 28)
+    assert table.shell(5, 1).shape == (0,)
+    assert table.ball(5, 3).shape == (0,)
+    assert AddressTable([], 28).ball(0, 1).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "addresses, n_bits, message",
+    [
+        ([0, 8], 3, r"\[0, 2\*\*3\)"),
+        ([-1], 3, r"\[0, 2\*\*3\)"),
+        ([0.5], 3, "integers"),
+        ([[1]], 3, "1-d"),
+        ([1], 64, "at most 63"),
+        ([1], -1, "at least 0"),
+    ],
+)
+def test_address_table_rejects_bad_input(addresses, n_bits, message):
+    with pytest.raises(ValueError, match=message):
+        AddressTable(np.array(addresses), n_bits)
+
+
+def test_address_table_rejects_bad_queries():
+    table = AddressTable(np.array([1, 2]), 3)
+    with pytest.raises(ValueError, match="query_address"):
+        table.ball(8, 1)
+    with pytest.raises(ValueError, match="radius must be at least 0"):
+        table.ball(1, -1)
+    with pytest.raises(ValueError, match="distance must be at least 0"):
+        table.shell(1, -1)
+
+
+# ---------------------------------------------------------------- search
+
+
+def make_corpus(rng, n, n_bits, n_clusters=20):
+    """Clustered codes whose addresses are the low bits of the codes (like a real model)."""
+    centres = random_words(rng, n_clusters)
+    labels = rng.integers(0, n_clusters, size=n)
+    codes = np.concatenate([near_copies(rng, centres[c], 1, 6) for c in labels])
+    addresses = (codes[:, 0] & np.uint64(2**n_bits - 1)).astype(np.int64)
+    return codes, addresses
+
+
+def check_search_result(table, codes, addresses, query_address, query, k, rows, distances, radius_used, limit):
+    """Check one search result against naive, whatever path search took."""
+    if radius_used == -1:
+        expected_rows, expected_distances = naive.topk(codes, query, k)
+    else:
+        assert 0 <= radius_used <= limit
+        ball = naive.ball(addresses, query_address, radius_used)
+        expected_rows, expected_distances = naive.topk(codes, query, k, rows=ball)
+        # the radius is the smallest that reaches k, unless capped
+        if radius_used > 0:
+            assert len(naive.ball(addresses, query_address, radius_used - 1)) < k
+        assert len(ball) >= k or radius_used == limit
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(distances, expected_distances)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 50])
+def test_search_matches_naive(k):
+    rng = np.random.default_rng(k)
+    n_bits = 16
+    codes, addresses = make_corpus(rng, 3000, n_bits)
+    table = AddressTable(addresses, n_bits)
+    radii = set()
+    for i in range(12):
+        query = near_copies(rng, codes[rng.integers(0, len(codes))], 1, 2)[0]
+        query_address = int(query[0] & np.uint64(2**n_bits - 1))
+        rows, distances, radius_used = search.search(table, codes, query_address, query, k)
+        assert rows.shape[0] == k
+        check_search_result(table, codes, addresses, query_address, query, k, rows, distances, radius_used, n_bits)
+        radii.add(radius_used)
+    assert any(r >= 0 for r in radii)  # the ball path was exercised
+
+
+def test_search_finds_exact_address_match_at_radius_0():
+    rng = np.random.default_rng(3)
+    codes, addresses = make_corpus(rng, 2000, 16)
+    table = AddressTable(addresses, 16)
+    rows, distances, radius_used = search.search(table, codes, int(addresses[42]), codes[42], 1)
+    assert radius_used == 0
+    assert distances.tolist() == [0]
+    assert addresses[rows[0]] == addresses[42]
+
+
+def test_search_falls_back_to_full_scan_when_k_exceeds_n():
+    rng = np.random.default_rng(4)
+    codes, addresses = make_corpus(rng, 30, 12)
+    table = AddressTable(addresses, 12)
+    rows, distances, radius_used = search.search(table, codes, int(addresses[0]), codes[0], 100)
+    assert radius_used == -1
+    expected_rows, expected_distances = naive.topk(codes, codes[0], 100)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(distances, expected_distances)
+    assert len(rows) == 30
+
+
+def test_search_scans_when_the_whole_address_space_is_too_small():
+    # 2-bit addresses: every shell is cheap, but all four hold fewer than k docs
+    rng = np.random.default_rng(8)
+    codes, addresses = make_corpus(rng, 50, 2)
+    table = AddressTable(addresses, 2)
+    rows, distances, radius_used = search.search(table, codes, 0, codes[3], 60)
+    assert radius_used == -1
+    np.testing.assert_array_equal(rows, naive.topk(codes, codes[3], 60)[0])
+    rows, distances, radius_used = search.search(table, codes, 0, codes[3], 60, max_radius=5)
+    assert radius_used == 2 and len(rows) == 50
+
+
+def test_search_falls_back_when_the_next_shell_costs_more_than_a_scan():
+    # 200 docs all at address 0, query at the far corner of a 20-bit space:
+    # the shells near the query are empty and soon cost more than 200 rows.
+    codes = np.arange(800, dtype=np.uint64).reshape(200, 4)
+    table = AddressTable(np.zeros(200, dtype=np.int64), 20)
+    rows, distances, radius_used = search.search(table, codes, 2**20 - 1, codes[7], 5)
+    assert radius_used == -1
+    assert rows.tolist()[0] == 7
+    np.testing.assert_array_equal(rows, naive.topk(codes, codes[7], 5)[0])
+
+
+def test_search_max_radius_limits_the_ball():
+    addresses = np.array([0b0000, 0b0001, 0b0011, 0b0111, 0b1111])
+    codes = np.arange(20, dtype=np.uint64).reshape(5, 4)
+    table = AddressTable(addresses, 4)
+    rows, distances, radius_used = search.search(table, codes, 0, codes[4], 5, max_radius=2)
+    assert radius_used == 2
+    assert sorted(rows.tolist()) == [0, 1, 2]  # addresses within 2 bits of 0
+    np.testing.assert_array_equal(rows, naive.topk(codes, codes[4], 5, rows=[0, 1, 2])[0])
+    rows, distances, radius_used = search.search(table, codes, 0, codes[4], 2, max_radius=3)
+    assert radius_used == 1 and sorted(rows.tolist()) == [0, 1]
+
+
+def test_search_max_radius_by_address_scan_matches_shells(monkeypatch):
+    rng = np.random.default_rng(6)
+    n_bits = 12
+    codes, addresses = make_corpus(rng, 1500, n_bits, n_clusters=5)
+    table = AddressTable(addresses, n_bits)
+    query = codes[11]
+    query_address = int(addresses[11])
+    for k, max_radius in [(1, 5), (40, 4), (2000, 3)]:
+        expected = search.search(table, codes, query_address, query, k, max_radius=max_radius)
+        with monkeypatch.context() as m:
+            m.setattr(search, "_probe_cost", lambda n_probes, n: float("inf"))  # enumeration never pays
+            got = search.search(table, codes, query_address, query, k, max_radius=max_radius)
+        for a, b in zip(got[:2], expected[:2]):
+            np.testing.assert_array_equal(a, b)
+        assert got[2] == expected[2]
+        check_search_result(table, codes, addresses, query_address, query, k, *got, max_radius)
+
+
+def test_search_edges():
+    rng = np.random.default_rng(7)
+    codes, addresses = make_corpus(rng, 100, 10)
+    table = AddressTable(addresses, 10)
+    rows, distances, radius_used = search.search(table, codes, 0, codes[0], 0)
+    assert rows.shape == (0,) and distances.shape == (0,) and radius_used == 0
+    empty = AddressTable(np.zeros(0, np.int64), 10)
+    rows, distances, radius_used = search.search(empty, np.zeros((0, 4), np.uint64), 0, codes[0], 5)
+    assert rows.shape == (0,) and radius_used == -1
+    # all-zero codes and addresses: every distance ties, rows come back in order
+    zeros = np.zeros((50, 4), dtype=np.uint64)
+    rows, distances, radius_used = search.search(AddressTable(np.zeros(50, dtype=np.int64), 10), zeros, 0, zeros[0], 4)
+    assert rows.tolist() == [0, 1, 2, 3] and distances.tolist() == [0, 0, 0, 0] and radius_used == 0
+
+
+def test_search_rejects_mismatched_inputs():
+    codes = np.zeros((5, 4), dtype=np.uint64)
+    table = AddressTable(np.zeros(4, np.int64), 8)
+    with pytest.raises(ValueError, match="4 rows but codes has 5"):
+        search.search(table, codes, 0, codes[0], 1)
+    table = AddressTable(np.zeros(5, np.int64), 8)
+    with pytest.raises(ValueError, match="query_address"):
+        search.search(table, codes, 256, codes[0], 1)
+    with pytest.raises(ValueError, match="max_radius"):
+        search.search(table, codes, 0, codes[0], 1, max_radius=-2)
+    with pytest.raises(ValueError, match="AddressTable"):
+        search.search(np.zeros(5), codes, 0, codes[0], 1)
+
+
+def test_warmup_runs():
+    search.warmup()
