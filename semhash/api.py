@@ -262,17 +262,22 @@ class Index:
         if k < 1:
             raise QueryError(f"the number of results must be at least 1, got {k}")
         addresses, query_codes, known = self.encode(texts)
-        results = []
+        found: list[tuple[np.ndarray, np.ndarray] | None] = []
         for i in range(len(texts)):
             if known[i] == 0:
-                if skip_empty:
-                    results.append(None)
-                    continue
-                raise QueryError(f"query {i + 1} has no words in the index vocabulary: nothing to search for")
+                if not skip_empty:
+                    raise QueryError(f"query {i + 1} has no words in the index vocabulary: nothing to search for")
+                found.append(None)
+                continue
             rows, dists, _ = search.search(self.table, self.codes, int(addresses[i]), query_codes[i], k)
-            ids = self.stored.ids(self.rowids[rows])
-            results.append([Hit(i_, int(d)) for i_, d in zip(ids, dists)])
-        return results
+            found.append((self.rowids[rows], dists))
+        # One id lookup for the whole batch: per-query round trips to SQLite dominated.
+        hit_rowids = np.unique(np.concatenate([f[0] for f in found if f is not None] or [np.zeros(0, np.int64)]))
+        id_of = dict(zip(hit_rowids.tolist(), self.stored.ids(hit_rowids)))
+        return [
+            None if f is None else [Hit(id_of[r], int(d)) for r, d in zip(f[0].tolist(), f[1].tolist())]
+            for f in found
+        ]
 
     def close(self) -> None:
         self.stored.close()

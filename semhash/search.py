@@ -7,8 +7,10 @@ raises a ``ValueError`` that says what to do, and only then calls a kernel from
 A query works in two stages, as in semantic hashing: its short *address* picks a
 shortlist from a Hamming ball around it (:class:`AddressTable`), and the shortlist
 is ranked by the Hamming distance of the long codes (:func:`topk`). :func:`search`
-grows the ball one shell at a time, and falls back to scanning every code when the
-next shell would cost more than that scan.
+grows the ball one shell at a time until it holds ``k`` documents. The cost model
+only decides *how* the ball is found (enumerating shells, or one scan of the
+address column when that is cheaper): the shortlist is the same either way. Every
+code is ranked only when even the whole address space holds fewer than ``k``.
 """
 
 import math
@@ -340,14 +342,13 @@ def search(
         return np.empty(0, np.int64), np.empty(0, np.int32), 0
 
     n = len(table)
-    scan_cost = _code_scan_cost(n, codes.shape[1])
+    address_scan_cost = _address_scan_cost(n)
     shells = []
     found = 0
     for radius in range(limit + 1):
-        if _probe_cost(math.comb(table.n_bits, radius), n) > scan_cost:
-            if max_radius is None:
-                return (*topk(codes, query_code, k), -1)
-            return _search_by_address_scan(table, codes, query_address, query_code, k, limit)
+        if _probe_cost(math.comb(table.n_bits, radius), n) > address_scan_cost:
+            # Same shortlist, found by scanning the address column once.
+            return _search_by_address_scan(table, codes, query_address, query_code, k, limit, max_radius is None)
         shell = kernels.ball_shell(table.sorted_addresses, table.order, query_address, table.n_bits, radius)
         shells.append(shell)
         found += shell.shape[0]
@@ -359,13 +360,16 @@ def search(
     return (*topk(codes, query_code, k, rows=np.concatenate(shells)), radius)
 
 
-def _search_by_address_scan(table, codes, query_address, query_code, k, limit):
+def _search_by_address_scan(table, codes, query_address, query_code, k, limit, fallback):
     """Search within radius ``limit`` when enumerating shells costs more than scanning.
 
     Scans the addresses once and picks the smallest radius whose ball holds ``k``
-    rows: the same shortlist as growing shell by shell.
+    rows: the same shortlist as growing shell by shell. With ``fallback``, a corpus
+    smaller than ``k`` is ranked whole (radius -1), as :func:`search` does.
     """
     rows, distances = table._scan_with_distances(query_address, limit)
+    if fallback and rows.shape[0] < k:
+        return (*topk(codes, query_code, k), -1)
     radius = int(distances[k - 1]) if rows.shape[0] >= k else limit
     return (*topk(codes, query_code, k, rows=rows[distances <= radius]), radius)
 

@@ -74,6 +74,9 @@ def write_index(
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an index is an ordinary file
     try:
         db = sqlite_utils.Database(tmp)
         db["meta"].insert_all(

@@ -282,15 +282,18 @@ def test_search_scans_when_the_whole_address_space_is_too_small():
     assert radius_used == 2 and len(rows) == 50
 
 
-def test_search_falls_back_when_the_next_shell_costs_more_than_a_scan():
-    # 200 docs all at address 0, query at the far corner of a 20-bit space:
-    # the shells near the query are empty and soon cost more than 200 rows.
-    codes = np.arange(800, dtype=np.uint64).reshape(200, 4)
-    table = AddressTable(np.zeros(200, dtype=np.int64), 20)
+def test_search_scans_addresses_when_shells_cost_more_same_shortlist():
+    # 200 docs at address 0 and 10 at 3 bits from the query at the far corner of a
+    # 20-bit space: enumerating shells soon costs more than scanning 210 addresses,
+    # but the shortlist must still be the radius-3 ball, not every document.
+    far = np.zeros(210, dtype=np.int64)
+    far[200:] = (2**20 - 1) ^ 0b111
+    codes = np.arange(840, dtype=np.uint64).reshape(210, 4)
+    table = AddressTable(far, 20)
     rows, distances, radius_used = search.search(table, codes, 2**20 - 1, codes[7], 5)
-    assert radius_used == -1
-    assert rows.tolist()[0] == 7
-    np.testing.assert_array_equal(rows, naive.topk(codes, codes[7], 5)[0])
+    assert radius_used == 3
+    assert set(rows.tolist()) <= set(range(200, 210))
+    np.testing.assert_array_equal(rows, naive.topk(codes, codes[7], 5, rows=list(range(200, 210)))[0])
 
 
 def test_search_max_radius_limits_the_ball():
