@@ -128,7 +128,7 @@ def build_index(
         # One streamed pass: documents are read and vectorized together; only their
         # metadata is kept, never the corpus text.
         nonlocal n_duplicates
-        for doc in _progress(iter_documents(paths, stats, stdin=stdin), verbose, "reading", unit="doc"):
+        for doc in _progress(iter_documents(paths, stats, stdin=stdin), verbose, "reading and counting words", unit="doc"):
             if doc.id in seen:
                 n_duplicates += 1
                 continue
@@ -157,9 +157,7 @@ def build_index(
         random_state=random_state,
         verbose=verbose,
     ).fit(X)
-    address_bits_arr, code_bits_arr = hasher.encode(X)
-    addresses = codes.to_addresses(address_bits_arr)
-    long_codes = codes.pack_codes(code_bits_arr)
+    addresses, long_codes = _encode_all(hasher, X, verbose)
 
     rows = (
         DocumentRow(d.id, d.path, d.labels, d.content_hash, _counts_dict(X, i, words))
@@ -199,6 +197,16 @@ def build_index(
         seconds=time.perf_counter() - start,
         bimodality=hasher.bimodality_,
     )
+
+
+def _encode_all(hasher, X, verbose: bool, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses and packed long codes of every row of ``X``, in chunks (bounded memory)."""
+    addresses, long_codes = [], []
+    for start in _progress(range(0, X.shape[0], chunk), verbose, "encoding", unit="chunk"):
+        address_bits, code_bits = hasher.encode(X[start : start + chunk])
+        addresses.append(codes.to_addresses(address_bits))
+        long_codes.append(codes.pack_codes(code_bits))
+    return np.concatenate(addresses), np.concatenate(long_codes)
 
 
 def _counts_dict(X, row: int, words: list[str]) -> dict[str, int]:

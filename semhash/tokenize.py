@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-# A token is a run of 2+ letters/digits that starts with a letter: drops numbers
-# ("1993", "3d") that mostly carry no topic in prose, keeps "x11r5", "mp3".
-TOKEN_RE = re.compile(r"\b[^\W\d_][^\W_]+\b")
+# A word is a maximal run of letters and digits (underscores and punctuation split
+# words). Only words of 2+ characters that start with a letter are kept: numbers
+# ("1993", "3d") carry little topic in prose; "x11r5" and "mp3" do.
+WORD_RE = re.compile(r"[^\W_]{2,}")
 
 
 def tokenize(text: str) -> list[str]:
@@ -21,4 +22,4 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("The X11R5 server, version 3.1, crashed!")
     ['the', 'x11r5', 'server', 'version', 'crashed']
     """
-    return TOKEN_RE.findall(text.lower())
+    return [w for w in WORD_RE.findall(text.lower()) if w[0].isalpha()]

@@ -179,3 +179,15 @@ def test_help_and_version():
     for command in ("index", "query"):
         result = run(command, "-h")
         assert result.exit_code == 0 and "Example" in result.stdout
+
+
+def test_same_seed_same_index(db, tiny_corpus, tmp_path):
+    again = tmp_path / "again.db"
+    assert run("index", str(tiny_corpus), "-d", str(again), "-s", *TINY_MODEL).exit_code == 0
+    query = "SELECT id, address, code FROM documents ORDER BY id"
+    first = sqlite3.connect(db).execute(query).fetchall()
+    assert first == sqlite3.connect(again).execute(query).fetchall()
+    assert len({row[2] for row in first}) > 1  # codes did not collapse to one value
+    other = tmp_path / "other.db"
+    assert run("index", str(tiny_corpus), "-d", str(other), "-s", "--seed", "1", *TINY_MODEL).exit_code == 0
+    assert first != sqlite3.connect(other).execute(query).fetchall()
