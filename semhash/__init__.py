@@ -4,13 +4,19 @@ The library is usable without the CLI::
 
     from semhash import Index, SemanticHasher, build_index
 
+    index = Index.build(["corpora/20news-sample/train"], "sample.db")
+    index.query("nasa shuttle launch orbit", k=3)
+    index.add(["new-posts/"])            # encoded with the stored model, no retraining
+    index.similar("sci.space/60804", k=3)
+
 Heavy modules load on first use, so ``import semhash`` stays cheap.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Index", "SemanticHasher", "build_index", "__version__"]
+_API = ("Index", "Hit", "build_index", "BuildError", "QueryError", "DocumentNotFound", "ModelMismatch")
+__all__ = [*_API, "SemanticHasher", "__version__"]
 
 
 def __getattr__(name: str):
@@ -19,7 +25,7 @@ def __getattr__(name: str):
         from semhash.hasher import SemanticHasher
 
         return SemanticHasher
-    if name in ("Index", "build_index"):
+    if name in _API:
         from semhash import api
 
         return getattr(api, name)

@@ -1,33 +1,64 @@
-"""The library's front: build an index from documents, open it, query it.
+"""The library's front: build an index from documents, update it, open it, query it.
 
 This is the only module that knows the whole pipeline
 (files -> tokens -> bag of words -> model -> codes -> store -> search); the CLI is
 a thin layer over it.
 
+Examples
+--------
+>>> from semhash import Index
+>>> index = Index.build(["corpora/20news-sample/train"], "sample.db")   # doctest: +SKIP
+>>> index.query("nasa shuttle launch orbit", k=3)                       # doctest: +SKIP
+[Hit(id='sci.space/60804', distance=31, ...), ...]
+>>> index.add(["new-posts/"]).line()                                    # doctest: +SKIP
+'added 12, updated 0, unchanged 1500, removed 0 (1512 documents), ...'
+>>> index.similar("sci.space/60804", k=3)                               # doctest: +SKIP
+
 The query path (``Index.open`` + ``Index.query``) imports numpy, sqlite3 and the
-Numba kernels only: no scikit-learn, scipy or sqlite-utils.
+Numba kernels only: no scikit-learn, scipy or sqlite-utils. Updating an index
+(``Index.add``) encodes documents with the stored model the same way: no retraining.
+
+Errors the user can fix are typed (:class:`BuildError`, :class:`QueryError`,
+:class:`DocumentNotFound`, :class:`ModelMismatch`, ``StoreError``,
+``CorpusError``); :data:`ERRORS` lists them all, for callers that print them.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from semhash import autoencoder, codes, search, store
-from semhash.corpus import Document, ReadStats, iter_documents
-from semhash.store import DocumentRow, StoredIndex
+from semhash import __version__, autoencoder, codes, search, store
+from semhash.corpus import (
+    CorpusError,
+    Document,
+    ReadStats,
+    content_hash,
+    first_line,
+    iter_documents,
+    iter_listed_files,
+    read_text,
+)
+from semhash.store import DocumentRow, StoreError, StoredIndex
+from semhash.tokenize import tokenize
 from semhash.vocab import count_words
 
-from semhash import __version__
-
 MIN_DOCUMENTS = 10
+ENCODE_BATCH = 1000  # documents encoded at once when updating (bounded memory)
+# Model options of build_index, as recorded in meta["build_options"].
+BUILD_OPTIONS = (
+    "vocab_size", "address_bits", "code_bits", "hidden_sizes",
+    "n_epochs_pretrain", "n_epochs_finetune", "random_state",
+)
 
 
 class BuildError(ValueError):
@@ -38,8 +69,43 @@ class QueryError(ValueError):
     """The query cannot be answered (e.g. none of its words are in the vocabulary)."""
 
 
+class DocumentNotFound(QueryError):
+    """No document has this id in the index."""
+
+
+class ModelMismatch(ValueError):
+    """Model options given for an update differ from the model the index was built with."""
+
+
+#: Every exception the library raises for input the user can fix; the CLI prints
+#: them as one ``Error: ...`` line.
+ERRORS = (BuildError, QueryError, ModelMismatch, StoreError, CorpusError)
+
+
+def _drift(new_share: float | None, built_share: float | None, previous: bool) -> str | None:
+    """The vocabulary-drift clause of a summary line, or None without new documents."""
+    if new_share is None:
+        return None
+    which = "the previous vocabulary" if previous else "the vocabulary"
+    text = f"drift: {new_share:.1%} of the new documents' words outside {which}"
+    if built_share is not None:
+        text += f" ({built_share:.1%} at {'its build' if previous else 'build'})"
+    return text
+
+
+def _skipped(n_binary: int, n_unreadable: int) -> str:
+    return f"skipped {n_binary + n_unreadable} files ({n_binary} binary, {n_unreadable} unreadable)"
+
+
 @dataclass
 class BuildSummary:
+    """What :func:`build_index` did.
+
+    ``oov_share`` is the share of the corpus's words (stop words excluded) that the
+    vocabulary leaves out; ``drift``, when an index was replaced, the same share for
+    the documents that were new or changed, against the previous vocabulary.
+    """
+
     n_documents: int
     n_binary: int
     n_unreadable: int
@@ -48,27 +114,127 @@ class BuildSummary:
     vocabulary_size: int
     seconds: float
     bimodality: list[float] = field(default_factory=list)
+    oov_share: float | None = None
+    drift: float | None = None
+    previous_oov_share: float | None = None
 
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
-        skipped = self.n_binary + self.n_unreadable
-        parts = [
-            f"indexed {self.n_documents} documents",
-            f"skipped {skipped} files ({self.n_binary} binary, {self.n_unreadable} unreadable)",
-        ]
+        parts = [f"indexed {self.n_documents} documents", _skipped(self.n_binary, self.n_unreadable)]
         if self.n_truncated:
             parts.append(f"{self.n_truncated} truncated")
         if self.n_duplicates:
             parts.append(f"{self.n_duplicates} duplicate ids ignored")
-        parts.append(f"vocabulary {self.vocabulary_size} words")
+        vocabulary = f"vocabulary {self.vocabulary_size} words"
+        if self.oov_share is not None:
+            vocabulary += f" ({self.oov_share:.1%} of words outside)"
+        parts.append(vocabulary)
+        drift = _drift(self.drift, self.previous_oov_share, previous=True)
+        if drift:
+            parts.append(drift)
+        parts.append(f"{self.seconds:.1f}s")
+        return ", ".join(parts)
+
+
+@dataclass
+class UpdateSummary:
+    """What :meth:`Index.add` did.
+
+    ``n_missing`` counts indexed documents under the given roots that were not
+    found this time: removed with ``prune``, kept (and counted) without it.
+    ``drift`` is the share of the added and updated documents' words (stop words
+    excluded) outside the vocabulary; ``oov_share`` the same share for the corpus
+    the model was trained on.
+    """
+
+    n_added: int
+    n_updated: int
+    n_unchanged: int
+    n_removed: int
+    n_missing: int
+    n_documents: int
+    n_binary: int
+    n_unreadable: int
+    n_truncated: int
+    n_duplicates: int
+    seconds: float
+    drift: float | None = None
+    oov_share: float | None = None
+
+    def line(self) -> str:
+        """The one-line summary ``semhash index`` prints at the end."""
+        parts = [
+            f"added {self.n_added}, updated {self.n_updated}, unchanged {self.n_unchanged}, "
+            f"removed {self.n_removed} ({self.n_documents} documents)",
+            _skipped(self.n_binary, self.n_unreadable),
+        ]
+        if self.n_missing > self.n_removed:
+            parts.append(f"{self.n_missing - self.n_removed} missing kept (--prune removes them)")
+        if self.n_truncated:
+            parts.append(f"{self.n_truncated} truncated")
+        if self.n_duplicates:
+            parts.append(f"{self.n_duplicates} duplicate ids ignored")
+        drift = _drift(self.drift, self.oov_share, previous=False)
+        if drift:
+            parts.append(drift)
         parts.append(f"{self.seconds:.1f}s")
         return ", ".join(parts)
 
 
 @dataclass(frozen=True)
 class Hit:
+    """One search result.
+
+    Attributes
+    ----------
+    id : document id
+    distance : Hamming distance between the query's long code and the document's
+    path : file the document was read from (None for JSON lines)
+    labels : the document's labels (its folder's name for files)
+    title : its first non-empty line
+    address : its short code, as an integer
+    """
+
     id: str
     distance: int
+    path: str | None = None
+    labels: tuple[str, ...] = ()
+    title: str = ""
+    address: int | None = None
+
+
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A document's codes, as :meth:`Index.encode_documents` prints them."""
+
+    id: str
+    address: str
+    code: str
+    known_words: int
+
+
+class _Coverage:
+    """Counts content words (stop words excluded) and how many a vocabulary knows."""
+
+    def __init__(self) -> None:
+        self.n_words = 0
+        self.n_known = 0
+        self._stop: frozenset[str] | None = None
+
+    def words(self, text: str) -> list[str]:
+        if self._stop is None:
+            from semhash.vocab import _stop_words  # scikit-learn's list: loaded only when needed
+
+            self._stop = _stop_words()
+        return [t for t in tokenize(text) if t not in self._stop]
+
+    def add(self, words: list[str], vocabulary: dict[str, int] | set[str]) -> None:
+        self.n_words += len(words)
+        self.n_known += sum(w in vocabulary for w in words)
+
+    @property
+    def oov_share(self) -> float | None:
+        return 1 - self.n_known / self.n_words if self.n_words else None
 
 
 def _progress(iterable, verbose: bool, desc: str, total: int | None = None, unit: str = "it"):
@@ -77,10 +243,25 @@ def _progress(iterable, verbose: bool, desc: str, total: int | None = None, unit
     return tqdm(iterable, desc=desc, total=total, disable=not verbose, file=sys.stderr, unit=unit)
 
 
+def _read(
+    paths: Sequence[str], files: Iterable[str] | None, stats: ReadStats, stdin: TextIO | None
+) -> Iterator[Document]:
+    """Documents under ``paths`` (see ``iter_documents``), then those of the ``files`` list."""
+    found = iter_documents(paths, stats, stdin=stdin) if paths else iter(())
+    if files is not None:
+        found = itertools.chain(found, iter_listed_files(files, stats))
+    return found
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def build_index(
     paths: Sequence[str],
     database: str | os.PathLike,
     *,
+    files: Iterable[str] | None = None,
     vocab_size: int = 2000,
     address_bits: int = 28,
     code_bits: int = 256,
@@ -97,7 +278,11 @@ def build_index(
     ----------
     paths : sequence of str
         Directories (walked recursively), files, or ``"-"`` for JSON lines on stdin.
-    database : path of the SQLite index to create (replaced atomically if it exists)
+    database : path of the SQLite index to create (replaced atomically if it exists;
+        the summary then says how far the new documents drifted from its vocabulary)
+    files : iterable of str, optional
+        More files, one path each (ids relative to the current directory), such as
+        the lines of ``find`` or ``git ls-files``.
     vocab_size : number of words kept (highest document frequency, stop words removed)
     address_bits, code_bits : widths of the short address and the long code
     hidden_sizes : widths of the shared trunk between vocabulary and codes
@@ -119,21 +304,27 @@ def build_index(
     if vocab_size < 2:
         raise BuildError(f"--vocab-size must be at least 2, got {vocab_size}")
     start = time.perf_counter()
+    previous = _previous_index(database)
     stats = ReadStats()
-    docs: list[Document] = []
+    docs: list[tuple[str, str | None, tuple[str, ...], str, str]] = []
     seen: set[str] = set()
     n_duplicates = 0
+    corpus, drift = _Coverage(), _Coverage()
 
     def texts() -> Iterator[str]:
         # One streamed pass: documents are read and vectorized together; only their
         # metadata is kept, never the corpus text.
         nonlocal n_duplicates
-        for doc in _progress(iter_documents(paths, stats, stdin=stdin), verbose, "reading and counting words", unit="doc"):
+        for doc in _progress(_read(paths, files, stats, stdin), verbose, "reading and counting words", unit="doc"):
             if doc.id in seen:
                 n_duplicates += 1
                 continue
             seen.add(doc.id)
-            docs.append(Document(doc.id, "", doc.labels, doc.path, doc.content_hash))
+            docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
+            words = corpus.words(doc.text)
+            corpus.n_words += len(words)
+            if previous is not None and previous[1].get(doc.id) != doc.content_hash:
+                drift.add(words, previous[0])
             yield doc.text
 
     try:
@@ -148,6 +339,7 @@ def build_index(
             f"found {len(docs)} documents, {n_usable} with indexable words: "
             f"at least {MIN_DOCUMENTS} are needed to train a model"
         )
+    corpus.n_known = int(X.sum())
 
     hasher = SemanticHasher(
         (address_bits, code_bits),
@@ -160,18 +352,24 @@ def build_index(
     addresses, long_codes = _encode_all(hasher, X, verbose)
 
     rows = (
-        DocumentRow(d.id, d.path, d.labels, d.content_hash, _counts_dict(X, i, words))
-        for i, d in enumerate(docs)
+        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title)
+        for i, (doc_id, path, labels, digest, title) in enumerate(docs)
     )
     meta = {
         "semhash_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": _now(),
         "address_bits": address_bits,
         "code_bits": code_bits,
         "vocab_size": len(words),
         "hidden_sizes": list(hidden_sizes),
         "n_documents": len(docs),
         "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
+        "build_options": {
+            "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
+            "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,
+            "n_epochs_finetune": n_epochs_finetune, "random_state": random_state,
+        },
+        "oov_share": corpus.oov_share,
         "bimodality": hasher.bimodality_,
         "finetune_loss": hasher.finetune_loss_,
     }
@@ -196,7 +394,24 @@ def build_index(
         vocabulary_size=len(words),
         seconds=time.perf_counter() - start,
         bimodality=hasher.bimodality_,
+        oov_share=corpus.oov_share,
+        drift=drift.oov_share,
+        previous_oov_share=None if previous is None else previous[2],
     )
+
+
+def _previous_index(database) -> tuple[set[str], dict[str, str], float | None] | None:
+    """(vocabulary, {id: content_hash}, oov share at build) of the index a build replaces."""
+    if not Path(database).is_file():
+        return None
+    try:
+        old = StoredIndex(database)
+    except StoreError:
+        return None  # not an index: nothing to compare with
+    try:
+        return set(old.words()), {i: h for i, (h, _) in old.fingerprints().items()}, old.meta.get("oov_share")
+    finally:
+        old.close()
 
 
 def _encode_all(hasher, X, verbose: bool, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -217,48 +432,289 @@ def _counts_dict(X, row: int, words: list[str]) -> dict[str, int]:
     return {words[cols[j]]: int(vals[j]) for j in order}
 
 
+def _dense_counts_dict(counts: np.ndarray, words: list[str]) -> dict[str, int]:
+    """:func:`_counts_dict` for one dense row of counts."""
+    cols = np.flatnonzero(counts)
+    order = np.lexsort((cols, -counts[cols]))
+    return {words[cols[j]]: int(counts[cols[j]]) for j in order}
+
+
+def _under(path: str, root: str) -> bool:
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives
+        return False
+
+
+def _under_roots(doc_id: str, path: str | None, paths: Sequence[str], files: Iterable[str] | None) -> bool:
+    """Whether a stored document belongs to one of this run's inputs: a directory or
+    file given, stdin (``-``) for documents without a path, or, for a ``files``
+    list, the documents whose id is their path from the current directory (those
+    of earlier lists), never those indexed through a directory."""
+    if path is None:
+        return "-" in paths
+    if files is not None and doc_id == os.path.normpath(path).replace(os.sep, "/") and _under(path, os.curdir):
+        return True
+    return any(p != "-" and _under(path, p) for p in paths)
+
+
+def index_documents(
+    paths: Sequence[str],
+    database: str | os.PathLike,
+    *,
+    files: Iterable[str] | None = None,
+    retrain: bool = False,
+    prune: bool = False,
+    verbose: bool = False,
+    stdin: TextIO | None = None,
+    **options,
+) -> BuildSummary | UpdateSummary:
+    """What ``semhash index`` does: update the index at ``database`` if there is one
+    (:meth:`Index.add`), else build it (:func:`build_index`).
+
+    Parameters
+    ----------
+    retrain : bool
+        Always build: train a new model on the documents given (documents not
+        among them are dropped) and report the vocabulary drift.
+    prune : bool
+        When updating, remove indexed documents under the given roots that are gone.
+    **options
+        Model options of :func:`build_index`. When updating, options that differ
+        from those the index was built with raise :class:`ModelMismatch`.
+    """
+    if retrain or not Path(database).exists():
+        return build_index(paths, database, files=files, verbose=verbose, stdin=stdin, **options)
+    index = Index.open(database)
+    try:
+        index.check_options(**options)
+        return index.add(paths, files=files, prune=prune, verbose=verbose, stdin=stdin)
+    finally:
+        index.close()
+
+
 class Index:
-    """An opened index, ready to answer queries.
+    """An opened index: query it, find a document's neighbours, add documents.
 
     Examples
     --------
     >>> index = Index.open("semhash.db")                      # doctest: +SKIP
     >>> index.query("graphics card drivers for linux", k=3)   # doctest: +SKIP
-    [Hit(id='train/comp.graphics/38464', distance=31), ...]
+    [Hit(id='train/comp.graphics/38464', distance=31, ...), ...]
+    >>> index.similar("train/comp.graphics/38464", k=3)       # doctest: +SKIP
     """
 
     def __init__(self, stored: StoredIndex):
         self.stored = stored
-        self.meta = stored.meta
-        self.words = {w: i for i, w in enumerate(stored.words())}
-        heads = autoencoder.from_arrays(stored.arrays(), encoder_only=True)
+        self.summary: BuildSummary | None = None  # set by Index.build
+        self._load()
+
+    def _load(self) -> None:
+        self.meta = self.stored.meta
+        self.vocabulary = self.stored.words()
+        self.words = {w: i for i, w in enumerate(self.vocabulary)}
+        heads = autoencoder.from_arrays(self.stored.arrays(), encoder_only=True)
         if len(heads) != 2:
-            raise store.StoreError(f"{stored.path}: expected 2 code heads in the model, found {len(heads)}")
+            raise StoreError(f"{self.stored.path}: expected 2 code heads in the model, found {len(heads)}")
         self.address_encoder, self.code_encoder = heads[0].encoder, heads[1].encoder
-        self.rowids, addresses, self.codes = stored.codes()
+        self.rowids, addresses, self.codes = self.stored.codes()
         self.table = search.AddressTable(addresses, int(self.meta["address_bits"]))
 
     @classmethod
     def open(cls, database: str | os.PathLike) -> Index:
-        """Open an index file for querying (read-only)."""
+        """Open an index file for querying (read-only until :meth:`add` is called)."""
         return cls(StoredIndex(database))
+
+    @classmethod
+    def build(cls, paths: Sequence[str], database: str | os.PathLike, **params) -> Index:
+        """Train a model on the documents under ``paths``, write the index, open it.
+
+        ``params`` are those of :func:`build_index`; its summary is in ``.summary``.
+        """
+        summary = build_index(paths, database, **params)
+        index = cls.open(database)
+        index.summary = summary
+        return index
 
     def __len__(self) -> int:
         return len(self.rowids)
 
+    def __repr__(self) -> str:
+        return f"<Index {self.stored.path}: {len(self)} documents>"
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- encoding ------------------------------------------------------------------
+    def _encode_counts(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        address_bits = codes.threshold(autoencoder.encode(self.address_encoder, counts))
+        code_bits = codes.threshold(autoencoder.encode(self.code_encoder, counts))
+        return codes.to_addresses(address_bits), codes.pack_codes(code_bits)
+
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(addresses int64 (n,), codes uint64 (n, words), n_known_words int (n,)) of texts."""
         counts = count_words(list(texts), self.words)
-        address_bits = codes.threshold(autoencoder.encode(self.address_encoder, counts))
-        code_bits = codes.threshold(autoencoder.encode(self.code_encoder, counts))
-        return codes.to_addresses(address_bits), codes.pack_codes(code_bits), counts.sum(axis=1).astype(np.int64)
+        addresses, long_codes = self._encode_counts(counts)
+        return addresses, long_codes, counts.sum(axis=1).astype(np.int64)
 
-    def query(self, text: str, k: int = 10) -> list[Hit]:
+    def encode_documents(
+        self, paths: Sequence[str], *, binary: bool = False, stdin: TextIO | None = None
+    ) -> Iterator[EncodedDocument]:
+        """Codes of the documents under ``paths`` (as :func:`build_index` reads them),
+        as hex strings (most significant digit first) or, with ``binary``, the same
+        numbers in base 2. Streams, ``ENCODE_BATCH`` documents at a time."""
+        address_bits, code_bits = int(self.meta["address_bits"]), int(self.meta["code_bits"])
+        docs = iter_documents(paths, stdin=stdin)
+        while batch := list(itertools.islice(docs, ENCODE_BATCH)):
+            addresses, long_codes, known = self.encode([d.text for d in batch])
+            address_words = addresses.astype(np.uint64).reshape(-1, 1)
+            address_hex = codes.to_hex(address_words, address_bits)
+            code_hex = codes.to_hex(long_codes, code_bits)
+            for doc, a, c, n in zip(batch, address_hex, code_hex, known.tolist()):
+                if binary:
+                    a, c = _base2(a, address_bits), _base2(c, code_bits)
+                yield EncodedDocument(doc.id, a, c, n)
+
+    # -- updating ------------------------------------------------------------------
+    def check_options(self, **options) -> None:
+        """Raise :class:`ModelMismatch` if ``options`` (those of :func:`build_index`)
+        differ from the ones this index's model was built with."""
+        built = self.meta.get("build_options", {})
+        differ = [
+            f"{k}={_plain(v)!r} (the index has {_plain(built[k])!r})"
+            for k, v in options.items()
+            if k in built and _plain(v) != _plain(built[k])
+        ]
+        if differ:
+            raise ModelMismatch(
+                f"{self.stored.path} was built with other model options: {', '.join(differ)}; "
+                "retrain to change the model (semhash index --retrain)"
+            )
+
+    def add(
+        self,
+        paths: Sequence[str] = (),
+        *,
+        files: Iterable[str] | None = None,
+        prune: bool = False,
+        verbose: bool = False,
+        stdin: TextIO | None = None,
+    ) -> UpdateSummary:
+        """Bring the index up to date with the documents under ``paths`` (and ``files``).
+
+        New documents are added and changed ones re-encoded with the stored model
+        (no retraining); unchanged ones (same id, same content hash) are skipped.
+        Everything is written in one transaction: if it is interrupted, the index
+        stays as it was.
+
+        Parameters
+        ----------
+        paths : directories, files or ``"-"`` (JSON lines on stdin), as for :func:`build_index`
+        files : iterable of str, optional
+            More files, one path each, ids relative to the current directory.
+        prune : bool
+            Remove indexed documents that were not found this time but lie under
+            the roots of this run: the directories and files in ``paths``; with
+            ``files``, the documents indexed by their path from the current
+            directory (earlier lists); when ``paths`` has ``"-"``, every document
+            without a path (read as JSON lines).
+
+        Returns
+        -------
+        UpdateSummary
+        """
+        start = time.perf_counter()
+        stats = ReadStats()
+        stored = self.stored.fingerprints()
+        seen: set[str] = set()
+        n_added = n_updated = n_unchanged = n_duplicates = 0
+        coverage = _Coverage()
+        batch: list[Document] = []
+
+        with store.IndexWriter(self.stored.path) as writer:
+
+            def flush() -> None:
+                if not batch:
+                    return
+                texts = [d.text for d in batch]
+                counts = count_words(texts, self.words)
+                addresses, long_codes = self._encode_counts(counts)
+                rows = [
+                    DocumentRow(d.id, d.path, d.labels, d.content_hash, _dense_counts_dict(c, self.vocabulary), first_line(d.text))
+                    for d, c in zip(batch, counts)
+                ]
+                writer.upsert(rows, addresses, long_codes)
+                batch.clear()
+
+            for doc in _progress(_read(paths, files, stats, stdin), verbose, "reading and encoding", unit="doc"):
+                if doc.id in seen:
+                    n_duplicates += 1
+                    continue
+                seen.add(doc.id)
+                old = stored.get(doc.id)
+                if old is not None and old[0] == doc.content_hash:
+                    n_unchanged += 1
+                    continue
+                n_added += old is None
+                n_updated += old is not None
+                coverage.add(coverage.words(doc.text), self.words)
+                batch.append(doc)
+                if len(batch) >= ENCODE_BATCH:
+                    flush()
+            flush()
+            missing = [i for i, (_, path) in stored.items() if i not in seen and _under_roots(i, path, paths, files)]
+            if prune:
+                writer.delete(missing)
+            n_documents = len(stored) + n_added - (len(missing) if prune else 0)
+            writer.set_meta({"n_documents": n_documents, "updated": _now()})
+        self._reopen()
+        return UpdateSummary(
+            n_added=n_added,
+            n_updated=n_updated,
+            n_unchanged=n_unchanged,
+            n_removed=len(missing) if prune else 0,
+            n_missing=len(missing),
+            n_documents=n_documents,
+            n_binary=stats.n_binary,
+            n_unreadable=stats.n_unreadable,
+            n_truncated=stats.n_truncated,
+            n_duplicates=n_duplicates,
+            seconds=time.perf_counter() - start,
+            drift=coverage.oov_share,
+            oov_share=self.meta.get("oov_share"),
+        )
+
+    def _reopen(self) -> None:
+        path = self.stored.path
+        self.stored.close()
+        self.stored = StoredIndex(path)
+        self._load()
+
+    # -- searching -----------------------------------------------------------------
+    def query(
+        self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
+    ) -> list[Hit]:
         """The ``k`` nearest documents to ``text``: Hamming ball around its address,
-        ranked by distance between long codes (ties by index order)."""
-        return self.query_many([text], k)[0]
+        ranked by distance between long codes (ties by index order).
 
-    def query_many(self, texts: Sequence[str], k: int = 10, skip_empty: bool = False) -> list[list[Hit] | None]:
+        ``min_distance``/``max_distance`` keep only hits at those code distances
+        (inclusive); the search widens until ``k`` such hits are found or none are left.
+        """
+        return self.query_many([text], k, min_distance=min_distance, max_distance=max_distance)[0]
+
+    def query_many(
+        self,
+        texts: Sequence[str],
+        k: int = 10,
+        skip_empty: bool = False,
+        *,
+        min_distance: int | None = None,
+        max_distance: int | None = None,
+    ) -> list[list[Hit] | None]:
         """:meth:`query` for many texts, encoded in one batch.
 
         Raises
@@ -267,8 +723,7 @@ class Index:
             If a text has no word of the vocabulary (its code would mean nothing),
             unless ``skip_empty``, which gives ``None`` for that text instead.
         """
-        if k < 1:
-            raise QueryError(f"the number of results must be at least 1, got {k}")
+        _check_k(k)
         addresses, query_codes, known = self.encode(texts)
         found: list[tuple[np.ndarray, np.ndarray] | None] = []
         for i in range(len(texts)):
@@ -277,15 +732,143 @@ class Index:
                     raise QueryError(f"query {i + 1} has no words in the index vocabulary: nothing to search for")
                 found.append(None)
                 continue
-            rows, dists, _ = search.search(self.table, self.codes, int(addresses[i]), query_codes[i], k)
-            found.append((self.rowids[rows], dists))
-        # One id lookup for the whole batch: per-query round trips to SQLite dominated.
+            found.append(self._find(addresses[i], query_codes[i], k, (), min_distance, max_distance))
+        return self._hits(found)
+
+    def similar(
+        self, doc_id: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
+    ) -> list[Hit]:
+        """The ``k`` nearest neighbours of an indexed document, itself excluded.
+
+        Uses the document's stored address and code: nothing is re-encoded.
+
+        Raises
+        ------
+        DocumentNotFound
+        """
+        _check_k(k)
+        rowid = self.stored.rowid_of(doc_id)
+        if rowid is None:
+            raise DocumentNotFound(f"no document {doc_id!r} in {self.stored.path}")
+        row = int(np.searchsorted(self.rowids, rowid))
+        found = self._find(self.table.addresses[row], self.codes[row], k, (row,), min_distance, max_distance)
+        return self._hits([found])[0]
+
+    def similar_to_text(
+        self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
+    ) -> list[Hit]:
+        """The ``k`` nearest neighbours of a document given as text; indexed
+        documents with the very same content (itself, if indexed) are excluded."""
+        _check_k(k)
+        addresses, query_codes, known = self.encode([text])
+        if known[0] == 0:
+            raise QueryError("the document has no words in the index vocabulary: nothing to search for")
+        same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
+        found = self._find(addresses[0], query_codes[0], k, tuple(same.tolist()), min_distance, max_distance)
+        return self._hits([found])[0]
+
+    def similar_to_file(self, path: str | os.PathLike, k: int = 10, **filters) -> list[Hit]:
+        """:meth:`similar_to_text` for a file, read as indexing reads it."""
+        try:
+            text, _ = read_text(path)
+        except OSError as e:
+            raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+        if text is None:
+            raise CorpusError(f"{path} looks binary (NUL bytes): not a text document")
+        return self.similar_to_text(text, k, **filters)
+
+    def _find(self, address, code, k: int, exclude: tuple[int, ...], min_distance, max_distance):
+        """(rows, distances) of the ``k`` best hits that are not in ``exclude`` and lie
+        within the distance bounds, widening the search until enough are found."""
+        n = len(self)
+        want = min(k + len(exclude), n)
+        while True:
+            rows, dists, _ = search.search(self.table, self.codes, int(address), code, want)
+            keep = np.ones(rows.shape[0], dtype=bool)
+            if exclude:
+                keep &= ~np.isin(rows, exclude)
+            if min_distance is not None:
+                keep &= dists >= min_distance
+            if max_distance is not None:
+                keep &= dists <= max_distance
+            farther = max_distance is not None and rows.shape[0] and dists[-1] > max_distance
+            if keep.sum() >= k or farther or want >= n:
+                return self.rowids[rows[keep][:k]], dists[keep][:k]
+            want = min(2 * want, n)
+
+    def _hits(self, found: list[tuple[np.ndarray, np.ndarray] | None]) -> list[list[Hit] | None]:
+        # One lookup for the whole batch: per-query round trips to SQLite dominated.
         hit_rowids = np.unique(np.concatenate([f[0] for f in found if f is not None] or [np.zeros(0, np.int64)]))
-        id_of = dict(zip(hit_rowids.tolist(), self.stored.ids(hit_rowids)))
-        return [
-            None if f is None else [Hit(id_of[r], int(d)) for r, d in zip(f[0].tolist(), f[1].tolist())]
-            for f in found
-        ]
+        rows = self.stored.rows(hit_rowids.tolist())
+        out: list[list[Hit] | None] = []
+        for f in found:
+            if f is None:
+                out.append(None)
+                continue
+            hits = []
+            for r, d in zip(f[0].tolist(), f[1].tolist()):
+                doc_id, path, labels, title, address = rows[r]
+                hits.append(Hit(doc_id, int(d), path, labels, title, address))
+            out.append(hits)
+        return out
+
+    # -- introspection -------------------------------------------------------------
+    def info(self) -> dict:
+        """What is in the index, as a JSON-ready dict (``semhash info --json``).
+
+        Keys: database, size_bytes, schema_version, semhash_version, created,
+        updated, documents, labels ({label: count}, most common first),
+        vocabulary_size, oov_share, model ({trunk: layer widths from the vocabulary
+        up, address_bits, code_bits}), bimodality ({address, code}: share of code
+        activations near 0 or 1 on the training set), addresses ({distinct,
+        histogram: {"1": addresses holding 1 document, "2-3": ..., "4-7": ...}}).
+        """
+        shapes = self.stored.weight_shapes()
+        heads = []
+        while f"head{len(heads)}.encoder0.W" in shapes:
+            h, k = len(heads), 0
+            layers = [shapes[f"head{h}.encoder0.W"][0]]
+            while f"head{h}.encoder{k}.W" in shapes:
+                layers.append(shapes[f"head{h}.encoder{k}.W"][1])
+                k += 1
+            heads.append(layers)
+        trunk = heads[0][:-1]
+        bimodality = self.meta.get("bimodality") or [None, None]
+        _, per_address = np.unique(self.table.addresses, return_counts=True)
+        histogram: dict[str, int] = {}
+        if per_address.size:
+            bins = np.floor(np.log2(per_address)).astype(int)
+            for b, n in enumerate(np.bincount(bins).tolist()):
+                histogram["1" if b == 0 else f"{2**b}-{2 ** (b + 1) - 1}"] = n
+        return {
+            "database": str(self.stored.path),
+            "size_bytes": self.stored.path.stat().st_size,
+            "schema_version": self.meta.get("schema_version"),
+            "semhash_version": self.meta.get("semhash_version"),
+            "created": self.meta.get("created"),
+            "updated": self.meta.get("updated"),
+            "documents": len(self),
+            "labels": self.stored.label_counts(),
+            "vocabulary_size": len(self.vocabulary),
+            "oov_share": self.meta.get("oov_share"),
+            "model": {"trunk": trunk, "address_bits": heads[0][-1], "code_bits": heads[1][-1]},
+            "bimodality": {"address": bimodality[0], "code": bimodality[1]},
+            "addresses": {"distinct": int(per_address.size), "histogram": histogram},
+        }
 
     def close(self) -> None:
         self.stored.close()
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise QueryError(f"the number of results must be at least 1, got {k}")
+
+
+def _plain(value):
+    """Lists and tuples compare equal (JSON turns tuples into lists)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _base2(hex_digits: str, n_bits: int) -> str:
+    return format(int(hex_digits, 16), f"0{n_bits}b") if n_bits else ""

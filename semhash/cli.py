@@ -8,7 +8,10 @@ Data goes to stdout, progress and summaries to stderr. Exit status: 0 with hits,
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import sys
 
 import click
@@ -16,12 +19,38 @@ import click
 from semhash import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+HIT_FIELDS = ("id", "path", "label", "distance", "address", "title")
+ENCODE_FIELDS = ("id", "address", "code", "known_words")
 
 
 class SemhashError(click.ClickException):
     """A user-facing error: ``Error: <message>`` on stderr, exit status 2."""
 
     exit_code = 2
+
+
+class SemhashGroup(click.Group):
+    """The root group: turns the library's typed errors into one-line ``Error: ...``
+    messages (exit status 2) for every command, so no user sees a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # `semhash query ... | head -1`: the reader left; say nothing more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+        except Exception as e:
+            if _is_library_error(e):
+                raise SemhashError(str(e)) from None
+            raise
+
+
+def _is_library_error(e: Exception) -> bool:
+    if isinstance(e, OSError):
+        return True
+    api = sys.modules.get("semhash.api")  # if it is not loaded, it raised nothing
+    return api is not None and isinstance(e, api.ERRORS)
 
 
 def database_option(f):
@@ -40,7 +69,62 @@ def silent_option(f):
     return click.option("-s", "--silent", is_flag=True, help="No progress bars or summary on stderr.")(f)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+def limit_option(f):
+    return click.option(
+        "-n", "--limit", default=10, show_default=True, type=click.IntRange(min=1), help="Number of results."
+    )(f)
+
+
+def distance_options(f):
+    """``--min-distance``/``--max-distance``: keep hits within those code distances."""
+    f = click.option(
+        "--max-distance", type=click.IntRange(min=0), help="Only hits at most this many bits away."
+    )(f)
+    return click.option(
+        "--min-distance", type=click.IntRange(min=0), help="Only hits at least this many bits away."
+    )(f)
+
+
+def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...] = ("id", "distance")):
+    """The output options every listing command shares.
+
+    Adds ``fmt`` (None for the default header-less TSV, or nl/json/csv/tsv),
+    ``no_headers`` and ``fields`` (the list of columns) to the command's arguments.
+    """
+
+    def parse_fields(ctx, param, value):
+        if value is None:
+            return list(default)
+        chosen = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in fields]
+        if unknown or not chosen:
+            raise click.BadParameter(
+                f"{', '.join(unknown) or 'nothing'} is not a field; choose among {','.join(fields)}"
+            )
+        return chosen
+
+    def decorator(f):
+        options = [
+            click.option("--nl", "fmt", flag_value="nl", help="One JSON object per line."),
+            click.option("--json", "fmt", flag_value="json", help="One JSON array."),
+            click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row."),
+            click.option("--tsv", "fmt", flag_value="tsv", help="TSV with a header row."),
+            click.option("--no-headers", is_flag=True, help="Leave out the header row of --csv/--tsv."),
+            click.option(
+                "--fields",
+                callback=parse_fields,
+                metavar="LIST",
+                help=f"Comma-separated columns among {','.join(fields)} [default: {','.join(default)}].",
+            ),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorator
+
+
+@click.group(cls=SemhashGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="semhash")
 def cli():
     """Search documents by meaning with semantic hashing: binary codes learned by a
@@ -50,12 +134,28 @@ def cli():
     Example:
         semhash index corpora/20news-sample/train
         semhash query "nasa shuttle launch orbit"
+        semhash similar sci.space/60804 --fields id,distance,title
+
+    \b
+    Shell completion (bash; use zsh_source or fish_source for those shells):
+        eval "$(_SEMHASH_COMPLETE=bash_source semhash)"
     """
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @database_option
+@click.option(
+    "--files-from",
+    type=click.File("r"),
+    metavar="FILE",
+    help="Also index the files listed in FILE, one path per line (- for stdin); their ids are relative to the current directory.",
+)
+@click.option(
+    "--prune", is_flag=True,
+    help="Remove indexed documents under PATHS that are gone; with --files-from, those listed before but not now.",
+)
+@click.option("--retrain", is_flag=True, help="Train a new model and re-encode everything instead of updating.")
 @click.option("--vocab-size", default=2000, show_default=True, type=click.IntRange(min=2), help="Words kept.")
 @click.option("--address-bits", default=28, show_default=True, type=click.IntRange(1, 63), help="Width of the address code.")
 @click.option("--code-bits", default=256, show_default=True, type=click.IntRange(min=1), help="Width of the long code.")
@@ -64,56 +164,73 @@ def cli():
 @click.option("--epochs-finetune", default=30, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same index).")
 @silent_option
-def index(paths, database, vocab_size, address_bits, code_bits, hidden, epochs_pretrain, epochs_finetune, seed, silent):
-    """Train a model on documents and index them.
+@click.pass_context
+def index(ctx, paths, database, files_from, prune, retrain, silent, hidden, **model):
+    """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
     the path relative to the directory, its label the parent folder's name), files,
     or - for JSON lines on stdin: {"id": ..., "text": ..., "labels": [...]}.
 
+    If the index exists, it is updated with its own model (no retraining): new
+    documents are added, changed ones re-encoded, unchanged ones skipped;
+    --prune also removes the documents that are gone. --retrain builds it again
+    from PATHS alone and says how far the vocabulary has drifted.
+
     \b
     Example:
         semhash index corpora/20news-sample/train
-        semhash index -d news.db ~/mail/archive
+        semhash index --prune corpora/20news-sample/train
+        git ls-files '*.md' | semhash index -d docs.db --files-from -
         jq -c '{id, text}' posts.json | semhash index -
     """
-    from semhash.api import BuildError, build_index
-    from semhash.corpus import CorpusError
+    from semhash.api import index_documents
 
-    try:
-        hidden_sizes = tuple(int(x) for x in hidden.split(",") if x.strip())
-        if not hidden_sizes or min(hidden_sizes) < 1:
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(f"expected positive integers separated by commas, got {hidden!r}", param_hint="--hidden")
-    try:
-        summary = build_index(
-            paths,
-            database,
-            vocab_size=vocab_size,
-            address_bits=address_bits,
-            code_bits=code_bits,
-            hidden_sizes=hidden_sizes,
-            n_epochs_pretrain=epochs_pretrain,
-            n_epochs_finetune=epochs_finetune,
-            random_state=seed,
-            verbose=not silent,
-        )
-    except (BuildError, CorpusError, OSError) as e:
-        raise SemhashError(str(e))
+    if not paths and files_from is None:
+        raise click.UsageError("nothing to index: give PATHS, or --files-from FILE")
+    if "-" in paths and files_from is not None and files_from.name == "<stdin>":
+        raise click.UsageError("stdin holds either JSON lines (-) or a list of files (--files-from -), not both")
+    options = _explicit_model_options(ctx, hidden, model)
+    summary = index_documents(
+        paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent, **options
+    )
     if not silent:
         click.echo(f"{summary.line()} -> {database}", err=True)
+
+
+def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
+    """The model options given on the command line, named as ``build_index`` names
+    them: the others keep the library's defaults, and only these are checked
+    against an existing index's model."""
+    names = {
+        "vocab_size": "vocab_size", "address_bits": "address_bits", "code_bits": "code_bits",
+        "epochs_pretrain": "n_epochs_pretrain", "epochs_finetune": "n_epochs_finetune", "seed": "random_state",
+    }
+    given = {
+        names[name]: value
+        for name, value in model.items()
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    if ctx.get_parameter_source("hidden") is not click.core.ParameterSource.DEFAULT:
+        try:
+            sizes = tuple(int(x) for x in hidden.split(",") if x.strip())
+            if not sizes or min(sizes) < 1:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"expected positive integers separated by commas, got {hidden!r}", param_hint="--hidden")
+        given["hidden_sizes"] = sizes
+    return given
 
 
 @cli.command()
 @click.argument("text")
 @database_option
-@click.option("-n", "--limit", default=10, show_default=True, type=click.IntRange(min=1), help="Number of results.")
-@click.option("--nl", "fmt", flag_value="nl", help="Output one JSON object per line.")
-@click.option("--json", "fmt", flag_value="json", help="Output one JSON array.")
+@limit_option
+@distance_options
+@output_options()
 @click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is {"id": ..., "text": ...}.')
 @silent_option
-def query(text, database, limit, fmt, jsonl_in, silent):
+def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, silent):
     """Find the documents nearest in meaning to TEXT.
 
     Prints id<TAB>distance lines, nearest first (distance: differing bits of the
@@ -123,64 +240,210 @@ def query(text, database, limit, fmt, jsonl_in, silent):
     \b
     Example:
         semhash query "nasa shuttle launch orbit" -n 5
-        semhash query --json "goalie trade playoffs"
+        semhash query --json "goalie trade playoffs" | jq -r '.[].id'
+        semhash query "image formats" --fields id,label,title --max-distance 40
         cat questions.txt | semhash query - --nl
     """
     from semhash.api import Index, QueryError
-    from semhash.store import StoreError
 
-    try:
-        idx = Index.open(database)
-    except StoreError as e:
-        raise SemhashError(str(e))
+    idx = Index.open(database)
+    filters = {"min_distance": min_distance, "max_distance": max_distance}
     if text == "-":
-        n_hits = _batch_query(idx, limit, fmt, jsonl_in)
-    else:
-        if jsonl_in:
-            raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
-        try:
-            hits = idx.query(text, limit)
-        except QueryError as e:
-            if fmt == "json":
-                click.echo("[]")
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
-        _emit([{"id": h.id, "distance": h.distance} for h in hits], fmt, ["id", "distance"])
-        n_hits = len(hits)
-    sys.exit(0 if n_hits else 1)
+        rows = _batch_query(idx, limit, filters, fields, jsonl_in)
+        _emit(rows, fmt, ["query", "rank", *fields], no_headers)
+        sys.exit(0 if rows else 1)
+    if jsonl_in:
+        raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
+    try:
+        hits = idx.query(text, limit, **filters)
+    except QueryError as e:
+        if fmt == "json":
+            click.echo("[]")
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    _emit_hits(idx, hits, fmt, fields, no_headers)
 
 
-def _batch_query(idx, limit: int, fmt: str | None, jsonl_in: bool) -> int:
-    """Answer one query per stdin line; returns the number of hits printed."""
-    from semhash.corpus import CorpusError, iter_jsonl
+def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bool) -> list[dict]:
+    """Answer one query per stdin line: one row per hit, query and rank first."""
+    from semhash.corpus import iter_jsonl
 
     if jsonl_in:
-        try:
-            docs = list(iter_jsonl(sys.stdin))
-        except CorpusError as e:
-            raise SemhashError(str(e))
+        docs = list(iter_jsonl(sys.stdin))
         names, texts = [d.id for d in docs], [d.text for d in docs]
     else:
         texts = [line.rstrip("\n") for line in sys.stdin]
         names = list(range(1, len(texts) + 1))
-    results = idx.query_many(texts, limit, skip_empty=True)
+    results = idx.query_many(texts, limit, skip_empty=True, **filters)
+    digits = _address_digits(idx)
     rows = []
     for name, hits in zip(names, results):
         if hits is None:
             click.echo(f"warning: query {name} has no words in the index vocabulary, skipped", err=True)
             continue
-        rows.extend({"query": name, "rank": r, "id": h.id, "distance": h.distance} for r, h in enumerate(hits, 1))
-    _emit(rows, fmt, ["query", "rank", "id", "distance"])
-    return len(rows)
+        rows.extend({"query": name, "rank": r, **_hit_row(h, digits)} for r, h in enumerate(hits, 1))
+    return rows
 
 
-def _emit(rows: list[dict], fmt: str | None, columns: list[str]) -> None:
-    """Write rows to stdout as TSV (default), NDJSON (``nl``) or a JSON array."""
+@cli.command()
+@click.argument("doc_id", metavar="[ID]", required=False)
+@click.option(
+    "-f", "--file", "file_", type=click.Path(dir_okay=False, allow_dash=True),
+    help="Neighbours of this file (- for stdin) instead of an indexed document.",
+)
+@database_option
+@limit_option
+@distance_options
+@output_options()
+def similar(doc_id, file_, database, limit, min_distance, max_distance, fmt, no_headers, fields):
+    """Find the documents nearest to a document: the indexed document ID, or any
+    file with --file. The document itself is left out.
+
+    \b
+    Example:
+        semhash similar sci.space/60804 -n 5
+        semhash similar --file draft.txt --fields id,distance,title
+        semhash query "orbit" -n 1 | cut -f1 | xargs semhash similar
+    """
+    from semhash.api import Index
+
+    if (doc_id is None) == (file_ is None):
+        raise click.UsageError("give either an indexed document's ID or --file PATH")
+    idx = Index.open(database)
+    filters = {"min_distance": min_distance, "max_distance": max_distance}
+    if doc_id is not None:
+        hits = idx.similar(doc_id, limit, **filters)
+    elif file_ == "-":
+        hits = idx.similar_to_text(sys.stdin.read(), limit, **filters)
+    else:
+        hits = idx.similar_to_file(file_, limit, **filters)
+    _emit_hits(idx, hits, fmt, fields, no_headers)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@database_option
+@click.option("--bits", "binary", is_flag=True, help="Codes as 0/1 digits (the same numbers in base 2) instead of hex.")
+@output_options(ENCODE_FIELDS, default=("id", "address", "code"))
+def encode(paths, database, binary, fmt, no_headers, fields):
+    """Print the codes of documents, computed with the index's model.
+
+    PATHS are read as `semhash index` reads them (directories, files, or - for JSON
+    lines on stdin, the default). Prints id<TAB>address<TAB>code, each code in hex,
+    most significant digit first; known_words counts the document's words in the
+    vocabulary (0: the code means nothing).
+
+    \b
+    Example:
+        semhash encode notes/todo.txt
+        echo '{"id": "q", "text": "shuttle orbit"}' | semhash encode --bits
+        semhash encode corpora/20news-sample/test --csv --fields id,code,known_words
+    """
+    from dataclasses import asdict
+
+    from semhash.api import Index
+
+    idx = Index.open(database)
+    rows = []
+    for encoded in idx.encode_documents(paths or ("-",), binary=binary):
+        if encoded.known_words == 0:
+            click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
+        rows.append(asdict(encoded))
+    _emit(rows, fmt, fields, no_headers)
+    sys.exit(0 if rows else 1)
+
+
+@cli.command()
+@database_option
+@click.option("--json", "json_", is_flag=True, help="Print one JSON object.")
+def info(database, json_):
+    """Describe an index: documents, labels, vocabulary, model, address occupancy.
+
+    The address histogram counts the addresses that hold 1 document, 2-3, 4-7, ...:
+    a search reads whole addresses, so crowded ones make it slower and coarser.
+
+    \b
+    Example:
+        semhash info -d sample.db
+        semhash info --json | jq .labels
+    """
+    from semhash.api import Index
+
+    with Index.open(database) as idx:
+        about = idx.info()
+    click.echo(json.dumps(about, indent=2) if json_ else _info_text(about))
+
+
+def _info_text(about: dict) -> str:
+    model = about["model"]
+    bimodality = about["bimodality"]
+    labels = ", ".join(f"{label} {n}" for label, n in about["labels"].items()) or "(none)"
+    lines = [
+        f"database      {about['database']} ({_size(about['size_bytes'])}, schema {about['schema_version']})",
+        f"created       {about['created']} by semhash {about['semhash_version']}"
+        + (f", updated {about['updated']}" if about.get("updated") else ""),
+        f"documents     {about['documents']}",
+        f"labels        {labels}",
+        f"vocabulary    {about['vocabulary_size']} words"
+        + (f" ({about['oov_share']:.1%} of the corpus's words outside)" if about.get("oov_share") is not None else ""),
+        f"model         {'-'.join(map(str, model['trunk']))} trunk; "
+        f"heads: {model['address_bits']}-bit address, {model['code_bits']}-bit code",
+    ]
+    if bimodality.get("address") is not None:
+        lines.append(f"bimodality    address {bimodality['address']:.2f}, code {bimodality['code']:.2f}")
+    lines.append(f"addresses     {about['addresses']['distinct']} distinct of 2^{model['address_bits']}")
+    for bucket, n in about["addresses"]["histogram"].items():
+        lines.append(f"  {n} holding {bucket} document{'' if bucket == '1' else 's'}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _address_digits(idx) -> int:
+    return (int(idx.meta["address_bits"]) + 3) // 4
+
+
+def _hit_row(hit, address_digits: int) -> dict:
+    return {
+        "id": hit.id,
+        "path": hit.path,
+        "label": ",".join(hit.labels),
+        "distance": hit.distance,
+        "address": format(hit.address, f"0{address_digits}x"),
+        "title": hit.title,
+    }
+
+
+def _emit_hits(idx, hits, fmt: str | None, fields: list[str], no_headers: bool) -> None:
+    """Print hits and exit: 0 with hits, 1 without."""
+    digits = _address_digits(idx)
+    _emit([_hit_row(h, digits) for h in hits], fmt, fields, no_headers)
+    sys.exit(0 if hits else 1)
+
+
+def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: bool = False) -> None:
+    """Write rows to stdout: TSV without a header (default), NDJSON (``nl``), a JSON
+    array (``json``), or CSV/TSV with a header row (``csv``/``tsv``)."""
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2) if rows else "[]")
-    elif rows:  # one write: echoing row by row cost seconds on 750k rows
+        click.echo(json.dumps([{c: row[c] for c in columns} for row in rows], indent=2) if rows else "[]")
+        return
+    if fmt in ("csv", "tsv"):
+        out = io.StringIO()
+        writer = csv.writer(out, dialect="excel-tab" if fmt == "tsv" else "excel", lineterminator="\n")
+        if not no_headers:
+            writer.writerow(columns)
+        writer.writerows([["" if row[c] is None else row[c] for c in columns] for row in rows])
+        click.echo(out.getvalue(), nl=False)
+        return
+    if rows:  # one write: echoing row by row cost seconds on 750k rows
         if fmt == "nl":
-            lines = [json.dumps(row) for row in rows]
+            lines = [json.dumps({c: row[c] for c in columns}) for row in rows]
         else:
-            lines = ["\t".join(str(row[c]) for c in columns) for row in rows]
+            lines = ["\t".join("" if row[c] is None else str(row[c]) for c in columns) for row in rows]
         click.echo("\n".join(lines))

@@ -20,12 +20,15 @@ __all__ = [
     "CorpusError",
     "Document",
     "ReadStats",
+    "first_line",
     "iter_documents",
     "iter_jsonl",
+    "iter_listed_files",
     "read_text",
 ]
 
 DEFAULT_MAX_BYTES = 10_000_000
+TITLE_MAX_CHARS = 120
 # Same sniffing window as git and grep: a NUL byte early on means "not text".
 BINARY_SNIFF_BYTES = 8192
 EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": ["x"]}'
@@ -90,6 +93,86 @@ class CorpusError(ValueError):
 def content_hash(text: str) -> str:
     """Return the SHA-256 hex digest of ``text`` encoded as UTF-8."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def first_line(text: str, max_chars: int = TITLE_MAX_CHARS) -> str:
+    r"""A document's title: its first non-blank line, whitespace collapsed, cut at ``max_chars``.
+
+    A mail or news message (one that opens with ``Name: value`` header lines) is
+    titled by its ``Subject:`` header instead, when it has one: its first line is
+    ``From: ...``, which says nothing about its content.
+
+    Examples
+    --------
+    >>> first_line("\n\n  Notes on\torbits  \nbody")
+    'Notes on orbits'
+    >>> first_line("From: a@b.org\nSubject: Re: orbits\n\nbody")
+    'Re: orbits'
+    """
+    title = _subject(text)
+    if title is None:
+        title = next((line for line in text.splitlines() if line.strip()), "")
+    title = " ".join(title.split())
+    return title if len(title) <= max_chars else title[: max_chars - 1] + "…"
+
+
+def _subject(text: str, max_lines: int = 60) -> str | None:
+    """The Subject header of a leading header block, or None if there is none."""
+    for i, line in enumerate(text.splitlines()[:max_lines]):
+        if not line.strip():
+            return None  # end of the header block
+        if line[0] in " \t" and i > 0:
+            continue  # folded header line
+        name, colon, value = line.partition(":")
+        if not colon or not name or " " in name:
+            return None  # not a header block
+        if name.lower() == "subject":
+            return value
+    return None
+
+
+def iter_listed_files(
+    lines: Iterable[str], stats: ReadStats | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[Document]:
+    """Yield one document per file named in ``lines`` (the output of ``find`` or ``git ls-files``).
+
+    Parameters
+    ----------
+    lines : iterable of str
+        One path per line; the line ending is removed, blank lines are ignored.
+    stats : ReadStats, optional
+        Counters to fill in. A listed path that is missing, unreadable or not a
+        regular file counts as unreadable; binary files count as binary.
+        Directories are skipped without being counted: ``find`` lists them next to
+        their files.
+
+    Yields
+    ------
+    Document
+        Its id is the path relative to the current directory (absolute if it lies
+        outside), with ``/`` separators; its label is the parent folder's name.
+    """
+    stats = stats if stats is not None else ReadStats()
+    for line in lines:
+        path = line.rstrip("\r\n")
+        if not path.strip():
+            continue
+        if os.path.isdir(path):
+            continue
+        if not _is_regular_file(path, stats):
+            continue
+        doc_id = os.path.relpath(path) if not os.path.isabs(path) or _under(path, os.getcwd()) else path
+        for doc in _iter_single_file(doc_id, stats, max_bytes):
+            stats.n_documents += 1
+            yield doc
+
+
+def _under(path: str, root: str) -> bool:
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives on Windows
+        return False
 
 
 def iter_documents(

@@ -4,7 +4,8 @@ Tables (open it in ``sqlite-utils`` or Datasette):
 
 - ``documents``: id, path, labels (JSON list), content_hash, n_words, address (the
   28-bit code as an indexed INTEGER), code (the long code as a little-endian BLOB),
-  counts (the document's vocabulary word counts as a JSON object);
+  counts (the document's vocabulary word counts as a JSON object), title (its first
+  non-empty line; schema 2);
 - ``vocabulary``: column, word, df;
 - ``weights``: name, dtype, shape (JSON), data (raw little-endian float32 bytes, never
   pickle);
@@ -14,7 +15,9 @@ Writing uses sqlite-utils. Reading uses the standard library's sqlite3 because
 importing sqlite-utils costs half a second, which a query should not pay.
 
 A new index is written to a temporary file beside the target and moved over it
-with ``os.replace`` only once complete, so an existing index is never damaged.
+with ``os.replace`` only once complete, so an existing index is never damaged. An
+incremental update (:class:`IndexWriter`) is one SQLite transaction: interrupted, it
+leaves the previous index as it was.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: documents.title
+DOCUMENT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title")
 
 
 class StoreError(ValueError):
@@ -43,6 +47,21 @@ class DocumentRow:
     labels: tuple[str, ...]
     content_hash: str
     counts: dict[str, int]
+    title: str = ""
+
+
+def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
+    return {
+        "id": d.id,
+        "path": d.path,
+        "labels": json.dumps(list(d.labels)),
+        "content_hash": d.content_hash,
+        "n_words": int(sum(d.counts.values())),
+        "address": int(address),
+        "code": code,
+        "counts": json.dumps(d.counts),
+        "title": d.title,
+    }
 
 
 def write_index(
@@ -94,29 +113,18 @@ def write_index(
             pk="name",
         )
         codes_le = codes.astype("<u8", copy=False)
-        rows = (
-            {
-                "id": d.id,
-                "path": d.path,
-                "labels": json.dumps(list(d.labels)),
-                "content_hash": d.content_hash,
-                "n_words": int(sum(d.counts.values())),
-                "address": int(a),
-                "code": codes_le[i].tobytes(),
-                "counts": json.dumps(d.counts),
-            }
-            for i, (d, a) in enumerate(zip(documents, addresses))
-        )
+        rows = (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses)))
         db["documents"].insert_all(
             rows,
             pk="id",
             batch_size=1000,
             columns={
                 "id": str, "path": str, "labels": str, "content_hash": str, "n_words": int,
-                "address": int, "code": bytes, "counts": str,
+                "address": int, "code": bytes, "counts": str, "title": str,
             },
         )
         db["documents"].create_index(["address"])
+        db["documents"].create_index(["content_hash"])
         db.conn.commit()
         db.close()
         os.replace(tmp, path)
@@ -127,6 +135,65 @@ def write_index(
 
 def _le_f32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype="<f4")
+
+
+class IndexWriter:
+    """Change an existing index in one transaction: all the changes, or none.
+
+    Use it as a context manager; leaving the block normally commits, an exception
+    (or Ctrl-C) rolls back, so an interrupted update leaves the previous index as it
+    was. An index of schema 1 gains its ``title`` column on the way.
+
+    Examples
+    --------
+    >>> with IndexWriter("semhash.db") as w:        # doctest: +SKIP
+    ...     w.delete(["old/doc.txt"])
+    ...     w.set_meta({"n_documents": 59})
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None)  # we issue BEGIN/COMMIT
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot write to {self.path} ({e})") from None
+        if "title" not in _columns(self.conn, "documents"):
+            self.conn.execute("ALTER TABLE documents ADD COLUMN title TEXT")
+        self.set_meta({"schema_version": SCHEMA_VERSION})
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.conn.close()
+
+    def upsert(self, documents: Iterable[DocumentRow], addresses: np.ndarray, codes: np.ndarray) -> None:
+        """Insert documents, or replace those whose id is already stored (keeping their rowid)."""
+        codes_le = codes.astype("<u8", copy=False)
+        columns = ", ".join(DOCUMENT_COLUMNS)
+        marks = ", ".join(f":{c}" for c in DOCUMENT_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in DOCUMENT_COLUMNS if c != "id")
+        self.conn.executemany(
+            f"INSERT INTO documents ({columns}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
+            (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
+        )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
+
+    def set_meta(self, meta: dict) -> None:
+        self.conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            ((k, json.dumps(v)) for k, v in meta.items()),
+        )
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
 class StoredIndex:
@@ -190,6 +257,41 @@ class StoredIndex:
             marks = ",".join("?" * len(chunk))
             found.update(self.conn.execute(f"SELECT rowid, id FROM documents WHERE rowid IN ({marks})", chunk))
         return [found[r] for r in rowids]
+
+    def fingerprints(self) -> dict[str, tuple[str, str | None]]:
+        """{id: (content_hash, path)} of every document: what an update compares against."""
+        return {i: (h, p) for i, h, p in self.conn.execute("SELECT id, content_hash, path FROM documents")}
+
+    def rowid_of(self, doc_id: str) -> int | None:
+        row = self.conn.execute("SELECT rowid FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def rowids_with_hash(self, content_hash: str) -> list[int]:
+        return [r for (r,) in self.conn.execute("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]
+
+    def rows(self, rowids: Iterable[int]) -> dict[int, tuple[str, str | None, tuple[str, ...], str, int]]:
+        """{rowid: (id, path, labels, title, address)} of the given rowids, in one read per 900."""
+        rowids = [int(r) for r in rowids]
+        title = "title" if "title" in _columns(self.conn, "documents") else "''"  # schema 1 has none
+        found = {}
+        for start in range(0, len(rowids), 900):  # stay under SQLite's variable limit
+            chunk = rowids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({marks})"
+            for rowid, doc_id, path, labels, doc_title, address in self.conn.execute(query, chunk):
+                found[rowid] = (doc_id, path, tuple(json.loads(labels)), doc_title or "", address)
+        return found
+
+    def label_counts(self) -> dict[str, int]:
+        """{label: number of documents}, most common first (ties by name)."""
+        counts: dict[str, int] = {}
+        for labels, n in self.conn.execute("SELECT labels, count(*) FROM documents GROUP BY labels"):
+            for label in json.loads(labels):
+                counts[label] = counts.get(label, 0) + n
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(json.loads(shape)) for name, shape in self.conn.execute("SELECT name, shape FROM weights")}
 
     def close(self) -> None:
         self.conn.close()

@@ -1,6 +1,9 @@
 """End to end through the CLI: index a tiny real corpus, query it in every format."""
 
 import json
+import os
+import re
+import shutil
 import sqlite3
 
 import pytest
@@ -8,6 +11,12 @@ from click.testing import CliRunner
 
 from semhash.cli import cli
 from tests.conftest import GROUPS, TINY_MODEL
+
+# Vocabulary coverage of the tiny corpus: deterministic (tokenizer + vocabulary), not model-dependent.
+OOV_BUILD = "66.6%"  # share of the corpus's words outside the 300-word vocabulary
+OOV_RETRAIN = "66.6%"  # the same with NEW_POST added
+DRIFT_ADD = "67.2%"  # NEW_POST + the changed hockey post, against the built vocabulary
+DRIFT_NEW_POST = "22.2%"  # NEW_POST alone
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def test_binary_files_skipped_and_counted(tiny_corpus, tmp_path):
     result = run("index", str(corpus), "-d", str(tmp_path / "x.db"), "-s", *TINY_MODEL)
     assert result.exit_code == 0
     assert result.stderr == ""  # silent
-    result = run("index", str(corpus), "-d", str(tmp_path / "x.db"), *TINY_MODEL)
+    result = run("index", str(corpus), "-d", str(tmp_path / "x.db"), "--retrain", *TINY_MODEL)
     assert "indexed 60 documents, skipped 1 files (1 binary, 0 unreadable)" in result.stderr
 
 
@@ -157,7 +166,7 @@ def test_index_too_small_keeps_old_index(db, tmp_path):
     small.mkdir()
     (small / "a.txt").write_text("just one document about rockets")
     before = db.read_bytes()
-    result = run("index", str(small), "-d", str(db))
+    result = run("index", str(small), "-d", str(db), "--retrain")
     assert result.exit_code == 2 and "at least 10 are needed" in result.stderr
     assert db.read_bytes() == before
 
@@ -176,7 +185,7 @@ def test_index_from_stdin_jsonl(tmp_path, tiny_corpus):
 def test_help_and_version():
     assert run("-h").exit_code == 0
     assert "semhash, version" in run("--version").stdout
-    for command in ("index", "query"):
+    for command in cli.commands:
         result = run(command, "-h")
         assert result.exit_code == 0 and "Example" in result.stdout
 
@@ -191,3 +200,335 @@ def test_same_seed_same_index(db, tiny_corpus, tmp_path):
     other = tmp_path / "other.db"
     assert run("index", str(tiny_corpus), "-d", str(other), "-s", "--seed", "1", *TINY_MODEL).exit_code == 0
     assert first != sqlite3.connect(other).execute(query).fetchall()
+
+
+# -- incremental indexing -----------------------------------------------------------
+
+NEW_POST = "Subject: shuttle\n\nThe shuttle launch put the satellite in orbit around the moon: zorblax quuxian.\n"
+
+
+def last_line(result) -> str:
+    """The summary line of ``semhash index`` (after the progress bars), timing masked."""
+    return re.sub(r"\d+\.\d+s -> ", "T -> ", result.stderr.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def built(tiny_corpus, tmp_path_factory):
+    """A folder holding corpus/ and index.db built from it, with relative paths."""
+    root = tmp_path_factory.mktemp("built")
+    shutil.copytree(tiny_corpus, root / "corpus")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert run("index", "corpus", "-d", "index.db", "-s", *TINY_MODEL).exit_code == 0
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.fixture
+def work(built, tmp_path, monkeypatch):
+    """A private copy of ``built``, as the current directory."""
+    shutil.copytree(built, tmp_path / "w")
+    monkeypatch.chdir(tmp_path / "w")
+    return tmp_path / "w"
+
+
+def stored(column="id", where=""):
+    conn = sqlite3.connect("index.db")
+    try:
+        return sorted(conn.execute(f"SELECT id, {column} FROM documents {where}").fetchall())
+    finally:
+        conn.close()
+
+
+def test_rerun_skips_unchanged(work):
+    before = stored("content_hash, address, code, title")
+    result = run("index", "corpus", "-d", "index.db", *TINY_MODEL)
+    assert result.exit_code == 0 and result.stdout == ""
+    assert last_line(result) == (
+        "added 0, updated 0, unchanged 60, removed 0 (60 documents), "
+        "skipped 0 files (0 binary, 0 unreadable), T -> index.db"
+    )
+    assert stored("content_hash, address, code, title") == before
+
+
+def test_add_change_delete_then_prune(work):
+    hockey = sorted((work / "corpus" / "rec.sport.hockey").iterdir())
+    (work / "corpus" / "sci.space" / "new").write_text(NEW_POST)
+    with open(hockey[1], "a") as f:
+        f.write("\nThe goalie made a great save in the playoffs.\n")
+    hockey[0].unlink()
+    before = dict(stored("code"))
+
+    result = run("index", "corpus", "-d", "index.db")
+    assert result.exit_code == 0
+    assert last_line(result) == (
+        "added 1, updated 1, unchanged 58, removed 0 (61 documents), "
+        "skipped 0 files (0 binary, 0 unreadable), 1 missing kept (--prune removes them), "
+        f"drift: {DRIFT_ADD} of the new documents' words outside the vocabulary ({OOV_BUILD} at build), T -> index.db"
+    )
+    after = dict(stored("code"))
+    assert len(after) == 61 and f"rec.sport.hockey/{hockey[0].name}" in after
+    assert {i for i in after if after[i] != before.get(i)} <= {"sci.space/new", f"rec.sport.hockey/{hockey[1].name}"}
+    title = stored("title", "WHERE id = 'sci.space/new'")
+    assert title == [("sci.space/new", "shuttle")]  # a message's title is its Subject
+
+    result = run("index", "corpus", "-d", "index.db", "--prune", "-s")
+    assert result.exit_code == 0 and result.stderr == ""
+    result = run("index", "corpus", "-d", "index.db", "--prune")
+    assert last_line(result) == (
+        "added 0, updated 0, unchanged 60, removed 0 (60 documents), "
+        "skipped 0 files (0 binary, 0 unreadable), T -> index.db"
+    )
+    assert f"rec.sport.hockey/{hockey[0].name}" not in dict(stored())
+    info = json.loads(run("info", "-d", "index.db", "--json").stdout)
+    assert info["documents"] == 60 and info["labels"] == {"sci.space": 21, "comp.graphics": 20, "rec.sport.hockey": 19}
+
+
+def test_prune_reports_removed(work):
+    (work / "corpus" / "sci.space" / sorted(os.listdir(work / "corpus" / "sci.space"))[0]).unlink()
+    result = run("index", "corpus", "-d", "index.db", "--prune")
+    assert result.exit_code == 0
+    assert last_line(result) == (
+        "added 0, updated 0, unchanged 59, removed 1 (59 documents), "
+        "skipped 0 files (0 binary, 0 unreadable), T -> index.db"
+    )
+
+
+def test_prune_only_under_the_roots_given(work):
+    """Indexing one folder with --prune must not remove the documents of the others."""
+    result = run("index", "corpus/sci.space", "-d", "index.db", "--prune")
+    assert result.exit_code == 0
+    # Ids are relative to the root given, so this run's 20 files are new ids; the old
+    # sci.space ids are under the root and gone from this run's view: removed.
+    assert last_line(result).startswith("added 20, updated 0, unchanged 0, removed 20 (60 documents)")
+    ids = dict(stored())
+    assert sum(i.startswith("comp.graphics/") for i in ids) == 20
+
+
+def test_added_document_is_encoded_like_encode_says(work):
+    (work / "corpus" / "sci.space" / "new").write_text(NEW_POST)
+    assert run("index", "corpus", "-d", "index.db", "-s").exit_code == 0
+    ((_, address, code),) = stored("address, code", "WHERE id = 'sci.space/new'")
+    result = run("encode", "corpus/sci.space/new", "-d", "index.db")
+    assert result.exit_code == 0
+    assert result.stdout == f"corpus/sci.space/new\t{address:02x}\t{int.from_bytes(code, 'little'):08x}\n"
+    # And a query by its own text finds it at distance 0.
+    hits = run("query", NEW_POST, "-d", "index.db", "-n", "61").stdout.splitlines()
+    assert "sci.space/new\t0" in hits
+
+
+def test_model_options_of_an_update_must_match(work):
+    before = (work / "index.db").read_bytes()
+    result = run("index", "corpus", "-d", "index.db", "--code-bits", "64", "--hidden", "32")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: index.db was built with other model options: code_bits=64 (the index has 32); "
+        "retrain to change the model (semhash index --retrain)\n"
+    )
+    assert (work / "index.db").read_bytes() == before
+
+
+def test_retrain_reports_drift(work):
+    (work / "corpus" / "sci.space" / "new").write_text(NEW_POST)
+    result = run("index", "corpus", "-d", "index.db", "--retrain", *TINY_MODEL)
+    assert result.exit_code == 0
+    assert last_line(result) == (
+        "indexed 61 documents, skipped 0 files (0 binary, 0 unreadable), "
+        f"vocabulary 300 words ({OOV_RETRAIN} of words outside), "
+        f"drift: {DRIFT_NEW_POST} of the new documents' words outside the previous vocabulary "
+        f"({OOV_BUILD} at its build), T -> index.db"
+    )
+
+
+def test_files_from_stdin(work):
+    listing = "".join(f"corpus/{group}/{name}\n" for group in GROUPS for name in sorted(os.listdir(f"corpus/{group}")))
+    result = run("index", "--files-from", "-", "-d", "files.db", *TINY_MODEL, input="corpus\n" + listing)
+    assert result.exit_code == 0, result.output
+    assert last_line(result).startswith(
+        f"indexed 60 documents, skipped 0 files (0 binary, 0 unreadable), vocabulary 300 words ({OOV_BUILD} of words outside)"
+    )
+    conn = sqlite3.connect("files.db")
+    rows = conn.execute("SELECT id, labels FROM documents ORDER BY rowid").fetchall()
+    first = sorted(os.listdir("corpus/comp.graphics"))[0]
+    assert rows[0] == (f"corpus/comp.graphics/{first}", '["comp.graphics"]')
+    # The same list again, one file short, with --prune: the unlisted one goes.
+    shorter = "".join(listing.splitlines(keepends=True)[1:])
+    result = run("index", "--files-from", "-", "-d", "files.db", "--prune", input=shorter)
+    assert last_line(result) == (
+        "added 0, updated 0, unchanged 59, removed 1 (59 documents), "
+        "skipped 0 files (0 binary, 0 unreadable), T -> files.db"
+    )
+    # A listed file that is gone counts as unreadable.
+    result = run("index", "--files-from", "-", "-d", "files.db", input="corpus/nope\n" + shorter)
+    assert "unchanged 59, removed 0 (59 documents), skipped 1 files (0 binary, 1 unreadable)" in last_line(result)
+    # Documents indexed through a directory are not the list's to prune.
+    assert run("index", "corpus/sci.space", "-d", "files.db", "-s").exit_code == 0
+    result = run("index", "--files-from", "-", "-d", "files.db", "--prune", input=shorter)
+    assert last_line(result).startswith("added 0, updated 0, unchanged 59, removed 0 (79 documents)")
+
+
+def test_index_needs_something(tmp_path):
+    result = run("index", "-d", str(tmp_path / "x.db"))
+    assert result.exit_code == 2 and "nothing to index: give PATHS, or --files-from FILE" in result.stderr
+    result = run("index", "-", "--files-from", "-", "-d", str(tmp_path / "x.db"), input="")
+    assert result.exit_code == 2 and "not both" in result.stderr
+
+
+# -- similar ---------------------------------------------------------------------------
+
+
+def codes_of(db_path):
+    """{id: (address, code as int)} read straight from SQLite."""
+    conn = sqlite3.connect(db_path)
+    return {i: (a, int.from_bytes(c, "little")) for i, a, c in conn.execute("SELECT id, address, code FROM documents")}
+
+
+def test_similar_by_id(db):
+    codes = codes_of(db)
+    doc = sorted(codes)[0]
+    result = run("similar", doc, "-d", str(db), "-n", "5")
+    assert result.exit_code == 0
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(rows) == 5 and doc not in [r[0] for r in rows]
+    for hit, distance in rows:  # true Hamming distances between the stored codes, ascending
+        assert int(distance) == bin(codes[hit][1] ^ codes[doc][1]).count("1")
+    assert [int(r[1]) for r in rows] == sorted(int(r[1]) for r in rows)
+
+
+def test_similar_by_file_excludes_itself(db, tiny_corpus):
+    path = sorted((tiny_corpus / "sci.space").iterdir())[0]
+    by_file = run("similar", "--file", str(path), "-d", str(db), "-n", "5")
+    by_id = run("similar", f"sci.space/{path.name}", "-d", str(db), "-n", "5")
+    assert by_file.exit_code == 0 and by_file.stdout == by_id.stdout
+    by_stdin = run("similar", "--file", "-", "-d", str(db), "-n", "5", input=path.read_text(encoding="latin-1"))
+    assert by_stdin.stdout == by_id.stdout
+
+
+def test_similar_errors(db):
+    result = run("similar", "no/such/doc", "-d", str(db))
+    assert result.exit_code == 2 and result.stderr == f"Error: no document 'no/such/doc' in {db}\n"
+    result = run("similar", "-d", str(db))
+    assert result.exit_code == 2 and "give either an indexed document's ID or --file PATH" in result.stderr
+    result = run("similar", "x", "--file", "y", "-d", str(db))
+    assert result.exit_code == 2
+    result = run("similar", "--file", "missing.txt", "-d", str(db))
+    assert result.exit_code == 2 and result.stderr.startswith("Error: cannot read missing.txt")
+
+
+# -- output formats, fields, filters -----------------------------------------------------
+
+
+def test_formats(db, tiny_corpus):
+    text = post(tiny_corpus, "comp.graphics", 2)
+    plain = run("query", text, "-d", str(db), "-n", "3").stdout
+    rows = [line.split("\t") for line in plain.splitlines()]
+    assert run("query", text, "-d", str(db), "-n", "3", "--tsv").stdout == "id\tdistance\n" + plain
+    assert run("query", text, "-d", str(db), "-n", "3", "--tsv", "--no-headers").stdout == plain
+    assert run("query", text, "-d", str(db), "-n", "3", "--csv").stdout == "id,distance\n" + "".join(
+        f"{i},{d}\n" for i, d in rows
+    )
+    assert run("query", text, "-d", str(db), "-n", "3", "--csv", "--no-headers", "--fields", "distance,id").stdout == "".join(
+        f"{d},{i}\n" for i, d in rows
+    )
+    nl = run("query", text, "-d", str(db), "-n", "3", "--nl", "--fields", "id,label").stdout
+    assert nl == "".join(json.dumps({"id": i, "label": i.split("/")[0]}) + "\n" for i, _ in rows)
+
+
+def test_fields(db, tiny_corpus):
+    codes = codes_of(db)
+    text = post(tiny_corpus, "sci.space", 1)
+    result = run("query", text, "-d", str(db), "-n", "2", "--fields", "id,path,label,distance,address,title")
+    assert result.exit_code == 0
+    for line in result.stdout.splitlines():
+        doc, path, label, distance, address, title = line.split("\t")
+        lines = (tiny_corpus / doc).read_text(encoding="latin-1").splitlines()
+        subject = next(x for x in lines if x.startswith("Subject:"))[len("Subject:") :]
+        assert path == str(tiny_corpus / doc) and label == doc.split("/")[0]
+        assert address == f"{codes[doc][0]:02x}" and title == " ".join(subject.split())[:120]
+    result = run("query", text, "-d", str(db), "--fields", "id,bogus")
+    assert result.exit_code == 2
+    assert "Invalid value for '--fields': bogus is not a field; choose among id,path,label,distance,address,title" in result.stderr
+
+
+def test_distance_filters(db, tiny_corpus):
+    text = post(tiny_corpus, "sci.space", 4)
+    rows = [line.split("\t") for line in run("query", text, "-d", str(db), "-n", "60").stdout.splitlines()]
+    distances = [int(d) for _, d in rows]
+    cut = distances[len(distances) // 2]
+    result = run("query", text, "-d", str(db), "-n", "60", "--max-distance", str(cut))
+    assert result.stdout == "".join(f"{i}\t{d}\n" for i, d in rows if int(d) <= cut)
+    result = run("query", text, "-d", str(db), "-n", "5", "--min-distance", str(cut))
+    assert result.stdout == "".join(f"{i}\t{d}\n" for i, d in [r for r in rows if int(r[1]) >= cut][:5])
+    result = run("query", text, "-d", str(db), "--min-distance", "33")  # 32-bit codes: nothing that far
+    assert result.exit_code == 1 and result.stdout == ""
+    result = run("query", text, "-d", str(db), "--min-distance", "33", "--json")
+    assert result.exit_code == 1 and result.stdout == "[]\n"
+
+
+def test_pipeline_query_into_similar(db, tiny_corpus):
+    """`semhash query ... -n 1 | cut -f1` gives an id that `similar` takes."""
+    first = run("query", post(tiny_corpus, "rec.sport.hockey"), "-d", str(db), "-n", "1").stdout
+    doc = first.split("\t")[0]
+    result = run("similar", doc, "-d", str(db), "-n", "3", "--nl", "--fields", "id")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 3 and doc not in result.stdout
+
+
+# -- encode ------------------------------------------------------------------------------
+
+
+def test_encode_files_and_stdin(db, tiny_corpus):
+    codes = codes_of(db)
+    doc = sorted(codes)[5]
+    address, code = codes[doc]
+    path = str(tiny_corpus / doc)
+    result = run("encode", path, "-d", str(db))
+    assert result.exit_code == 0 and result.stdout == f"{path}\t{address:02x}\t{code:08x}\n"
+    result = run("encode", path, "-d", str(db), "--bits", "--fields", "address,code")
+    assert result.stdout == f"{address:08b}\t{code:032b}\n"
+    line = json.dumps({"id": "q", "text": (tiny_corpus / doc).read_text(encoding="latin-1")})
+    result = run("encode", "-d", str(db), "--nl", "--fields", "id,code", input=line + "\n")
+    assert result.stdout == json.dumps({"id": "q", "code": f"{code:08x}"}) + "\n"
+    result = run("encode", "-d", str(db), "--csv", input=json.dumps({"id": "z", "text": "zzqx qqzz"}) + "\n")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("id,address,code\nz,")
+    assert result.stderr == "warning: z has no words in the index vocabulary: its code means nothing\n"
+    assert run("encode", "-d", str(db), input="").exit_code == 1
+
+
+# -- info ---------------------------------------------------------------------------------
+
+
+def test_info(db):
+    conn = sqlite3.connect(db)
+    per_address = [n for (n,) in conn.execute("SELECT count(*) FROM documents GROUP BY address")]
+    result = run("info", "-d", str(db), "--json")
+    assert result.exit_code == 0
+    info = json.loads(result.stdout)
+    histogram = {}
+    for n in per_address:
+        b = n.bit_length() - 1
+        key = "1" if b == 0 else f"{2**b}-{2 ** (b + 1) - 1}"
+        histogram[key] = histogram.get(key, 0) + 1
+    assert {k: v for k, v in info["addresses"]["histogram"].items() if v} == histogram
+    assert info["addresses"]["distinct"] == len(per_address)
+    assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
+    assert info["vocabulary_size"] == 300 and info["schema_version"] == 2
+    assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32}
+    assert info["size_bytes"] == db.stat().st_size
+    text = run("info", "-d", str(db)).stdout.splitlines()
+    assert text[0].startswith(f"database      {db} (") and text[0].endswith(" KiB, schema 2)")
+    assert text[2:6] == [
+        "documents     60",
+        "labels        comp.graphics 20, rec.sport.hockey 20, sci.space 20",
+        f"vocabulary    300 words ({OOV_BUILD} of the corpus's words outside)",
+        "model         300-32 trunk; heads: 8-bit address, 32-bit code",
+    ]
+    assert text[7] == f"addresses     {len(per_address)} distinct of 2^8"
+
+
+def test_info_missing_index(tmp_path):
+    result = run("info", "-d", str(tmp_path / "none.db"))
+    assert result.exit_code == 2 and result.stderr.startswith("Error: no index at")

@@ -1,0 +1,104 @@
+"""The library API: Index.build / open / add / query / similar, typed errors, atomic updates."""
+
+import shutil
+import sqlite3
+
+import pytest
+
+import semhash
+from semhash import store
+from semhash.api import BuildError, DocumentNotFound, Hit, Index, ModelMismatch, QueryError, build_index
+from semhash.store import StoreError
+
+TINY = dict(
+    vocab_size=300, address_bits=8, code_bits=32, hidden_sizes=(32,), n_epochs_pretrain=5, n_epochs_finetune=5
+)
+
+
+@pytest.fixture(scope="module")
+def corpus_and_db(tiny_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("api")
+    shutil.copytree(tiny_corpus, root / "corpus")
+    index = Index.build([str(root / "corpus")], root / "index.db", **TINY)
+    index.close()
+    return root
+
+
+@pytest.fixture
+def copy(corpus_and_db, tmp_path):
+    shutil.copytree(corpus_and_db, tmp_path / "c")
+    return tmp_path / "c"
+
+
+def test_public_names():
+    assert semhash.Index is Index and semhash.build_index is build_index
+    assert {"Index", "SemanticHasher", "build_index", "__version__"} <= set(semhash.__all__)
+
+
+def test_build_returns_an_open_index(copy):
+    index = Index.build([str(copy / "corpus")], copy / "again.db", **TINY)
+    assert len(index) == 60 and index.summary.n_documents == 60
+    assert index.summary.line().startswith("indexed 60 documents")
+    hits = index.query("space shuttle orbit", k=3)
+    assert len(hits) == 3 and all(isinstance(h, Hit) for h in hits)
+    assert hits[0].labels and hits[0].title and hits[0].path.startswith(str(copy / "corpus"))
+    index.close()
+
+
+def test_build_index_still_returns_a_summary(copy):
+    summary = build_index([str(copy / "corpus")], copy / "b.db", **TINY)
+    assert summary.n_documents == 60 and summary.vocabulary_size == 300
+
+
+def test_similar_excludes_the_document(copy):
+    with Index.open(copy / "index.db") as index:
+        doc = index.query("space shuttle orbit", k=1)[0].id
+        hits = index.similar(doc, k=59)
+        assert len(hits) == 59 and doc not in [h.id for h in hits]
+        with pytest.raises(DocumentNotFound, match="no document 'nope'"):
+            index.similar("nope")
+        with pytest.raises(QueryError, match="at least 1"):
+            index.similar(doc, k=0)
+
+
+def test_add_is_incremental_and_query_sees_it(copy):
+    (copy / "corpus" / "sci.space" / "zz-new").write_text("The shuttle launch put the satellite in orbit.")
+    with Index.open(copy / "index.db") as index:
+        summary = index.add([str(copy / "corpus")])
+        assert (summary.n_added, summary.n_updated, summary.n_unchanged, summary.n_removed) == (1, 0, 60, 0)
+        assert len(index) == 61  # reloaded after writing
+        assert "sci.space/zz-new" in [h.id for h in index.query("shuttle launch satellite orbit", k=61)]
+        again = index.add([str(copy / "corpus")])
+        assert (again.n_added, again.n_unchanged, again.drift) == (0, 61, None)
+
+
+def test_interrupted_update_leaves_the_index_intact(copy, monkeypatch):
+    sci = sorted((copy / "corpus" / "sci.space").iterdir())
+    sci[0].unlink()
+    (copy / "corpus" / "sci.space" / "zz-new").write_text("The shuttle launch put the satellite in orbit.")
+    query = "SELECT id, content_hash, address, code FROM documents ORDER BY id"
+    before = sqlite3.connect(copy / "index.db").execute(query).fetchall()
+
+    def interrupted(self, ids):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.IndexWriter, "delete", interrupted)
+    with Index.open(copy / "index.db") as index, pytest.raises(KeyboardInterrupt):
+        index.add([str(copy / "corpus")], prune=True)  # the new document was written before this
+    assert sqlite3.connect(copy / "index.db").execute(query).fetchall() == before
+
+
+def test_model_mismatch_is_typed(copy):
+    with Index.open(copy / "index.db") as index:
+        index.check_options(code_bits=32, hidden_sizes=[32])  # same: fine
+        with pytest.raises(ModelMismatch, match="code_bits=64"):
+            index.check_options(code_bits=64)
+
+
+def test_typed_errors(tmp_path):
+    with pytest.raises(StoreError, match="no index at"):
+        Index.open(tmp_path / "none.db")
+    (tmp_path / "few").mkdir()
+    (tmp_path / "few" / "a").write_text("rockets")
+    with pytest.raises(BuildError, match="at least 10"):
+        Index.build([str(tmp_path / "few")], tmp_path / "x.db", **TINY)

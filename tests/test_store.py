@@ -1,0 +1,48 @@
+"""The index file: schema 1 indexes stay readable and gain a title when updated."""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from semhash.cli import cli
+from semhash.store import IndexWriter, StoredIndex
+from tests.conftest import TINY_MODEL
+
+
+@pytest.fixture
+def v1_index(tiny_corpus, tmp_path):
+    """An index as semhash 0.1.0 (schema 1) wrote it: no title column."""
+    db = tmp_path / "v1.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE documents DROP COLUMN title")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    return db
+
+
+def test_schema_1_is_readable_and_upgraded_by_an_update(v1_index, tiny_corpus):
+    result = CliRunner().invoke(cli, ["query", "space", "-d", str(v1_index), "-n", "1", "--fields", "id,title"])
+    assert result.exit_code == 0 and result.stdout.endswith("\t\n")  # no title yet
+    result = CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(v1_index), "-s"])
+    assert result.exit_code == 0
+    conn = sqlite3.connect(v1_index)
+    assert json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) == 2
+    # Unchanged documents keep their (empty) title: titles fill in as documents change.
+    assert conn.execute("SELECT count(*) FROM documents WHERE title IS NULL").fetchone()[0] == 60
+
+
+def test_writer_rolls_back_on_error(v1_index):
+    before = sqlite3.connect(v1_index).execute("SELECT id FROM documents ORDER BY id").fetchall()
+    with pytest.raises(RuntimeError):
+        with IndexWriter(v1_index) as writer:
+            writer.delete([before[0][0]])
+            raise RuntimeError("boom")
+    conn = sqlite3.connect(v1_index)
+    assert conn.execute("SELECT id FROM documents ORDER BY id").fetchall() == before
+    assert "title" not in [r[1] for r in conn.execute("PRAGMA table_info(documents)")]  # the upgrade rolled back too
+    assert StoredIndex(v1_index).meta["schema_version"] == 1
