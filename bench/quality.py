@@ -532,6 +532,9 @@ def main(argv: list[str] | None = None) -> None:
         if not db.is_file():
             sys.exit(f"error: --skip-index but no index at {db}")
     else:
+        # A fresh build: on an existing database `semhash index` would update it
+        # with the old model instead of training a new one.
+        db.unlink(missing_ok=True)
         with timer("index"):
             wall, rss = run_index(index_cmd)
         index = {"measured": True, "wall_s": wall, "peak_rss_kib": rss, "peak_rss_mib": rss / 1024}
