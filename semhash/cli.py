@@ -447,3 +447,81 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
         else:
             lines = ["\t".join("" if row[c] is None else str(row[c]) for c in columns) for row in rows]
         click.echo("\n".join(lines))
+
+
+@cli.command(name="eval")
+@click.argument("queries", nargs=-1, required=True)
+@database_option
+@click.option("-k", default=100, show_default=True, type=click.IntRange(min=1), help="Cut-off of precision@k and mAP@k.")
+@click.option("--shortlist", default=1000, show_default=True, type=click.IntRange(min=1), help="Ball size ranked by TF-IDF in the rerank mode.")
+@click.option("--no-baselines", is_flag=True, help="Skip TF-IDF, LSA and LSH.")
+@click.option("--json", "json_", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write precision-recall curves to this PNG (needs matplotlib).")
+def eval_(queries, database, k, shortlist, no_baselines, json_, plot):
+    """Measure retrieval quality against labeled queries.
+
+    QUERIES are laid out like an indexed corpus (labels from folder names), or - for
+    JSON lines with "labels". A hit is relevant when it shares a label with its
+    query. Reports precision@k and mAP@k of the default query path, of each code
+    alone, of the shortlist reranked by TF-IDF, and of TF-IDF, LSA and LSH
+    baselines computed in the same run.
+
+    \b
+    Example:
+        semhash eval -d sample.db corpora/20news-sample/test
+        semhash eval -d sample.db corpora/20news-sample/test --json | jq '.methods[0]'
+    """
+    from semhash.api import Index
+    from semhash.corpus import iter_documents
+    from semhash.evaluate import evaluate
+
+    if plot:
+        _require_matplotlib()
+    docs = [d for d in iter_documents(queries) if d.labels]
+    if not docs:
+        raise SemhashError("no labeled queries: put them in folders named by label, or give JSON lines with \"labels\"")
+    with Index.open(database) as idx:
+        report = evaluate(idx, [d.text for d in docs], [d.labels for d in docs], k=k, shortlist=shortlist,
+                          baselines=not no_baselines)
+    click.echo(json.dumps(report.to_dict(), indent=2) if json_ else report.table())
+    if plot:
+        from semhash.evaluate import plot_pr
+
+        plot_pr(report, plot)
+        click.echo(f"precision-recall curves -> {plot}", err=True)
+
+
+@cli.command(name="map")
+@database_option
+@click.option("--plot", type=click.Path(dir_okay=False), required=True, help="PNG file to write (needs matplotlib).")
+@click.option("--sample", default=5000, show_default=True, type=click.IntRange(min=10), help="Documents drawn (seeded).")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs of the 2-unit model.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@silent_option
+def map_(database, plot, sample, epochs, seed, silent):
+    """Draw the indexed documents in two dimensions, coloured by label.
+
+    Trains a 2-unit code on the index's word counts and plots it beside the first
+    two principal components of the same documents (the figure of the semantic
+    hashing papers).
+
+    \b
+    Example:
+        semhash map -d sample.db --plot map.png
+    """
+    from semhash.api import Index
+    from semhash.maps import map_coordinates, plot_map
+
+    _require_matplotlib()
+    with Index.open(database) as idx:
+        code_xy, pca_xy, labels = map_coordinates(idx, sample=sample, epochs=epochs, seed=seed, verbose=not silent)
+    plot_map(code_xy, pca_xy, labels, plot)
+    if not silent:
+        click.echo(f"map of {len(labels)} documents -> {plot}", err=True)
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SemhashError("plotting needs matplotlib: pip install 'semantic-hashing[plot]' (or pip install matplotlib)")

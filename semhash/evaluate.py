@@ -1,0 +1,283 @@
+"""How good are the codes? Retrieval quality of an index against labeled queries.
+
+Database = the indexed documents, queries = the given documents, a hit is relevant
+when it shares at least one label with the query. Every method ranks the same
+database for the same queries, in the same run:
+
+- ``semhash``: the default query path (Hamming ball around the address, shortlist
+  ranked by the long code);
+- ``semhash + TF-IDF rerank``: the same ball, grown to ``shortlist`` documents and
+  ranked by TF-IDF cosine (the paper's filter-then-rank mode);
+- ``long code, full scan`` and ``address alone``: Hamming ranking of the whole
+  database by each code;
+- baselines over the index's own word counts: TF-IDF cosine over the whole
+  collection; LSA (truncated SVD of TF-IDF, projections thresholded at their
+  median) and random-hyperplane LSH on TF-IDF, at the index's two code widths.
+
+Ties are broken by database order everywhere, so every number is deterministic.
+Needs scikit-learn (not part of the query path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semhash import codes as codes_mod
+from semhash import search
+
+RECALL_LEVELS = np.round(np.linspace(0.1, 1.0, 10), 2)
+
+
+@dataclass
+class MethodResult:
+    name: str
+    precision: float  # mean precision@k
+    map: float  # mean average precision over the top k
+    pr: list[tuple[float, float]] | None = None  # (recall, interpolated precision), full rankings only
+
+
+@dataclass
+class EvalReport:
+    k: int
+    n_queries: int
+    n_skipped: int  # queries with no vocabulary word
+    n_database: int
+    methods: list[MethodResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "k": self.k,
+            "n_queries": self.n_queries,
+            "n_skipped": self.n_skipped,
+            "n_database": self.n_database,
+            "methods": [m.__dict__ for m in self.methods],
+        }
+
+    def table(self) -> str:
+        """Plain-text table, one method per line."""
+        width = max(len(m.name) for m in self.methods)
+        head = f"{'method':<{width}}  precision@{self.k}  mAP@{self.k}"
+        lines = [head, "-" * len(head)]
+        lines += [f"{m.name:<{width}}  {m.precision:>12.4f}  {m.map:>6.4f}" for m in self.methods]
+        lines.append(f"{self.n_queries} queries ({self.n_skipped} without vocabulary words skipped), "
+                     f"{self.n_database} documents")
+        return "\n".join(lines)
+
+
+def _relevance(db_labels: list[set[str]], query_labels: list[set[str]]) -> np.ndarray:
+    """Boolean (n_queries, n_db): shares at least one label. Labels become bit masks."""
+    vocab = {lab: i for i, lab in enumerate(sorted({lab for s in db_labels + query_labels for lab in s}))}
+    n_words = (len(vocab) + 63) // 64 or 1
+
+    def masks(sets):
+        m = np.zeros((len(sets), n_words), np.uint64)
+        for i, s in enumerate(sets):
+            for lab in s:
+                j = vocab[lab]
+                m[i, j // 64] |= np.uint64(1) << np.uint64(j % 64)
+        return m
+
+    db, q = masks(db_labels), masks(query_labels)
+    return np.stack([(db & q[i]).any(axis=1) for i in range(len(q))])
+
+
+def _scores_at_k(ranked: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray, k: int):
+    """precision@k and AP@k per query from ranked db rows (n_q, <=k), -1 = no hit."""
+    hits = np.take_along_axis(relevant, np.maximum(ranked, 0), axis=1) & (ranked >= 0)
+    hits = hits[:, :k]
+    precision = hits.sum(1) / k
+    cum = np.cumsum(hits, axis=1)
+    ranks = np.arange(1, hits.shape[1] + 1)
+    ap = (hits * cum / ranks).sum(1) / np.maximum(np.minimum(n_relevant, k), 1)
+    return precision, ap
+
+
+def _pr_curve(order: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
+    """Interpolated precision at RECALL_LEVELS for full rankings (n_q, n_db)."""
+    hits = np.take_along_axis(relevant, order, axis=1)
+    cum = np.cumsum(hits, axis=1)
+    precision = cum / np.arange(1, hits.shape[1] + 1)
+    # Interpolated precision: the best precision at any deeper rank.
+    interp = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    recall = cum / np.maximum(n_relevant, 1)[:, None]
+    out = np.zeros((len(order), len(RECALL_LEVELS)))
+    for j, level in enumerate(RECALL_LEVELS):
+        first = np.argmax(recall >= level - 1e-12, axis=1)
+        out[:, j] = interp[np.arange(len(order)), first]
+    return out
+
+
+def _rank_full(score_fn: Callable[[slice], np.ndarray], n_queries: int, chunk: int = 512) -> np.ndarray:
+    """Full stable ranking of the database, query chunk by chunk (smaller score = nearer)."""
+    return np.concatenate(
+        [np.argsort(score_fn(slice(s, s + chunk)), axis=1, kind="stable") for s in range(0, n_queries, chunk)]
+    )
+
+
+def _hamming_scores(q_bits: np.ndarray, db_bits: np.ndarray) -> Callable[[slice], np.ndarray]:
+    q, d = q_bits.astype(np.float32), db_bits.astype(np.float32)
+    # Differing bits = n - agreements, one matmul for the ones and one for the zeros.
+    return lambda s: q.shape[1] - (q[s] @ d.T + (1 - q[s]) @ (1 - d).T)
+
+
+def evaluate(
+    index,
+    texts: Sequence[str],
+    labels: Sequence[Sequence[str]],
+    *,
+    k: int = 100,
+    shortlist: int = 1000,
+    baselines: bool = True,
+    seed: int = 0,
+) -> EvalReport:
+    """Score the index and the baselines on labeled queries.
+
+    Parameters
+    ----------
+    index : semhash.api.Index
+    texts, labels : the queries and their labels
+    k : cut-off of precision@k and mAP@k
+    shortlist : ball size ranked by TF-IDF in the rerank mode
+    baselines : also run TF-IDF, LSA and LSH
+    seed : seed of LSA's solver and LSH's hyperplanes
+
+    Returns
+    -------
+    EvalReport
+    """
+    import scipy.sparse as sp
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from semhash.vocab import count_words
+
+    stored = index.stored
+    db_labels = [set(json.loads(x)) for (x,) in stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
+    q_counts = count_words(list(texts), index.words)
+    keep = np.nonzero(q_counts.sum(1) > 0)[0]
+    q_counts = q_counts[keep]
+    q_labels = [set(labels[i]) for i in keep]
+    if len(keep) == 0:
+        from semhash.api import QueryError
+
+        raise QueryError(f"none of the {len(texts)} queries has a word in the index vocabulary")
+    relevant = _relevance(db_labels, q_labels)
+    n_relevant = relevant.sum(1)
+    report = EvalReport(k=k, n_queries=len(texts), n_skipped=len(texts) - len(keep), n_database=len(index))
+
+    def add(name: str, ranked_top: np.ndarray, order: np.ndarray | None = None) -> None:
+        p, ap = _scores_at_k(ranked_top, relevant, n_relevant, k)
+        pr = None
+        if order is not None:
+            curve = _pr_curve(order, relevant, n_relevant).mean(0)
+            pr = [(float(r), float(c)) for r, c in zip(RECALL_LEVELS, curve)]
+        report.methods.append(MethodResult(name, float(p.mean()), float(ap.mean()), pr))
+
+    # Codes of the queries, through the same path as `semhash query`.
+    q_addr_bits = codes_mod.threshold(_encode(index.address_encoder, q_counts))
+    q_code_bits = codes_mod.threshold(_encode(index.code_encoder, q_counts))
+    q_addr = codes_mod.to_addresses(q_addr_bits)
+    q_code = codes_mod.pack_codes(q_code_bits)
+
+    # Default path.
+    top = np.full((len(keep), k), -1, np.int64)
+    for i in range(len(keep)):
+        rows, _, _ = search.search(index.table, index.codes, int(q_addr[i]), q_code[i], k)
+        top[i, : len(rows)] = rows
+    add("semhash (address ball + long-code rank)", top)
+
+    # Full Hamming rankings by each code.
+    n_bits = int(index.meta["code_bits"])
+    a_bits = int(index.meta["address_bits"])
+    db_code_bits = codes_mod.unpack_codes(index.codes, n_bits)
+    db_addr_bits = ((index.table.addresses[:, None] >> np.arange(a_bits)) & 1).astype(bool)
+    order = _rank_full(_hamming_scores(q_code_bits, db_code_bits), len(keep))
+    add(f"{n_bits}-bit code, full scan", order[:, :k], order)
+    order = _rank_full(_hamming_scores(q_addr_bits, db_addr_bits), len(keep))
+    add(f"{a_bits}-bit address alone", order[:, :k], order)
+
+    # TF-IDF over the stored counts.
+    db_counts = _stored_counts(stored, index.words)
+    tfidf = TfidfTransformer().fit(db_counts)
+    A = tfidf.transform(db_counts).tocsr().astype(np.float32)
+    Q = tfidf.transform(sp.csr_matrix(q_counts)).tocsr().astype(np.float32)
+
+    top = np.full((len(keep), k), -1, np.int64)
+    for i in range(len(keep)):
+        ball = _ball_rows(index.table, int(q_addr[i]), max(shortlist, k))
+        sims = (A[ball] @ Q[i].T).toarray().ravel()
+        top[i, : min(k, len(ball))] = ball[np.argsort(-sims, kind="stable")[:k]]
+    add(f"semhash ball of {shortlist} + TF-IDF rerank", top)
+
+    if baselines:
+        order = _rank_full(lambda s: -(Q[s] @ A.T).toarray(), len(keep))
+        add("TF-IDF cosine, whole collection", order[:, :k], order)
+        rng = np.random.default_rng(seed)
+        for bits in sorted({a_bits, n_bits}):
+            dims = min(bits, min(A.shape) - 1)
+            svd = TruncatedSVD(dims, random_state=seed).fit(A)
+            pa, pq = svd.transform(A), svd.transform(Q)
+            med = np.median(pa, axis=0)
+            order = _rank_full(_hamming_scores(pq > med, pa > med), len(keep))
+            add(f"LSA {dims} bits (median threshold)", order[:, :k], order)
+            planes = rng.standard_normal((A.shape[1], bits)).astype(np.float32)
+            la, lq = (A @ planes) > 0, (Q @ planes) > 0
+            order = _rank_full(_hamming_scores(lq, la), len(keep))
+            add(f"LSH {bits} random hyperplanes", order[:, :k], order)
+    return report
+
+
+def _encode(encoder, counts):
+    from semhash import autoencoder
+
+    return autoencoder.encode(encoder, counts)
+
+
+def _ball_rows(table, address: int, at_least: int) -> np.ndarray:
+    """Rows of the smallest Hamming ball around ``address`` holding ``at_least`` rows."""
+    for radius in range(table.n_bits + 1):
+        rows = table.ball(address, radius)
+        if len(rows) >= at_least:
+            return rows
+    return rows
+
+
+def _stored_counts(stored, words: dict[str, int]):
+    """The indexed documents' word counts (from the ``counts`` column), CSR, rowid order."""
+    import scipy.sparse as sp
+
+    indptr, indices, data = [0], [], []
+    for (counts,) in stored.conn.execute("SELECT counts FROM documents ORDER BY rowid"):
+        for word, n in json.loads(counts).items():
+            indices.append(words[word])
+            data.append(n)
+        indptr.append(len(indices))
+    return sp.csr_matrix((np.asarray(data, np.float32), indices, indptr), shape=(len(indptr) - 1, len(words)))
+
+
+def plot_pr(report: EvalReport, path: str) -> None:
+    """Precision-recall curves of every method with a full ranking, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for m in report.methods:
+        if m.pr:
+            recall, precision = zip(*m.pr)
+            ax.plot(recall, precision, marker="o", markersize=3, label=m.name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("interpolated precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{report.n_queries} queries, {report.n_database} documents")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,78 @@
+"""semhash eval and semhash map: metrics by hand, then end to end on a tiny index."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from semhash.cli import cli
+from semhash.evaluate import _pr_curve, _relevance, _scores_at_k
+from tests.conftest import TINY_MODEL
+
+
+def test_relevance_shares_a_label():
+    rel = _relevance([{"a"}, {"b"}, {"a", "c"}, set()], [{"a"}, {"c", "b"}])
+    assert rel.tolist() == [[True, False, True, False], [False, True, True, False]]
+
+
+def test_precision_and_average_precision_by_hand():
+    relevant = np.array([[True, False, True, True, False]])
+    ranked = np.array([[0, 1, 2]])  # hits: rel, not, rel
+    p, ap = _scores_at_k(ranked, relevant, relevant.sum(1), k=3)
+    assert p[0] == pytest.approx(2 / 3)
+    assert ap[0] == pytest.approx((1 / 1 + 2 / 3) / 3)  # normalised by min(R=3, k=3)
+    # A missing hit (-1) counts as wrong.
+    p, _ = _scores_at_k(np.array([[0, -1, -1]]), relevant, relevant.sum(1), k=3)
+    assert p[0] == pytest.approx(1 / 3)
+
+
+def test_pr_curve_by_hand():
+    relevant = np.array([[True, False, True, False]])
+    order = np.array([[0, 1, 2, 3]])
+    curve = _pr_curve(order, relevant, relevant.sum(1))[0]
+    # recall 0.5 reached at rank 1 (precision 1), recall 1.0 at rank 3 (precision 2/3)
+    assert curve[:5].tolist() == [1.0] * 5
+    assert curve[5:] == pytest.approx([2 / 3] * 5)
+
+
+@pytest.fixture(scope="module")
+def db(tiny_corpus, tmp_path_factory):
+    path = tmp_path_factory.mktemp("eval") / "index.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(path), "-s", *TINY_MODEL]).exit_code == 0
+    return path
+
+
+def test_eval_json(db, tiny_corpus):
+    result = CliRunner().invoke(cli, ["eval", str(tiny_corpus), "-d", str(db), "-k", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_queries"] == 60 and report["n_database"] == 60
+    methods = {m["name"]: m for m in report["methods"]}
+    # Querying with the indexed documents themselves: TF-IDF cosine puts each first.
+    assert methods["TF-IDF cosine, whole collection"]["precision"] == 1.0
+    assert all(0 <= m["precision"] <= 1 and 0 <= m["map"] <= 1 for m in methods.values())
+    assert any(name.startswith("LSH 8") for name in methods) and any(name.startswith("LSA") for name in methods)
+    assert methods["32-bit code, full scan"]["pr"] is not None
+
+
+def test_eval_table_and_unlabeled(db, tiny_corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["eval", str(tiny_corpus), "-d", str(db), "--no-baselines"])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].split() == ["method", "precision@100", "mAP@100"]
+    result = CliRunner().invoke(cli, ["eval", "-", "-d", str(db)], input='{"id": "q", "text": "space"}\n')
+    assert result.exit_code == 2 and "no labeled queries" in result.stderr
+    stdin = '{"id": "q", "text": "zzzz qqqq", "labels": ["x"]}\n'
+    result = CliRunner().invoke(cli, ["eval", "-", "-d", str(db)], input=stdin)
+    assert result.exit_code == 2 and "none of the 1 queries has a word" in result.stderr
+
+
+def test_eval_plot_and_map(db, tiny_corpus, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "pr.png"
+    result = CliRunner().invoke(cli, ["eval", str(tiny_corpus), "-d", str(db), "--no-baselines", "--plot", str(png)])
+    assert result.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    png = tmp_path / "map.png"
+    result = CliRunner().invoke(cli, ["map", "-d", str(db), "--plot", str(png), "--epochs", "2", "-s"])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
