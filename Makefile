@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SAMPLE := corpora/20news-sample
 DB := sample.db
 
-.PHONY: install demo test test-nojit bench bench-quality clean
+.PHONY: install demo test test-nojit bench bench-quality bench-speed clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,18 @@ test: install
 test-nojit: install
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_search.py tests/test_codes.py
 
-bench: bench-quality
+bench: bench-quality bench-speed
 
 # Full 20 Newsgroups protocol; CORPUS may point at another copy of the tarball.
 CORPUS ?= ../shared/corpora-src/20news-bydate/20news-bydate.tar.gz
 bench-quality: install
 	$(PY) bench/quality.py --corpus $(CORPUS)
+
+# Scan and Hamming-ball timings on synthetic codes, beside FAISS (installed here:
+# it is a benchmark-only dependency).
+bench-speed: install
+	$(PY) -m pip install --quiet faiss-cpu
+	$(PY) bench/speed.py
 
 clean:
 	rm -rf $(VENV) *.egg-info $(DB)

@@ -8,45 +8,52 @@ A query works in two stages, as in semantic hashing: its short *address* picks a
 shortlist from a Hamming ball around it (:class:`AddressTable`), and the shortlist
 is ranked by the Hamming distance of the long codes (:func:`topk`). :func:`search`
 grows the ball one shell at a time until it holds ``k`` documents. The cost model
-only decides *how* the ball is found (enumerating shells, or one scan of the
-address column when that is cheaper): the shortlist is the same either way. Every
-code is ranked only when even the whole address space holds fewer than ``k``.
+only decides *how* the ball is found (visiting the buckets of each shell, or one
+scan of the address column when that is cheaper): the shortlist is the same either
+way. Every code is ranked only when even the whole address space holds fewer than
+``k``. :func:`topk_batch` ranks every code for many queries at once.
 """
 
 import math
 import operator
 
+import numba
 import numpy as np
 
 from semhash import kernels
 
-__all__ = ["AddressTable", "hamming", "topk", "search", "warmup"]
+__all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "warmup"]
 
-# Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM at
-# 10^6 and 10^7 rows (RESEARCH.md C2 and the semhash kernels). Only their ratios
-# matter: they turn "ball size x log2(n)" and "n" into comparable estimates.
-_NS_PER_PROBE_STEP = 4.0  # one binary-search step: ~2.5 at 10^6 rows, ~6 at 10^7 (cache misses)
-_NS_PER_CODE_WORD = 0.35  # one uint64 word of the streaming XOR + popcount scan
-_NS_PER_RANKED_ROW = 0.3  # one row of top-k selection after a full scan
-_NS_PER_ADDRESS = 0.5  # one address of the linear address scan
-
-
-def _probe_cost(n_probes: int, n: int) -> float:
-    """Estimated cost of ``n_probes`` binary searches in a table of ``n`` addresses."""
-    return n_probes * max(1.0, math.log2(max(n, 1))) * _NS_PER_PROBE_STEP
+# Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM with
+# uniform 28-bit addresses at 10^5 to 10^7 documents. Only their ratios matter: they
+# turn "buckets visited" and "n" into comparable estimates.
+_NS_PER_BUCKET = 35.0  # one bucket visit of kernels.ball_shell while the table fits in L2/L3 ...
+_NS_PER_BUCKET_PER_DOUBLING = 11.0  # ... plus this per doubling of the table beyond 2 MB (misses)
+_CACHED_TABLE_BYTES = 2**21
+_NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
+_SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
 
 
-def _code_scan_cost(n: int, n_words: int) -> float:
-    """Estimated cost of ranking all ``n`` codes by a full scan."""
-    return n * (n_words * _NS_PER_CODE_WORD + _NS_PER_RANKED_ROW)
+def _prefix_bits(n: int, n_bits: int) -> int:
+    """Directory width for ``n`` addresses: ``floor(log2(n)) - 2`` bits, within ``[0, n_bits]``."""
+    return min(n_bits, max(0, n.bit_length() - 1 - _SPARE_BITS))
+
+
+def _shell_cost(table: "AddressTable", distance: int) -> float:
+    """Estimated cost of ``table.shell(query, distance)``, for addresses spread evenly.
+
+    The shell visits every bucket whose prefix differs from the query's in ``j``
+    bits, for each ``j`` that leaves at most the low bits to flip.
+    """
+    p, low_bits = table.prefix_bits, table.n_bits - table.prefix_bits
+    visits = sum(math.comb(p, j) for j in range(max(0, distance - low_bits), min(distance, p) + 1))
+    table_bytes = table.sorted_addresses.nbytes + table.bucket_starts.nbytes
+    doublings = max(0.0, math.log2(max(table_bytes, 1) / _CACHED_TABLE_BYTES))
+    return visits * (_NS_PER_BUCKET + doublings * _NS_PER_BUCKET_PER_DOUBLING)
 
 
 def _address_scan_cost(n: int) -> float:
     return n * _NS_PER_ADDRESS
-
-
-def _ball_size(n_bits: int, radius: int) -> int:
-    return sum(math.comb(n_bits, d) for d in range(min(radius, n_bits) + 1))
 
 
 def _check_int(value, name: str, minimum: int = 0) -> int:
@@ -94,6 +101,13 @@ def _check_query(query, n_words: int) -> np.ndarray:
     return query
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (no copy)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _check_rows(rows, n: int) -> np.ndarray:
     """Validate candidate rows and return them sorted, unique, as int64."""
     rows = np.asarray(rows)
@@ -107,9 +121,12 @@ def _check_rows(rows, n: int) -> np.ndarray:
 class AddressTable:
     """Sorted table of document addresses for Hamming-ball lookup.
 
-    Build it once per loaded index. Lookups enumerate the addresses of a Hamming
-    ball and binary-search each one, so their cost depends on the ball size and
-    only logarithmically on the number of documents.
+    Build it once per loaded index. The sorted addresses are bucketed by their top
+    ``prefix_bits`` bits (about ``log2(n_docs) - 2``, so 4 to 8 addresses per
+    bucket), and a directory holds where each bucket starts. A shell lookup visits
+    the buckets whose prefix is near enough to the query's and scans each one, so
+    it costs about two cache misses per bucket visited, whatever the number of
+    documents (see :func:`semhash.kernels.ball_shell`).
 
     Parameters
     ----------
@@ -128,6 +145,10 @@ class AddressTable:
     order : int64 array, shape (n_docs,)
         Row of each entry of ``sorted_addresses`` (a stable argsort, so rows that
         share an address stay in ascending order).
+    prefix_bits : int
+        Width of the directory key: the top ``prefix_bits`` bits of an address.
+    bucket_starts : int64 array, shape (2**prefix_bits + 1,)
+        Bucket ``b`` is ``sorted_addresses[bucket_starts[b]:bucket_starts[b + 1]]``.
 
     Examples
     --------
@@ -159,12 +180,17 @@ class AddressTable:
         self.addresses = np.ascontiguousarray(addresses, dtype=np.int64)
         self.order = np.argsort(self.addresses, kind="stable").astype(np.int64)
         self.sorted_addresses = np.ascontiguousarray(self.addresses[self.order])
+        n = self.addresses.shape[0]
+        self.prefix_bits = _prefix_bits(n, n_bits)
+        per_bucket = np.bincount(self.sorted_addresses >> (n_bits - self.prefix_bits), minlength=2**self.prefix_bits)
+        self.bucket_starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
+        np.cumsum(per_bucket, out=self.bucket_starts[1:])
 
     def __len__(self) -> int:
         return self.addresses.shape[0]
 
     def __repr__(self) -> str:
-        return f"AddressTable(n_docs={len(self)}, n_bits={self.n_bits})"
+        return f"AddressTable(n_docs={len(self)}, n_bits={self.n_bits}, prefix_bits={self.prefix_bits})"
 
     def _check_address(self, query_address) -> int:
         query_address = _check_int(query_address, "query_address")
@@ -184,20 +210,29 @@ class AddressTable:
         Returns
         -------
         int64 array
-            Rows grouped by address (addresses in the order they are enumerated),
-            ascending within an address.
+            The rows, ascending.
         """
         query_address = self._check_address(query_address)
         distance = _check_int(distance, "distance")
+        return np.sort(self._shell(query_address, min(distance, self.n_bits + 1)))
+
+    def _shell(self, query_address: int, distance: int) -> np.ndarray:
+        """The rows of a shell in the kernel's (bucket) order; arguments already checked."""
         return kernels.ball_shell(
-            self.sorted_addresses, self.order, query_address, self.n_bits, min(distance, self.n_bits + 1)
+            self.sorted_addresses,
+            self.order,
+            self.bucket_starts,
+            self.prefix_bits,
+            query_address,
+            self.n_bits,
+            distance,
         )
 
     def ball(self, query_address: int, radius: int) -> np.ndarray:
         """Rows whose address is within Hamming distance ``radius``.
 
-        Enumerates the ball shell by shell while that is estimated to be cheaper
-        than scanning every address, and scans otherwise; both give the same rows.
+        Visits the ball shell by shell while that is estimated to be cheaper than
+        scanning every address, and scans otherwise; both give the same rows.
 
         Parameters
         ----------
@@ -212,17 +247,13 @@ class AddressTable:
         """
         query_address = self._check_address(query_address)
         radius = min(_check_int(radius, "radius"), self.n_bits)
-        n = len(self)
-        if _probe_cost(_ball_size(self.n_bits, radius), n) <= _address_scan_cost(n):
+        shells_cost = sum(_shell_cost(self, d) for d in range(radius + 1))
+        if shells_cost <= _address_scan_cost(len(self)):
             return self._ball_by_shells(query_address, radius)
         return self._ball_by_scan(query_address, radius)
 
     def _ball_by_shells(self, query_address: int, radius: int) -> np.ndarray:
-        shells = [
-            np.sort(kernels.ball_shell(self.sorted_addresses, self.order, query_address, self.n_bits, d))
-            for d in range(radius + 1)
-        ]
-        return np.concatenate(shells)
+        return np.concatenate([np.sort(self._shell(query_address, d)) for d in range(radius + 1)])
 
     def _ball_by_scan(self, query_address: int, radius: int) -> np.ndarray:
         return self._scan_with_distances(query_address, radius)[0]
@@ -266,7 +297,9 @@ def topk(
     k : int
         Non-negative. Fewer rows come back when there are fewer candidates.
     rows : integer array, optional
-        Candidate rows (duplicates are ignored). ``None`` scans every code.
+        Candidate rows (duplicates are ignored). ``None`` ranks every code, in one
+        streaming pass that keeps only a small candidate buffer
+        (:func:`semhash.kernels.topk_scan`).
 
     Returns
     -------
@@ -277,15 +310,73 @@ def topk(
     codes = _check_codes(codes)
     query = _check_query(query, codes.shape[1])
     k = _check_int(k, "k")
-    max_distance = 64 * codes.shape[1]
     if rows is None:
-        distances = kernels.hamming_distances(codes, query)
-        best = kernels.topk_by_distance(distances, k, max_distance)
-        return best, distances[best]
+        return kernels.topk_scan(codes, query, k)
+    max_distance = 64 * codes.shape[1]
     rows = _check_rows(rows, codes.shape[0])
     distances = kernels.hamming_distances_subset(codes, rows, query)
     best = kernels.topk_by_distance(distances, k, max_distance)
     return rows[best], distances[best]
+
+
+def topk_batch(
+    codes: np.ndarray, queries: np.ndarray, k: int, n_threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` codes nearest to each query, ranking every code.
+
+    Reads the codes once per block of up to 256 queries and compares each small
+    block of codes with all of them while it is in cache, so a batch costs far
+    less per query than :func:`topk` in a loop; the threads split the queries
+    (or, for fewer than two queries per thread, the codes). See
+    :func:`semhash.kernels.topk_batch`. Row ``i`` of the result is exactly
+    ``topk(codes, queries[i], k)``.
+
+    Parameters
+    ----------
+    codes : uint64 array, shape (n_codes, n_words), C-contiguous
+    queries : uint64 array, shape (n_queries, n_words)
+    k : int
+        Non-negative. Fewer columns come back when there are fewer codes.
+    n_threads : int, optional
+        Threads for this call, at most ``numba.config.NUMBA_NUM_THREADS``; by
+        default numba's current setting (all cores unless changed). Use 1 on a
+        machine whose other cores are busy: a parallel scan waits for its
+        slowest thread.
+
+    Returns
+    -------
+    rows : int64 array, shape (n_queries, min(k, n_codes))
+        Each row sorted by distance, ties by ascending row.
+    distances : int32 array, same shape
+    """
+    codes = _check_codes(codes)
+    n_words = codes.shape[1]
+    queries = np.asarray(queries)
+    if queries.dtype != np.uint64 or queries.ndim != 2:
+        raise ValueError(
+            f"queries must be a 2-d uint64 array of shape (n_queries, {n_words}), got {queries.dtype} "
+            f"array of shape {queries.shape}; pack them with semhash.codes.pack_codes(bits)"
+        )
+    if queries.shape[1] != n_words:
+        raise ValueError(
+            f"queries have {queries.shape[1]} words but the codes have {n_words}; "
+            "encode the queries with the same model as the index"
+        )
+    codes, queries = _read_only(codes), _read_only(np.ascontiguousarray(queries))  # one compiled variant
+    k = _check_int(k, "k")
+    if n_threads is None:
+        return kernels.topk_batch(codes, queries, k, numba.get_num_threads())
+    n_threads = _check_int(n_threads, "n_threads", minimum=1)
+    if n_threads > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"n_threads must be at most {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), got {n_threads}"
+        )
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        return kernels.topk_batch(codes, queries, k, n_threads)
+    finally:
+        numba.set_num_threads(previous)
 
 
 def search(
@@ -299,9 +390,11 @@ def search(
     """Find about ``k`` near neighbours: Hamming-ball shortlist, then code re-rank.
 
     The radius grows from 0 until the ball around ``query_address`` holds at
-    least ``k`` documents, and that shortlist is ranked by code distance. If the
-    next shell is estimated to cost more than scanning every code, or the ball
-    already covers every address, the whole corpus is ranked instead.
+    least ``k`` documents, and that shortlist is ranked by code distance. Once
+    the next shell is estimated to cost more than one scan of the address column,
+    the rest of the ball is found by that scan instead, which gives the same
+    shortlist. Only when the ball covers every address and still holds fewer
+    than ``k`` documents is the whole corpus ranked (``radius_used == -1``).
 
     Parameters
     ----------
@@ -341,15 +434,14 @@ def search(
     if k == 0:
         return np.empty(0, np.int64), np.empty(0, np.int32), 0
 
-    n = len(table)
-    address_scan_cost = _address_scan_cost(n)
+    address_scan_cost = _address_scan_cost(len(table))
     shells = []
     found = 0
     for radius in range(limit + 1):
-        if _probe_cost(math.comb(table.n_bits, radius), n) > address_scan_cost:
+        if _shell_cost(table, radius) > address_scan_cost:
             # Same shortlist, found by scanning the address column once.
             return _search_by_address_scan(table, codes, query_address, query_code, k, limit, max_radius is None)
-        shell = kernels.ball_shell(table.sorted_addresses, table.order, query_address, table.n_bits, radius)
+        shell = table._shell(query_address, radius)  # unsorted: topk sorts the candidates
         shells.append(shell)
         found += shell.shape[0]
         if found >= k:
@@ -361,17 +453,22 @@ def search(
 
 
 def _search_by_address_scan(table, codes, query_address, query_code, k, limit, fallback):
-    """Search within radius ``limit`` when enumerating shells costs more than scanning.
+    """Search within radius ``limit`` when visiting shells costs more than scanning.
 
-    Scans the addresses once and picks the smallest radius whose ball holds ``k``
-    rows: the same shortlist as growing shell by shell. With ``fallback``, a corpus
-    smaller than ``k`` is ranked whole (radius -1), as :func:`search` does.
+    A histogram of the address distances (one pass) gives the smallest radius whose
+    ball holds ``k`` rows, and a second pass collects that ball: the same shortlist
+    as growing shell by shell, with no sort. With ``fallback``, a corpus smaller
+    than ``k`` is ranked whole (radius -1), as :func:`search` does.
     """
-    rows, distances = table._scan_with_distances(query_address, limit)
-    if fallback and rows.shape[0] < k:
-        return (*topk(codes, query_code, k), -1)
-    radius = int(distances[k - 1]) if rows.shape[0] >= k else limit
-    return (*topk(codes, query_code, k, rows=rows[distances <= radius]), radius)
+    within = np.cumsum(kernels.address_histogram(table.addresses, query_address, table.n_bits)[: limit + 1])
+    if within[-1] < k:
+        if fallback:
+            return (*topk(codes, query_code, k), -1)
+        radius = limit
+    else:
+        radius = int(np.searchsorted(within, k))  # the first radius that reaches k
+    rows = kernels.address_scan(table.addresses, query_address, radius)
+    return (*topk(codes, query_code, k, rows=rows), radius)
 
 
 def warmup() -> None:
@@ -390,6 +487,9 @@ def warmup() -> None:
     kernels.hamming_distances(codes, query)
     kernels.hamming_distances_subset(codes, rows, query)
     kernels.topk_by_distance(distances, 1, 256)
-    addresses = np.array([0, 3], dtype=np.int64)
-    kernels.ball_shell(addresses, rows, 1, 2, 1)
-    kernels.address_scan(addresses, 1, 1)
+    kernels.topk_scan(codes, query, 1)
+    topk_batch(codes, codes, 1, n_threads=1)  # compiles on first use: fill the cache now
+    table = AddressTable(np.array([0, 3], dtype=np.int64), 2)
+    table.shell(1, 1)
+    kernels.address_scan(table.addresses, 1, 1)
+    kernels.address_histogram(table.addresses, 1, 2)

@@ -70,3 +70,14 @@ def ball(addresses, query_address, radius):
     d = address_distances(addresses, query_address)
     rows = np.flatnonzero(d <= radius)
     return rows[np.argsort(d[rows], kind="stable")]
+
+
+def topk_batch(words, queries, k):
+    """naive.topk for each query, stacked: (rows, distances) of shape (n_queries, min(k, n))."""
+    n = np.asarray(words).shape[0]
+    width = min(max(k, 0), n)
+    rows = np.zeros((len(queries), width), dtype=np.int64)
+    distances = np.zeros((len(queries), width), dtype=np.int64)
+    for i, query in enumerate(queries):
+        rows[i], distances[i] = topk(words, query, k)
+    return rows, distances

@@ -119,6 +119,177 @@ def test_topk_by_distance_rejects_out_of_range():
         kernels.topk_by_distance(np.array([0, 9], np.int32), 1, 8)
 
 
+def tied_words(rng, n, n_words, n_distinct):
+    """Rows drawn from a few distinct codes: distances tie a lot."""
+    return random_words(rng, n_distinct, n_words)[rng.integers(0, n_distinct, size=n)]
+
+
+SCAN_CASES = [
+    # (n, n_words, distinct codes or 0 for all random)
+    (0, 4, 0),
+    (1, 4, 0),
+    (7, 4, 0),
+    (300, 4, 0),
+    (3000, 4, 0),  # many compactions of the candidate buffer
+    (3000, 4, 5),  # heavy ties at the cut-off
+    (600, 1, 0),
+    (500, 3, 4),
+    (400, 5, 0),
+    (50, 0, 0),  # 0-bit codes: every distance is 0
+]
+
+
+@pytest.mark.parametrize("n, n_words, n_distinct", SCAN_CASES)
+@pytest.mark.parametrize("k", [0, 1, 10, 100, 5000])
+def test_topk_scan_matches_naive(n, n_words, n_distinct, k):
+    rng = np.random.default_rng(n + 7 * n_words + k)
+    codes = tied_words(rng, n, n_words, n_distinct) if n_distinct else random_words(rng, n, n_words)
+    query = random_words(rng, 1, n_words)[0]
+    rows, distances = kernels.topk_scan(codes, query, k)
+    assert rows.dtype == np.int64 and distances.dtype == np.int32
+    expected_rows, expected_distances = naive.topk(codes, query, k)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(distances, expected_distances)
+
+
+def test_topk_scan_duplicates_of_the_query_and_all_equal_codes():
+    rng = np.random.default_rng(3)
+    codes = random_words(rng, 500, 4)
+    codes[[400, 20, 321]] = codes[77]  # three exact copies of row 77, scattered
+    rows, distances = kernels.topk_scan(codes, codes[77].copy(), 3)
+    assert rows.tolist() == [20, 77, 321] and distances.tolist() == [0, 0, 0]
+    same = np.zeros((1000, 4), dtype=np.uint64)
+    rows, distances = kernels.topk_scan(same, np.ones(4, np.uint64), 300)
+    assert rows.tolist() == list(range(300)) and set(distances.tolist()) == {4}
+
+
+def test_topk_scan_extreme_distances():
+    rng = np.random.default_rng(8)
+    codes = random_words(rng, 600, 4)
+    query = codes[10].copy()
+    codes[300] = ~query  # distance 256: all four 16-bit counts at 64
+    rows, distances = kernels.topk_scan(codes, query, 600)
+    assert rows[0] == 10 and distances[0] == 0 and rows[-1] == 300 and distances[-1] == 256
+    np.testing.assert_array_equal(distances, naive.topk(codes, query, 600)[1])
+
+
+def test_topk_scan_read_only_codes_and_negative_k():
+    rng = np.random.default_rng(4)
+    codes = random_words(rng, 100, 4)
+    codes.flags.writeable = False
+    query = random_words(rng, 1, 4)[0]
+    np.testing.assert_array_equal(kernels.topk_scan(codes, query, 9)[0], naive.topk(codes, query, 9)[0])
+    assert kernels.topk_scan(codes, query, -3)[0].shape == (0,)
+
+
+def topk_batch(codes, queries, k, n_threads):
+    """kernels.topk_batch on read-only views, as search.topk_batch calls it (one compiled variant)."""
+    codes, queries = codes.view(), queries.view()
+    codes.flags.writeable = queries.flags.writeable = False
+    return kernels.topk_batch(codes, queries, k, n_threads)
+
+
+BATCH_CASES = [
+    # (n, n_words, n_queries, distinct codes or 0): n_words 4 with >= 2 queries in a part takes the transposed path
+    (0, 4, 3, 0),
+    (5, 4, 4, 0),
+    (700, 4, 1, 0),
+    (700, 4, 2, 0),
+    (700, 4, 3, 0),
+    (2000, 4, 9, 0),
+    (2000, 4, 6, 3),
+    (300, 2, 5, 0),
+    (300, 5, 4, 6),
+    (20, 0, 3, 0),
+]
+
+
+@pytest.mark.parametrize("n, n_words, n_queries, n_distinct", BATCH_CASES)
+@pytest.mark.parametrize("k", [0, 1, 17, 400, 10_000])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_topk_batch_matches_naive(n, n_words, n_queries, n_distinct, k, n_threads):
+    rng = np.random.default_rng(n + n_words + n_queries + k)
+    codes = tied_words(rng, n, n_words, n_distinct) if n_distinct else random_words(rng, n, n_words)
+    queries = random_words(rng, n_queries, n_words)
+    if n:
+        queries[0] = codes[n // 2]  # an exact match
+    rows, distances = topk_batch(codes, queries, k, n_threads)
+    assert rows.dtype == np.int64 and distances.dtype == np.int32
+    assert rows.shape == distances.shape == (n_queries, min(k, n))
+    expected_rows, expected_distances = naive.topk_batch(codes, queries, k)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(distances, expected_distances)
+
+
+def test_topk_batch_no_queries_and_read_only_codes():
+    rng = np.random.default_rng(5)
+    codes = random_words(rng, 50, 4)
+    rows, distances = topk_batch(codes, np.zeros((0, 4), np.uint64), 5, 2)
+    assert rows.shape == distances.shape == (0, 5)
+    codes.flags.writeable = False
+    queries = random_words(rng, 3, 4)
+    np.testing.assert_array_equal(topk_batch(codes, queries, 5, 1)[0], naive.topk_batch(codes, queries, 5)[0])
+    assert topk_batch(codes, queries, 5, 0)[0].shape == (3, 5)  # 0 parts means 1
+
+
+def test_topk_batch_split_by_rows():
+    # fewer than 2 queries per part and more than 2 * _MIN_CHUNK rows: prange splits
+    # the rows into chunks whose candidates are merged
+    rng = np.random.default_rng(6)
+    n = 2 * kernels._MIN_CHUNK + 999
+    codes = tied_words(rng, n, 4, 50)  # ties across chunk borders
+    queries = np.concatenate([codes[[5, n - 1]], random_words(rng, 2, 4)])
+    # n_threads 1: by queries; 3: 4 queries < 2 * 3, so 2 chunks of rows
+    for k, n_threads in [(70, 1), (70, 3), (1, 3)]:
+        expected_rows, expected_distances = naive.topk_batch(codes, queries, k)
+        rows, distances = topk_batch(codes, queries, k, n_threads)
+        np.testing.assert_array_equal(rows, expected_rows)
+        np.testing.assert_array_equal(distances, expected_distances)
+    np.testing.assert_array_equal(topk_batch(codes, queries[1:2], 1, 2)[0], expected_rows[1:2])
+
+
+@pytest.mark.parametrize("scan", ["_scan_rows", "_scan_rows_transposed"])
+def test_chunk_scans_merge_like_one_scan(scan):
+    # what topk_batch does with many chunks, on a small table: split, scan, merge
+    rng = np.random.default_rng(7)
+    codes = tied_words(rng, 1500, 4, 12)
+    queries = random_words(rng, 4, 4)
+    k, width = 30, 257
+    bounds_at = [0, 1, 31, 700, 1499, 1500]  # chunks of 1, 30, 669, 799, 1 rows
+    chunks = [kernels._new_candidates(4, k, width) for _ in bounds_at[1:]]
+    for c, state in enumerate(chunks):
+        getattr(kernels, scan)(codes, queries, bounds_at[c], bounds_at[c + 1], k, *state)
+        rows, dists, counts, bounds, hists, below = state
+        for j in range(4):  # the bookkeeping of _admit holds after the scan
+            assert min(k, bounds_at[c + 1] - bounds_at[c]) <= counts[j] < rows.shape[1]
+            np.testing.assert_array_equal(hists[j], np.bincount(dists[j, : counts[j]], minlength=width))
+            assert below[j] == (dists[j, : counts[j]] < bounds[j]).sum() < k
+            assert np.all(np.diff(rows[j, : counts[j]]) > 0)
+    rows, dists, counts = (np.stack([state[i] for state in chunks]) for i in range(3))
+    expected_rows, expected_distances = naive.topk_batch(codes, queries, k)
+    for j in range(4):
+        out_rows, out_dists = np.empty(k, np.int64), np.empty(k, np.int32)
+        kernels._merge(rows[:, j], dists[:, j], counts[:, j], k, width, out_rows, out_dists)
+        np.testing.assert_array_equal(out_rows, expected_rows[j])
+        np.testing.assert_array_equal(out_dists, expected_distances[j])
+
+
+def bucketed_table(addresses, n_bits, prefix_bits):
+    """(sorted addresses, order, bucket starts) as search.AddressTable builds them, by searchsorted."""
+    sorted_addresses, order = sorted_table(addresses)
+    low_bits = n_bits - prefix_bits
+    firsts = np.searchsorted(sorted_addresses, np.arange(2**prefix_bits, dtype=np.int64) << low_bits)
+    return sorted_addresses, order, np.append(firsts, len(sorted_addresses)).astype(np.int64)
+
+
+def shell(addresses, n_bits, prefix_bits, query, distance):
+    table = bucketed_table(addresses, n_bits, prefix_bits)
+    got = kernels.ball_shell(*table, prefix_bits, query, n_bits, distance)
+    assert got.dtype == np.int64
+    assert len(set(got.tolist())) == got.shape[0]  # no row twice
+    return np.sort(got)
+
+
 ADDRESS_CASES = [
     # (n_bits, n_docs, address range): dense tables with many duplicates, and sparse ones
     (4, 60, 16),
@@ -132,58 +303,103 @@ ADDRESS_CASES = [
 def test_ball_shell_matches_naive(n_bits, n_docs, high):
     rng = np.random.default_rng(n_bits)
     addresses = rng.integers(0, high, size=n_docs)
-    sorted_addresses, order = sorted_table(addresses)
     queries = [0, int(addresses[0]), int(rng.integers(0, 2**n_bits)), 2**n_bits - 1]
-    for query in queries:
-        seen = []
-        for distance in range(min(n_bits, 4) + 1):
-            got = kernels.ball_shell(sorted_addresses, order, query, n_bits, distance)
-            assert got.dtype == np.int64
-            np.testing.assert_array_equal(np.sort(got), naive.shell(addresses, query, distance))
-            seen.extend(got.tolist())
-        assert len(seen) == len(set(seen))
+    # no directory, the usual one (log2(n) - 2 bits), one bucket per address
+    for prefix_bits in sorted({0, min(n_bits, int(np.log2(n_docs)) - 2), n_bits}):
+        for query in queries:
+            seen = []
+            for distance in range(min(n_bits, 4) + 1):
+                got = shell(addresses, n_bits, prefix_bits, query, distance)
+                np.testing.assert_array_equal(got, naive.shell(addresses, query, distance))
+                seen.extend(got.tolist())
+            assert len(seen) == len(set(seen))
 
 
 def test_ball_shell_covers_every_shell_of_a_small_space():
     n_bits = 6
     addresses = np.arange(2**n_bits).repeat(2)  # every address, twice
-    sorted_addresses, order = sorted_table(addresses)
     query = 0b101101
+    for prefix_bits in [0, 3, 6]:
+        for distance in range(n_bits + 1):
+            got = shell(addresses, n_bits, prefix_bits, query, distance)
+            assert got.shape[0] == 2 * math.comb(n_bits, distance)
+            np.testing.assert_array_equal(got, naive.shell(addresses, query, distance))
+
+
+@pytest.mark.parametrize("prefix_bits", [0, 2, 9])
+def test_ball_shell_all_addresses_equal(prefix_bits):
+    # one bucket holds every row: big enough that exact matches are binary-searched
+    n_bits = 16
+    addresses = np.full(400, 0b1011_0000_1111_0101)
+    for query in [int(addresses[0]), int(addresses[0]) ^ 0b1, int(addresses[0]) ^ 0b1000_0000_0000_0110, 0]:
+        for distance in range(5):
+            got = shell(addresses, n_bits, prefix_bits, query, distance)
+            np.testing.assert_array_equal(got, naive.shell(addresses, query, distance))
+
+
+@pytest.mark.parametrize("prefix_bits", [2, 6])
+def test_ball_shell_addresses_clustered_in_one_bucket(prefix_bits):
+    # 600 addresses that share their top bits, a few dozen distinct low parts with
+    # many duplicates each: buckets far bigger than the directory assumes
+    n_bits = 20
+    rng = np.random.default_rng(2)
+    low = rng.choice(rng.integers(0, 2**12, size=40), size=600)
+    addresses = (0b10110101 << 12) | low
+    for query in [int(addresses[5]), int(addresses[5]) ^ (1 << 19), int(addresses[5]) ^ 0b111, 2**n_bits - 1]:
+        for distance in range(5):
+            got = shell(addresses, n_bits, prefix_bits, query, distance)
+            np.testing.assert_array_equal(got, naive.shell(addresses, query, distance))
+
+
+def test_ball_shell_query_outside_the_populated_buckets():
+    n_bits = 12
+    addresses = np.arange(50) % 16  # only bucket 0 of 2**5 is populated
+    query = 0b1111_1111_0000  # prefix 0b11111: 5 bits from every populated bucket
     for distance in range(n_bits + 1):
-        got = kernels.ball_shell(sorted_addresses, order, query, n_bits, distance)
-        assert got.shape[0] == 2 * math.comb(n_bits, distance)
-        np.testing.assert_array_equal(np.sort(got), naive.shell(addresses, query, distance))
+        got = shell(addresses, n_bits, 5, query, distance)
+        np.testing.assert_array_equal(got, naive.shell(addresses, query, distance))
+        if distance < 5:
+            assert got.shape == (0,)
 
 
-def test_ball_shell_order_is_enumeration_then_table_order():
-    # masks come in increasing numeric order: 001, 010, 100 for distance 1
-    addresses = np.array([0b100, 0b001, 0b010, 0b001, 0b000])
-    sorted_addresses, order = sorted_table(addresses)
-    assert kernels.ball_shell(sorted_addresses, order, 0, 3, 1).tolist() == [1, 3, 2, 0]
-    assert kernels.ball_shell(sorted_addresses, order, 0, 3, 0).tolist() == [4]
+def test_ball_shell_radius_0_returns_exact_matches():
+    addresses = np.array([0b100, 0b001, 0b010, 0b001, 0b000, 0b001])
+    table = bucketed_table(addresses, 3, 1)
+    assert sorted(kernels.ball_shell(*table, 1, 0b001, 3, 0).tolist()) == [1, 3, 5]
+    assert kernels.ball_shell(*table, 1, 0b111, 3, 0).tolist() == []
+    assert sorted(kernels.ball_shell(*table, 1, 0, 3, 1).tolist()) == [0, 1, 2, 3, 5]
 
 
 def test_ball_shell_edges():
-    sorted_addresses, order = sorted_table([3, 5])
-    assert kernels.ball_shell(sorted_addresses, order, 3, 3, 4).shape == (0,)  # distance > n_bits
-    assert kernels.ball_shell(sorted_addresses, order, 3, 3, -1).shape == (0,)
-    empty = np.zeros(0, np.int64)
-    assert kernels.ball_shell(empty, empty, 3, 3, 1).shape == (0,)
-    assert kernels.ball_shell(sorted_addresses, order, 3, 3, 0).tolist() == [0]
+    table = bucketed_table([3, 5], 3, 1)
+    assert kernels.ball_shell(*table, 1, 3, 3, 4).shape == (0,)  # distance > n_bits
+    assert kernels.ball_shell(*table, 1, 3, 3, -1).shape == (0,)
+    assert kernels.ball_shell(*table, 1, 3, 3, 0).tolist() == [0]
+    empty = bucketed_table(np.zeros(0, np.int64), 3, 0)
+    assert kernels.ball_shell(*empty, 0, 3, 3, 1).shape == (0,)
+    # 0-bit addresses: one address, one shell
+    zero = bucketed_table([0, 0, 0], 0, 0)
+    assert sorted(kernels.ball_shell(*zero, 0, 0, 0, 0).tolist()) == [0, 1, 2]
+    assert kernels.ball_shell(*zero, 0, 0, 0, 1).shape == (0,)
     # the far corner of a 63-bit space: enumeration ends without overflowing
     top = 2**63 - 1
-    sorted_addresses, order = sorted_table([top, 0])
-    assert kernels.ball_shell(sorted_addresses, order, 0, 63, 63).tolist() == [0]
-    assert kernels.ball_shell(sorted_addresses, order, top, 63, 0).tolist() == [0]
-    assert kernels.ball_shell(sorted_addresses, order, top ^ (1 << 62), 63, 1).tolist() == [0]
+    for prefix_bits in [0, 1, 5]:
+        table = bucketed_table([top, 0], 63, prefix_bits)
+        assert kernels.ball_shell(*table, prefix_bits, 0, 63, 63).tolist() == [0]
+        assert kernels.ball_shell(*table, prefix_bits, top, 63, 0).tolist() == [0]
+        assert kernels.ball_shell(*table, prefix_bits, top ^ (1 << 62), 63, 1).tolist() == [0]
+        assert kernels.ball_shell(*table, prefix_bits, top ^ 1, 63, 1).tolist() == [0]
 
 
 def test_lower_bound_matches_searchsorted():
     rng = np.random.default_rng(5)
     for n in [0, 1, 2, 3, 8, 33]:
         values = np.sort(rng.integers(0, 20, size=n)).astype(np.int64)
-        for x in range(-1, 22):
-            assert kernels._lower_bound(values, x) == np.searchsorted(values, x, side="left")
+        for lo in sorted({0, n // 3, n}):
+            for hi in sorted({lo, (lo + n) // 2, n}):
+                for x in range(-1, 22):
+                    expected = lo + np.searchsorted(values[lo:hi], x, side="left")
+                    assert kernels._lower_bound(values, lo, hi, x) == expected
 
 
 @pytest.mark.parametrize("max_distance", [0, 1, 3, 12, 20])
@@ -195,3 +411,14 @@ def test_address_scan_matches_naive(max_distance):
     expected = np.flatnonzero(naive.address_distances(addresses, query) <= max_distance)
     np.testing.assert_array_equal(got, expected)
     assert kernels.address_scan(np.zeros(0, np.int64), 0, 3).shape == (0,)
+
+
+@pytest.mark.parametrize("n_bits", [0, 5, 12, 63])
+def test_address_histogram_matches_naive(n_bits):
+    rng = np.random.default_rng(n_bits)
+    addresses = rng.integers(0, 2 ** min(n_bits, 62), size=300, dtype=np.int64)
+    for query in [0, int(addresses[7]), 2**n_bits - 1]:
+        got = kernels.address_histogram(addresses, query, n_bits)
+        expected = np.bincount(naive.address_distances(addresses, query), minlength=n_bits + 1)
+        np.testing.assert_array_equal(got, expected)
+    assert kernels.address_histogram(np.zeros(0, np.int64), 0, 4).tolist() == [0] * 5

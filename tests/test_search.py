@@ -125,6 +125,60 @@ def test_topk_rejects_bad_k_and_rows():
         search.topk(codes, query, 2, rows=[0.5])
 
 
+@pytest.mark.parametrize("n_threads", [None, 1])
+@pytest.mark.parametrize("k", [0, 1, 7, 500])
+def test_topk_batch_matches_topk_per_query(k, n_threads):
+    rng = np.random.default_rng(k)
+    base = random_words(rng, 1)[0]
+    codes = np.concatenate([near_copies(rng, base, 200, 4), near_copies(rng, base, 3, 0)])  # ties, duplicates
+    queries = np.stack([base, codes[17], random_words(rng, 1)[0], base])
+    rows, distances = search.topk_batch(codes, queries, k, n_threads=n_threads)
+    assert rows.shape == distances.shape == (4, min(k, 203))
+    for i, query in enumerate(queries):
+        expected_rows, expected_distances = naive.topk(codes, query, k)
+        np.testing.assert_array_equal(rows[i], expected_rows)
+        np.testing.assert_array_equal(distances[i], expected_distances)
+        np.testing.assert_array_equal(rows[i], search.topk(codes, query, k)[0])
+
+
+def test_topk_batch_edges():
+    codes = np.zeros((0, 4), dtype=np.uint64)
+    rows, distances = search.topk_batch(codes, np.zeros((2, 4), np.uint64), 3)
+    assert rows.shape == distances.shape == (2, 0)
+    codes = np.arange(20, dtype=np.uint64).reshape(5, 4)
+    rows, distances = search.topk_batch(codes, np.zeros((0, 4), np.uint64), 3)
+    assert rows.shape == (0, 3)
+    queries = np.asfortranarray(codes[:2])  # not C-contiguous: copied
+    rows, distances = search.topk_batch(codes, queries, 10)
+    assert rows.shape == (2, 5) and rows[:, 0].tolist() == [0, 1] and distances[:, 0].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "queries, k, n_threads, message",
+    [
+        (np.zeros(4, dtype=np.uint64), 1, None, "2-d uint64"),
+        (np.zeros((2, 4), dtype=np.int64), 1, None, "2-d uint64"),
+        (np.zeros((2, 3), dtype=np.uint64), 1, None, "3 words but the codes have 4"),
+        (np.zeros((2, 4), dtype=np.uint64), -1, None, "k must be at least 0"),
+        (np.zeros((2, 4), dtype=np.uint64), 1, 0, "n_threads must be at least 1"),
+        (np.zeros((2, 4), dtype=np.uint64), 1, 10_000, "n_threads must be at most"),
+    ],
+)
+def test_topk_batch_rejects_bad_input(queries, k, n_threads, message):
+    with pytest.raises(ValueError, match=message):
+        search.topk_batch(np.zeros((3, 4), dtype=np.uint64), queries, k, n_threads=n_threads)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        search.topk_batch(np.zeros((4, 8), dtype=np.uint64)[:, ::2], np.zeros((1, 4), np.uint64), 1)
+
+
+def test_topk_batch_restores_the_thread_count():
+    import numba
+
+    before = numba.get_num_threads()
+    search.topk_batch(np.zeros((3, 4), np.uint64), np.zeros((1, 4), np.uint64), 1, n_threads=1)
+    assert numba.get_num_threads() == before
+
+
 # ---------------------------------------------------------------- AddressTable
 
 
@@ -133,6 +187,23 @@ def test_address_table_sorts_stably():
     assert table.sorted_addresses.tolist() == [1, 1, 5, 5, 7]
     assert table.order.tolist() == [1, 4, 0, 3, 2]
     assert table.addresses.dtype == np.int64 and len(table) == 5
+
+
+@pytest.mark.parametrize("n_docs", [0, 1, 3, 4, 7, 8, 31, 32, 1000])
+@pytest.mark.parametrize("n_bits", [0, 3, 28])
+def test_address_table_directory(n_bits, n_docs):
+    rng = np.random.default_rng(n_docs)
+    addresses = rng.integers(0, 2**n_bits, size=n_docs)
+    table = AddressTable(addresses, n_bits)
+    p = table.prefix_bits
+    assert p == min(n_bits, max(0, int(np.floor(np.log2(n_docs))) - 2 if n_docs else 0))
+    assert table.bucket_starts.dtype == np.int64 and table.bucket_starts.shape == (2**p + 1,)
+    prefixes = table.sorted_addresses >> (n_bits - p)
+    for b in range(2**p):
+        lo, hi = table.bucket_starts[b], table.bucket_starts[b + 1]
+        assert (prefixes[lo:hi] == b).all()
+    assert table.bucket_starts[0] == 0 and table.bucket_starts[-1] == n_docs
+    assert f"prefix_bits={p}" in repr(table)
 
 
 @pytest.mark.parametrize("n_bits, n_docs, high", [(8, 300, 2**8), (12, 500, 40), (16, 800, 2**16)])
@@ -147,6 +218,43 @@ def test_shell_and_ball_match_naive(n_bits, n_docs, high):
             np.testing.assert_array_equal(table.ball(query, radius), expected)
             np.testing.assert_array_equal(table._ball_by_shells(query, radius), expected)
             np.testing.assert_array_equal(table._ball_by_scan(query, radius), expected)
+
+
+def assert_ball_matches_naive(table, addresses, query, radius):
+    for r in range(radius + 1):
+        np.testing.assert_array_equal(table.shell(query, r), naive.shell(addresses, query, r))
+    expected = naive.ball(addresses, query, radius)
+    np.testing.assert_array_equal(table.ball(query, radius), expected)
+    np.testing.assert_array_equal(table._ball_by_shells(query, radius), expected)
+    np.testing.assert_array_equal(table._ball_by_scan(query, radius), expected)
+
+
+def test_shell_and_ball_all_addresses_equal():
+    addresses = np.full(3000, 0x5A5A5A5)  # one bucket holds everything
+    table = AddressTable(addresses, 28)
+    for query in [0x5A5A5A5, 0x5A5A5A5 ^ 0b101, 0x5A5A5A5 ^ (1 << 27), 0]:
+        assert_ball_matches_naive(table, addresses, query, 3)
+
+
+def test_shell_and_ball_addresses_clustered_in_one_bucket():
+    rng = np.random.default_rng(1)
+    low = rng.choice(rng.integers(0, 2**14, size=60), size=4000)  # 60 distinct, many duplicates
+    addresses = (0x3C5 << 14) | low  # the same top 14 bits: one directory bucket
+    table = AddressTable(addresses, 28)
+    assert table.prefix_bits >= 9
+    for query in [int(addresses[0]), int(addresses[0]) ^ 0b11, int(addresses[0]) ^ (0b11 << 20), 2**28 - 1]:
+        assert_ball_matches_naive(table, addresses, query, 3)
+
+
+def test_shell_and_ball_query_outside_the_populated_buckets():
+    rng = np.random.default_rng(2)
+    addresses = rng.integers(0, 2**16, size=2000)  # only the lowest 2**16 of 2**28
+    table = AddressTable(addresses, 28)
+    query = (2**12 - 1) << 16  # 12 prefix bits away from every document
+    for r in range(5):
+        assert table.shell(query, r).shape == (0,)
+    assert_ball_matches_naive(table, addresses, query, 4)
+    assert_ball_matches_naive(table, addresses, query | int(addresses[3]), 13)
 
 
 def test_ball_picks_enumeration_for_small_balls_and_scan_for_large(monkeypatch):
@@ -318,12 +426,44 @@ def test_search_max_radius_by_address_scan_matches_shells(monkeypatch):
     for k, max_radius in [(1, 5), (40, 4), (2000, 3)]:
         expected = search.search(table, codes, query_address, query, k, max_radius=max_radius)
         with monkeypatch.context() as m:
-            m.setattr(search, "_probe_cost", lambda n_probes, n: float("inf"))  # enumeration never pays
+            m.setattr(search, "_shell_cost", lambda table, distance: float("inf"))  # shells never pay
             got = search.search(table, codes, query_address, query, k, max_radius=max_radius)
         for a, b in zip(got[:2], expected[:2]):
             np.testing.assert_array_equal(a, b)
         assert got[2] == expected[2]
         check_search_result(table, codes, addresses, query_address, query, k, *got, max_radius)
+
+
+@pytest.mark.parametrize("k", [1, 25, 300])
+def test_search_with_28_bit_addresses_matches_naive(k):
+    # a realistic directory (prefix_bits 10); queries inside and far outside the data
+    rng = np.random.default_rng(k)
+    n_bits = 28
+    codes = random_words(rng, 5000)
+    addresses = (codes[:, 0] & np.uint64(2**n_bits - 1)).astype(np.int64)
+    addresses[:1000] = addresses[0]  # a big cluster at one address
+    table = AddressTable(addresses, n_bits)
+    assert table.prefix_bits == 10
+    query_addresses = [int(addresses[0]), int(addresses[4321]), int(addresses[4321]) ^ 0b1011, 0, 2**n_bits - 1]
+    for query_address in query_addresses:
+        query = random_words(rng, 1)[0]
+        rows, distances, radius_used = search.search(table, codes, query_address, query, k)
+        assert rows.shape[0] == k
+        check_search_result(table, codes, addresses, query_address, query, k, rows, distances, radius_used, n_bits)
+
+
+def test_search_all_addresses_equal_and_query_elsewhere():
+    codes = np.arange(400, dtype=np.uint64).reshape(100, 4)
+    addresses = np.full(100, 0b1111_0000)
+    table = AddressTable(addresses, 8)
+    rows, distances, radius_used = search.search(table, codes, 0b1111_0000, codes[50], 10)
+    assert radius_used == 0
+    np.testing.assert_array_equal(rows, naive.topk(codes, codes[50], 10)[0])
+    rows, distances, radius_used = search.search(table, codes, 0b0000_0011, codes[50], 10)
+    assert radius_used == 6  # the first ball that reaches the cluster
+    np.testing.assert_array_equal(rows, naive.topk(codes, codes[50], 10)[0])
+    rows, distances, radius_used = search.search(table, codes, 0b0000_0011, codes[50], 10, max_radius=5)
+    assert radius_used == 5 and rows.shape == (0,)
 
 
 def test_search_edges():
