@@ -75,6 +75,17 @@ def limit_option(f):
     )(f)
 
 
+def skip_bad_lines_option(f):
+    return click.option(
+        "--skip-bad-lines", is_flag=True, help="Skip malformed JSON lines on stdin (counted) instead of stopping."
+    )(f)
+
+
+def _check_distances(min_distance, max_distance) -> None:
+    if min_distance is not None and max_distance is not None and min_distance > max_distance:
+        raise click.UsageError(f"--min-distance {min_distance} is greater than --max-distance {max_distance}")
+
+
 def distance_options(f):
     """``--min-distance``/``--max-distance``: keep hits within those code distances."""
     f = click.option(
@@ -156,16 +167,22 @@ def cli():
     help="Remove indexed documents under PATHS that are gone; with --files-from, those listed before but not now.",
 )
 @click.option("--retrain", is_flag=True, help="Train a new model and re-encode everything instead of updating.")
-@click.option("--vocab-size", default=2000, show_default=True, type=click.IntRange(min=2), help="Words kept.")
+@click.option("--vocab-size", default=2000, show_default=True, type=click.IntRange(2, 1_000_000), help="Words kept.")
 @click.option("--address-bits", default=28, show_default=True, type=click.IntRange(1, 63), help="Width of the address code.")
-@click.option("--code-bits", default=256, show_default=True, type=click.IntRange(min=1), help="Width of the long code.")
+@click.option("--code-bits", default=256, show_default=True, type=click.IntRange(1, 4096), help="Width of the long code.")
 @click.option("--hidden", default="500,250,125", show_default=True, help="Hidden layer sizes, comma-separated.")
 @click.option("--epochs-pretrain", default=20, show_default=True, type=click.IntRange(min=0), help="CD-1 epochs per RBM.")
-@click.option("--epochs-finetune", default=30, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same index).")
+@click.option("--epochs-finetune", default=20, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed (same seed, same index).")
+@click.option(
+    "--max-bytes", default=10_000_000, show_default=True, type=click.IntRange(min=1),
+    help="Read at most this many bytes of each file; longer files are cut and counted as truncated.",
+)
+@skip_bad_lines_option
+@click.option("--wait", is_flag=True, help="If another `semhash index` is writing the index, wait for it instead of failing.")
 @silent_option
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, retrain, silent, hidden, **model):
+def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -176,6 +193,10 @@ def index(ctx, paths, database, files_from, prune, retrain, silent, hidden, **mo
     documents are added, changed ones re-encoded, unchanged ones skipped;
     --prune also removes the documents that are gone. --retrain builds it again
     from PATHS alone and says how far the vocabulary has drifted.
+
+    The index is changed in one transaction (interrupted, it stays as it was) and
+    queries keep working meanwhile. One run writes at a time: a second fails at
+    once, or waits with --wait.
 
     \b
     Example:
@@ -192,7 +213,8 @@ def index(ctx, paths, database, files_from, prune, retrain, silent, hidden, **mo
         raise click.UsageError("stdin holds either JSON lines (-) or a list of files (--files-from -), not both")
     options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
-        paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent, **options
+        paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent,
+        max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, **options,
     )
     if not silent:
         click.echo(f"{summary.line()} -> {database}", err=True)
@@ -214,10 +236,12 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
     if ctx.get_parameter_source("hidden") is not click.core.ParameterSource.DEFAULT:
         try:
             sizes = tuple(int(x) for x in hidden.split(",") if x.strip())
-            if not sizes or min(sizes) < 1:
+            if not sizes or min(sizes) < 1 or max(sizes) > 100_000:
                 raise ValueError
         except ValueError:
-            raise click.BadParameter(f"expected positive integers separated by commas, got {hidden!r}", param_hint="--hidden")
+            raise click.BadParameter(
+                f"expected integers from 1 to 100000 separated by commas, got {hidden!r}", param_hint="--hidden"
+            )
         given["hidden_sizes"] = sizes
     return given
 
@@ -229,13 +253,16 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @distance_options
 @output_options()
 @click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is {"id": ..., "text": ...}.')
+@skip_bad_lines_option
 @silent_option
-def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, silent):
+def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, skip_bad_lines, silent):
     """Find the documents nearest in meaning to TEXT.
 
     Prints id<TAB>distance lines, nearest first (distance: differing bits of the
     long codes). TEXT "-" reads one query per stdin line; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
+    Exit status 1 when nothing is found, including a query made only of stop
+    words or words the index does not know (--json then prints []).
 
     \b
     Example:
@@ -244,35 +271,53 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
         semhash query "image formats" --fields id,label,title --max-distance 40
         cat questions.txt | semhash query - --nl
     """
-    from semhash.api import Index, QueryError
+    from semhash.api import Index
 
+    _check_distances(min_distance, max_distance)
+    if jsonl_in and text != "-":
+        raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
     idx = Index.open(database)
     filters = {"min_distance": min_distance, "max_distance": max_distance}
     if text == "-":
-        rows = _batch_query(idx, limit, filters, fields, jsonl_in)
+        rows = _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines)
         _emit(rows, fmt, ["query", "rank", *fields], no_headers)
         sys.exit(0 if rows else 1)
-    if jsonl_in:
-        raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
-    try:
+    with _no_words_is_no_hits(fmt):
         hits = idx.query(text, limit, **filters)
-    except QueryError as e:
-        if fmt == "json":
-            click.echo("[]")
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
     _emit_hits(idx, hits, fmt, fields, no_headers)
 
 
-def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bool) -> list[dict]:
+class _no_words_is_no_hits:
+    """A query without a known word finds nothing: say why on stderr, print what an
+    empty result prints (``[]`` with --json), exit 1 (as grep does without a match)."""
+
+    def __init__(self, fmt: str | None):
+        self.fmt = fmt
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        from semhash.api import EmptyQuery
+
+        if exc_type is None or not issubclass(exc_type, EmptyQuery):
+            return False
+        if self.fmt == "json":
+            click.echo("[]")
+        click.echo(f"warning: {exc}", err=True)
+        sys.exit(1)
+
+
+def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bool, skip_bad_lines: bool) -> list[dict]:
     """Answer one query per stdin line: one row per hit, query and rank first."""
-    from semhash.corpus import iter_jsonl
+    from semhash.corpus import iter_jsonl, stdin_lines
 
     if jsonl_in:
-        docs = list(iter_jsonl(sys.stdin))
+        warn = (lambda e: click.echo(f"warning: {e.args[0].split('; ')[0]}, skipped", err=True)) if skip_bad_lines else None
+        docs = list(iter_jsonl(stdin_lines(None), on_error=warn))
         names, texts = [d.id for d in docs], [d.text for d in docs]
     else:
-        texts = [line.rstrip("\n") for line in sys.stdin]
+        texts = [line.rstrip("\r\n") for line in stdin_lines(None)]
         names = list(range(1, len(texts) + 1))
     results = idx.query_many(texts, limit, skip_empty=True, **filters)
     digits = _address_digits(idx)
@@ -306,17 +351,20 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, fmt, no_
         semhash query "orbit" -n 1 | cut -f1 | xargs semhash similar
     """
     from semhash.api import Index
+    from semhash.corpus import stdin_lines
 
     if (doc_id is None) == (file_ is None):
         raise click.UsageError("give either an indexed document's ID or --file PATH")
+    _check_distances(min_distance, max_distance)
     idx = Index.open(database)
     filters = {"min_distance": min_distance, "max_distance": max_distance}
-    if doc_id is not None:
-        hits = idx.similar(doc_id, limit, **filters)
-    elif file_ == "-":
-        hits = idx.similar_to_text(sys.stdin.read(), limit, **filters)
-    else:
-        hits = idx.similar_to_file(file_, limit, **filters)
+    with _no_words_is_no_hits(fmt):
+        if doc_id is not None:
+            hits = idx.similar(doc_id, limit, **filters)
+        elif file_ == "-":
+            hits = idx.similar_to_text("".join(stdin_lines(None)), limit, **filters)
+        else:
+            hits = idx.similar_to_file(file_, limit, **filters)
     _emit_hits(idx, hits, fmt, fields, no_headers)
 
 
@@ -325,7 +373,8 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, fmt, no_
 @database_option
 @click.option("--bits", "binary", is_flag=True, help="Codes as 0/1 digits (the same numbers in base 2) instead of hex.")
 @output_options(ENCODE_FIELDS, default=("id", "address", "code"))
-def encode(paths, database, binary, fmt, no_headers, fields):
+@skip_bad_lines_option
+def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
     """Print the codes of documents, computed with the index's model.
 
     PATHS are read as `semhash index` reads them (directories, files, or - for JSON
@@ -342,13 +391,17 @@ def encode(paths, database, binary, fmt, no_headers, fields):
     from dataclasses import asdict
 
     from semhash.api import Index
+    from semhash.corpus import ReadStats
 
     idx = Index.open(database)
     rows = []
-    for encoded in idx.encode_documents(paths or ("-",), binary=binary):
+    stats = ReadStats()
+    for encoded in idx.encode_documents(paths or ("-",), binary=binary, skip_bad_lines=skip_bad_lines, stats=stats):
         if encoded.known_words == 0:
             click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
         rows.append(asdict(encoded))
+    for lineno in stats.bad_lines:
+        click.echo(f"warning: line {lineno} of stdin is not a valid document, skipped", err=True)
     _emit(rows, fmt, fields, no_headers)
     sys.exit(0 if rows else 1)
 
@@ -457,7 +510,8 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
 @click.option("--no-baselines", is_flag=True, help="Skip TF-IDF, LSA and LSH.")
 @click.option("--json", "json_", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write precision-recall curves to this PNG (needs matplotlib).")
-def eval_(queries, database, k, shortlist, no_baselines, json_, plot):
+@skip_bad_lines_option
+def eval_(queries, database, k, shortlist, no_baselines, json_, plot, skip_bad_lines):
     """Measure retrieval quality against labeled queries.
 
     QUERIES are laid out like an indexed corpus (labels from folder names), or - for
@@ -477,7 +531,7 @@ def eval_(queries, database, k, shortlist, no_baselines, json_, plot):
 
     if plot:
         _require_matplotlib()
-    docs = [d for d in iter_documents(queries) if d.labels]
+    docs = [d for d in iter_documents(queries, skip_bad_lines=skip_bad_lines) if d.labels]
     if not docs:
         raise SemhashError("no labeled queries: put them in folders named by label, or give JSON lines with \"labels\"")
     with Index.open(database) as idx:

@@ -186,8 +186,8 @@ def evaluate(
     # Default path.
     top = np.full((len(keep), k), -1, np.int64)
     for i in range(len(keep)):
-        rows, _, _ = search.search(index.table, index.codes, int(q_addr[i]), q_code[i], k)
-        top[i, : len(rows)] = rows
+        rows, _, _ = search.search(index.table, index.codes, int(q_addr[i]), q_code[i], max(k, index.shortlist))
+        top[i, : min(k, len(rows))] = rows[:k]
     add("semhash (address ball + long-code rank)", top)
 
     # Full Hamming rankings by each code.

@@ -85,8 +85,9 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         Widths of the shared trunk between the vocabulary and the code layers.
     n_epochs_pretrain : int, default=20
         CD-1 epochs per RBM.
-    n_epochs_finetune : int, default=30
-        Backprop epochs per head.
+    n_epochs_finetune : int, default=20
+        Backprop epochs per head. On 20NG, 10 -> 20 epochs: precision@100 0.367 ->
+        0.370, bimodality (address, code) 0.79/0.76 -> 0.83/0.78, index 127 -> 193 s.
     batch_size : int, default=100
     learning_rate_pretrain : float, default=0.1
         CD-1 step size of the binary RBMs (Hinton's recipe).
@@ -142,7 +143,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         *,
         hidden_sizes: Sequence[int] = (500, 250, 125),
         n_epochs_pretrain: int = 20,
-        n_epochs_finetune: int = 30,
+        n_epochs_finetune: int = 20,
         batch_size: int = 100,
         learning_rate_pretrain: float = 0.1,
         learning_rate_poisson: float = 2.0,
