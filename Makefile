@@ -30,7 +30,7 @@ bench: bench-quality bench-speed
 # Full 20 Newsgroups protocol; CORPUS may point at another copy of the tarball.
 CORPUS ?= ../shared/corpora-src/20news-bydate/20news-bydate.tar.gz
 bench-quality: install
-	$(PY) bench/quality.py --corpus $(CORPUS)
+	$(PY) bench/quality.py --corpus $(CORPUS) --plot docs/pr-20ng.png
 
 # Scan and Hamming-ball timings on synthetic codes, beside FAISS (installed here:
 # it is a benchmark-only dependency).

@@ -358,6 +358,7 @@ def render_section(r: dict) -> str:
         r["commands"]["invocation"],
         r["commands"]["index"],
         r["commands"]["query"],
+        r["commands"]["eval"],
         "```",
         "",
         f"| method | precision@{K} | notes |",
@@ -402,6 +403,19 @@ def render_section(r: dict) -> str:
     ]
     lines += [f"| {name} | {fmt_p(p)} | {note} |" for name, p, note in rows]
     lines += [f"| (random ranking, expected) | {fmt_p(r['chance_precision'])} | class frequencies of train x test |"]
+    ev = r.get("eval")
+    if ev:
+        lines += [
+            "",
+            f"`semhash eval` on the same index and queries (precision@{ev['k']} and mAP@{ev['k']}; "
+            "full rankings also give the interpolated precision at recall 0.5):",
+            "",
+            f"| method | precision@{ev['k']} | mAP@{ev['k']} | precision at recall 0.5 |",
+            "|---|---:|---:|---:|",
+        ]
+        for m in ev["methods"]:
+            at_half = next((p for rec, p in m["pr"] if abs(rec - 0.5) < 1e-9), None) if m["pr"] else None
+            lines.append(f"| {m['name']} | {m['precision']:.4f} | {m['map']:.4f} | {fmt_p(at_half)} |")
     bim = r["bimodality"]
     heads = [f"{hs.get('address_bits')}-bit address", f"{hs.get('code_bits')}-bit code"]
     bim_txt = "; ".join(f"{h}: {v:.3f}" for h, v in zip(heads, bim)) if bim else "not stored in the index"
@@ -509,6 +523,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--index-args", default="", help='extra arguments for `semhash index`, e.g. "--epochs-finetune 50"')
     ap.add_argument("--skip-index", action="store_true", help="reuse the index already in the work folder")
     ap.add_argument("--json", type=Path, help="also write every measured number to this JSON file")
+    ap.add_argument("--plot", type=Path, default=None, help="also write semhash eval's precision-recall PNG here")
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
@@ -637,6 +652,17 @@ def main(argv: list[str] | None = None) -> None:
         "mean_fraction_of_ones": float(col_mean.mean()),
     }
 
+    # 4b. `semhash eval` on the same index and queries: each code alone, the TF-IDF
+    # rerank mode and the hashing baselines, with mAP and precision-recall curves.
+    eval_cmd = [disp(semhash_bin), "eval", "-d", disp(db), disp(test_dir), "--json"]
+    if args.plot:
+        eval_cmd += ["--plot", disp(args.plot)]
+    with timer("eval"):
+        done = subprocess.run(eval_cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"error: semhash eval failed: {done.stderr.strip()}")
+    evaluation = json.loads(done.stdout)
+
     # 5. Bimodality, stored by `semhash index` in meta.
     bimodality = meta.get("bimodality") or []
 
@@ -673,7 +699,9 @@ def main(argv: list[str] | None = None) -> None:
             "invocation": invocation,
             "index": index_line,
             "query": shlex.join(query_cmd) + f" < {disp(queries)} > {disp(hits)}",
+            "eval": shlex.join(eval_cmd),
         },
+        "eval": evaluation,
         "semhash": sh,
         "baselines": baselines,
         "bimodality": bimodality,
