@@ -35,6 +35,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -426,9 +427,8 @@ def _build_index(
     n_usable = 0 if X is None else int((np.diff(X.indptr) > 0).sum())
     if not docs:
         raise BuildError(
-            f"no text documents found in {', '.join(paths) or 'the files listed'} "
-            f"({_skipped(stats.n_binary, stats.n_unreadable)}): nothing to index; "
-            f"at least {MIN_DOCUMENTS} are needed to train a model"
+            f"no text documents in {', '.join(paths) or 'the files listed'} ({stats.n_binary} binary and "
+            f"{stats.n_unreadable} unreadable files skipped): at least {MIN_DOCUMENTS} are needed to train a model"
         )
     if n_usable < MIN_DOCUMENTS:
         raise BuildError(
@@ -590,7 +590,7 @@ def index_documents(
     """
     reading = {"files": files, "verbose": verbose, "stdin": stdin, "max_bytes": max_bytes, "skip_bad_lines": skip_bad_lines}
     with store.writer_lock(database, wait=wait):
-        if retrain or store.kind_of(database) == "missing":
+        if retrain or store.is_missing(database):
             return build_index(paths, database, **reading, **options)
         index = Index.open(database)
         try:
@@ -617,6 +617,11 @@ class Index:
         self._load()
 
     def _load(self) -> None:
+        with self.stored.snapshot():
+            self.stored.mark()
+            self._load_snapshot()
+
+    def _load_snapshot(self) -> None:
         self.meta = self.stored.meta
         self.vocabulary = self.stored.words()
         self.words = {w: i for i, w in enumerate(self.vocabulary)}
@@ -820,6 +825,23 @@ class Index:
         self.stored = StoredIndex(path)
         self._load()
 
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        """Read inside one snapshot of the file, reloading first if another process
+        has committed since the index was loaded: an open Index follows its file,
+        and the rows it reads always belong to the codes it searched."""
+        for _ in range(5):
+            started = self.stored.begin()
+            if not started or not self.stored.changed():
+                break
+            self.stored.end()
+            self._reopen()
+        try:
+            yield
+        finally:
+            if started:
+                self.stored.end()
+
     # -- searching -----------------------------------------------------------------
     def query(
         self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
@@ -850,6 +872,10 @@ class Index:
             unless ``skip_empty``, which gives ``None`` for that text instead.
         """
         _check_k(k)
+        with self._current():
+            return self._query_many(texts, k, skip_empty, min_distance, max_distance)
+
+    def _query_many(self, texts, k, skip_empty, min_distance, max_distance) -> list[list[Hit] | None]:
         addresses, query_codes, known = self.encode(texts)
         found: list[tuple[np.ndarray, np.ndarray] | None] = []
         for i in range(len(texts)):
@@ -874,12 +900,13 @@ class Index:
         DocumentNotFound
         """
         _check_k(k)
-        rowid = self.stored.rowid_of(doc_id)
-        if rowid is None:
-            raise DocumentNotFound(f"no document {doc_id!r} in {self.stored.path}")
-        row = int(np.searchsorted(self.rowids, rowid))
-        found = self._find(self.table.addresses[row], self.codes[row], k, (row,), min_distance, max_distance)
-        return self._hits([found])[0]
+        with self._current():
+            rowid = self.stored.rowid_of(doc_id)
+            if rowid is None:
+                raise DocumentNotFound(f"no document {doc_id!r} in {self.stored.path}")
+            row = int(np.searchsorted(self.rowids, rowid))
+            found = self._find(self.table.addresses[row], self.codes[row], k, (row,), min_distance, max_distance)
+            return self._hits([found])[0]
 
     def similar_to_text(
         self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
@@ -887,12 +914,13 @@ class Index:
         """The ``k`` nearest neighbours of a document given as text; indexed
         documents with the very same content (itself, if indexed) are excluded."""
         _check_k(k)
-        addresses, query_codes, known = self.encode([text])
-        if known[0] == 0:
-            raise EmptyQuery(f"the document {_NO_WORDS}")
-        same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
-        found = self._find(addresses[0], query_codes[0], k, tuple(same.tolist()), min_distance, max_distance)
-        return self._hits([found])[0]
+        with self._current():
+            addresses, query_codes, known = self.encode([text])
+            if known[0] == 0:
+                raise EmptyQuery(f"the document {_NO_WORDS}")
+            same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
+            found = self._find(addresses[0], query_codes[0], k, tuple(same.tolist()), min_distance, max_distance)
+            return self._hits([found])[0]
 
     def similar_to_file(self, path: str | os.PathLike, k: int = 10, **filters) -> list[Hit]:
         """:meth:`similar_to_text` for a file, read as indexing reads it."""
@@ -957,6 +985,10 @@ class Index:
         activations near 0 or 1 on the training set), addresses ({distinct,
         histogram: {"1": addresses holding 1 document, "2-3": ..., "4-7": ...}}).
         """
+        with self._current():
+            return self._info()
+
+    def _info(self) -> dict:
         shapes = self.stored.weight_shapes()
         heads = []
         while f"head{len(heads)}.encoder0.W" in shapes:

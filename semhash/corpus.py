@@ -12,11 +12,12 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TextIO
 
 __all__ = [
+    "BadLine",
     "CorpusError",
     "Document",
     "ReadStats",
@@ -25,6 +26,7 @@ __all__ = [
     "iter_jsonl",
     "iter_listed_files",
     "read_text",
+    "stdin_lines",
 ]
 
 DEFAULT_MAX_BYTES = 10_000_000
@@ -32,6 +34,7 @@ TITLE_MAX_CHARS = 120
 # Same sniffing window as git and grep: a NUL byte early on means "not text".
 BINARY_SNIFF_BYTES = 8192
 EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": ["x"]}'
+SKIP_HINT = "fix it, or pass --skip-bad-lines to skip such lines"
 
 
 @dataclass(frozen=True)
@@ -76,18 +79,29 @@ class ReadStats:
         Files or directories skipped because they could not be opened
         (permissions, dangling symlinks, sockets or FIFOs met while walking).
     n_truncated : int
-        Files longer than ``max_bytes``. Only their first ``max_bytes`` bytes
-        were read.
+        Files longer than ``max_bytes`` (JSON texts longer than ``max_bytes``
+        characters). Only their first ``max_bytes`` were read.
+    bad_lines : list of int
+        Numbers of the JSON lines skipped as malformed (``skip_bad_lines``).
     """
 
     n_documents: int = 0
     n_binary: int = 0
     n_unreadable: int = 0
     n_truncated: int = 0
+    bad_lines: list[int] = field(default_factory=list)
 
 
 class CorpusError(ValueError):
     """Bad input that the user must fix. The message is one line."""
+
+
+class BadLine(CorpusError):
+    """A malformed JSON line; ``lineno`` is its 1-based number."""
+
+    def __init__(self, message: str, lineno: int):
+        super().__init__(message)
+        self.lineno = lineno
 
 
 def content_hash(text: str) -> str:
@@ -181,6 +195,7 @@ def iter_documents(
     *,
     stdin: TextIO | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    skip_bad_lines: bool = False,
 ) -> Iterator[Document]:
     """Yield the documents found under ``paths``, in a deterministic order.
 
@@ -197,7 +212,10 @@ def iter_documents(
         Where ``"-"`` reads from. Defaults to ``sys.stdin``, which is read as
         UTF-8 whatever the locale, because JSON is UTF-8.
     max_bytes : int, default 10_000_000
-        Read at most this many bytes of each file.
+        Read at most this many bytes of each file (characters of each JSON text).
+    skip_bad_lines : bool
+        Skip malformed JSON lines, recording their numbers in
+        ``stats.bad_lines``, instead of raising.
 
     Yields
     ------
@@ -207,7 +225,7 @@ def iter_documents(
     ------
     CorpusError
         If a path does not exist (checked for all paths before the first
-        document is yielded), or if a JSON line is malformed.
+        document is yielded), or if a JSON line is malformed (:class:`BadLine`).
 
     Notes
     -----
@@ -221,7 +239,8 @@ def iter_documents(
             raise CorpusError(f"no such file or directory: {path}")
     for path in paths:
         if path == "-":
-            docs = iter_jsonl(_stdin_lines(stdin))
+            on_error = (lambda e: stats.bad_lines.append(e.lineno)) if skip_bad_lines else None
+            docs = _capped(iter_jsonl(stdin_lines(stdin), on_error=on_error), stats, max_bytes)
         elif os.path.isdir(path):
             docs = _iter_directory(path, stats, max_bytes)
         else:
@@ -229,6 +248,16 @@ def iter_documents(
         for doc in docs:
             stats.n_documents += 1
             yield doc
+
+
+def _capped(docs: Iterable[Document], stats: ReadStats, max_chars: int) -> Iterator[Document]:
+    """Cut JSON texts longer than ``max_chars`` (counted as truncated), as files are cut."""
+    for doc in docs:
+        if len(doc.text) > max_chars:
+            stats.n_truncated += 1
+            text = doc.text[:max_chars]
+            doc = Document(doc.id, text, doc.labels, doc.path, content_hash(text))
+        yield doc
 
 
 def read_text(
@@ -283,7 +312,9 @@ def _decode(data: bytes, truncated: bool) -> str:
         return data.decode("latin-1")
 
 
-def iter_jsonl(lines: Iterable[str], *, source: str = "stdin") -> Iterator[Document]:
+def iter_jsonl(
+    lines: Iterable[str], *, source: str = "stdin", on_error: Callable[[BadLine], None] | None = None
+) -> Iterator[Document]:
     """Yield one document per JSON line.
 
     Parameters
@@ -294,6 +325,9 @@ def iter_jsonl(lines: Iterable[str], *, source: str = "stdin") -> Iterator[Docum
         optional. Without ``"id"``, the 1-based line number is used.
     source : str, default "stdin"
         Name of the input, used in error messages.
+    on_error : callable, optional
+        Called with the :class:`BadLine` of each malformed line, which is then
+        skipped. Without it, the first malformed line raises.
 
     Yields
     ------
@@ -302,26 +336,38 @@ def iter_jsonl(lines: Iterable[str], *, source: str = "stdin") -> Iterator[Docum
 
     Raises
     ------
-    CorpusError
+    BadLine
         If a line is not a JSON object, lacks a ``"text"`` string, or has an
         ``"id"`` or ``"labels"`` of the wrong type. The message names the line.
+        Nothing else: whatever the input, this is the only error.
     """
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = f"line {lineno} of {source}"
-        record = _parse_json_object(line, where)
-        text = record.get("text")
-        if not isinstance(text, str):
-            raise CorpusError(f"{where} has no 'text' string; expected {EXPECTED_JSON}")
-        text = _without_lone_surrogates(text)
-        yield Document(
-            id=_json_id(record, lineno, where),
-            text=text,
-            labels=_json_labels(record, where),
-            path=None,
-            content_hash=content_hash(text),
-        )
+        try:
+            doc = _json_document(line, lineno, f"line {lineno} of {source}")
+        except CorpusError as e:
+            error = BadLine(f"{e}; {SKIP_HINT}", lineno)
+            if on_error is None:
+                raise error from None
+            on_error(error)
+            continue
+        yield doc
+
+
+def _json_document(line: str, lineno: int, where: str) -> Document:
+    record = _parse_json_object(line, where)
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise CorpusError(f"{where} has no 'text' string; expected {EXPECTED_JSON}")
+    text = _without_lone_surrogates(text)
+    return Document(
+        id=_without_lone_surrogates(_json_id(record, lineno, where)),
+        text=text,
+        labels=tuple(_without_lone_surrogates(label) for label in _json_labels(record, where)),
+        path=None,
+        content_hash=content_hash(text),
+    )
 
 
 def _parse_json_object(line: str, where: str) -> dict:
@@ -333,6 +379,10 @@ def _parse_json_object(line: str, where: str) -> dict:
         raise CorpusError(
             f"{where} is not valid JSON: {e.msg} at column {e.colno}; expected {EXPECTED_JSON}"
         ) from None
+    except RecursionError:
+        raise CorpusError(f"{where} is not valid JSON: nested too deeply; expected {EXPECTED_JSON}") from None
+    except ValueError:  # an integer of more than 4300 digits (int_max_str_digits)
+        raise CorpusError(f"{where} is not valid JSON: a number is too long; expected {EXPECTED_JSON}") from None
     if not isinstance(record, dict):
         raise CorpusError(f"{where} is not a JSON object; expected {EXPECTED_JSON}")
     return record
@@ -373,11 +423,11 @@ def _without_lone_surrogates(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)  # one per surrogate
     return text
 
 
-def _stdin_lines(stdin: TextIO | None) -> Iterable[str]:
+def stdin_lines(stdin: TextIO | None) -> Iterable[str]:
     """Lines of the given stream, or of ``sys.stdin`` decoded as UTF-8.
 
     JSON is UTF-8 by definition, so the default stdin is read at the byte

@@ -11,33 +11,67 @@ Tables (open it in ``sqlite-utils`` or Datasette):
   pickle);
 - ``meta``: key, value (JSON): schema version, parameters, creation time, ...
 
-Writing uses sqlite-utils. Reading uses the standard library's sqlite3 because
-importing sqlite-utils costs half a second, which a query should not pay.
+Reading and writing use the standard library's sqlite3 (importing sqlite-utils costs
+half a second, which a query should not pay), and every value goes in as a ``?``
+parameter, never into the SQL text.
 
-A new index is written to a temporary file beside the target and moved over it
-with ``os.replace`` only once complete, so an existing index is never damaged. An
-incremental update (:class:`IndexWriter`) is one SQLite transaction: interrupted, it
-leaves the previous index as it was.
+What holds, whatever happens to a writer:
+
+- The database is in WAL mode: a query reads the last committed state while an
+  update is being written.
+- Every change is one transaction. A new index is written to a temporary file beside
+  the target and moved over it with ``os.replace`` once complete; an existing index
+  is rebuilt, or updated (:class:`IndexWriter`), inside one transaction. Killed at any
+  moment (``kill -9`` included), a writer leaves the previous index as it was.
+  (Renaming a file over a WAL database that others may have open is unsafe, which
+  is why an existing index is rebuilt in place rather than swapped.)
+- Writers take :func:`writer_lock`, an exclusive ``flock`` on ``<index>.lock``: a
+  second writer fails at once with :class:`IndexLocked`, or waits. The kernel drops
+  the lock when its holder dies, so a killed run never leaves a stale lock.
+- A schema older than :data:`SCHEMA_VERSION` is read as it is and upgraded by the
+  numbered :data:`MIGRATIONS` on the next write; a newer one is refused.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 SCHEMA_VERSION = 2  # 2: documents.title
+OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
 DOCUMENT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title")
+TABLES = ("meta", "vocabulary", "weights", "documents")
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
+SQLITE_HEADER = b"SQLite format 3\x00"
+REBUILD = "rebuild it with `semhash index --retrain PATHS`"
+
+# The current schema, as a new index is created.
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+    'CREATE TABLE vocabulary ("column" INTEGER PRIMARY KEY, word TEXT, df INTEGER)',
+    "CREATE TABLE weights (name TEXT PRIMARY KEY, dtype TEXT, shape TEXT, data BLOB)",
+    "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, "
+    "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT)",
+    "CREATE INDEX idx_documents_address ON documents (address)",
+    "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
+)
 
 
 class StoreError(ValueError):
-    """The database is missing, not a semhash index, or unreadable."""
+    """The database is missing, not a semhash index, corrupt, or from a newer semhash."""
+
+
+class IndexLocked(StoreError):
+    """Another process is writing this index."""
 
 
 @dataclass
@@ -64,6 +98,174 @@ def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
     }
 
 
+# -- migrations ----------------------------------------------------------------------
+
+
+def _m002_title(conn: sqlite3.Connection) -> None:
+    """Schema 2: ``documents.title``; documents indexed before keep an empty one."""
+    if "title" not in _columns(conn, "documents"):
+        conn.execute("ALTER TABLE documents ADD COLUMN title TEXT")
+
+
+#: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
+#: the transaction of the update that needs it, so an interrupted migration leaves
+#: the index at its old schema. Add ``_m003_...`` here with ``SCHEMA_VERSION = 3``.
+MIGRATIONS = {2: _m002_title}
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the index open in ``conn`` (inside a write transaction) to
+    :data:`SCHEMA_VERSION`; return the version it had."""
+    (value,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() or (None,)
+    version = _schema_version(value, "the index")
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[step](conn)
+    _set_meta(conn, {"schema_version": SCHEMA_VERSION})
+    return version
+
+
+def _schema_version(value, where) -> int:
+    """The schema version stored as JSON ``value``, checked: an int we can read."""
+    try:
+        version = json.loads(value) if value is not None else None
+    except (TypeError, ValueError):
+        version = None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise StoreError(f"{where} is not a semhash index (no schema_version in meta)")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} was made by a newer semhash (schema {version} > {SCHEMA_VERSION}): "
+            "upgrade semhash (pip install -U semantic-hashing)"
+        )
+    if version < OLDEST_SCHEMA:
+        raise StoreError(f"{where} has schema {version}, older than this semhash can read: {REBUILD}")
+    return version
+
+
+# -- the writer lock -------------------------------------------------------------------
+
+_HELD: dict[str, int] = {}  # locks this process holds: realpath -> depth (re-entrant)
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    return Path(f"{os.fspath(path)}.lock")
+
+
+@contextmanager
+def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None]:
+    """Hold the exclusive writer lock of the index at ``path`` for the block.
+
+    The lock is an ``flock`` on ``<path>.lock`` (the file stays; only the lock
+    matters), held for a whole ``semhash index`` run, training included, so two
+    runs never interleave. It is re-entrant within a process.
+
+    Raises
+    ------
+    IndexLocked
+        If another process holds it and ``wait`` is false; with ``wait``, block
+        until it is free.
+    """
+    key = os.path.realpath(path)
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): SQLite's own lock still serialises the writes
+        yield
+        return
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
+            raise IndexLocked(
+                f"another `semhash index` is writing {path}"
+                + (f" (pid {holder})" if holder.isdigit() else "")
+                + ": wait for it to finish, or pass --wait to queue behind it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def _connect_writer(path: str | os.PathLike, wal: bool = True) -> sqlite3.Connection:
+    """A connection that issues its own BEGIN/COMMIT and waits for SQLite's write lock."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
+def is_missing(path: str | os.PathLike) -> bool:
+    """Nothing at ``path``, or an empty file: a new index goes there (cheap check)."""
+    path = Path(path)
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    """What lies at ``path``, as far as writing an index there goes.
+
+    Returns
+    -------
+    "missing" (nothing, or an empty file), "index" (a healthy semhash index),
+    "corrupt" (an SQLite file that fails to read or to pass ``quick_check``)
+
+    Raises
+    ------
+    StoreError
+        If it is something else (not SQLite, or an SQLite database that is not a
+        semhash index), which an index must never overwrite; or an index of a
+        newer schema.
+    """
+    path = Path(path)
+    if is_missing(path):
+        return "missing"
+    if not path.is_file():
+        raise StoreError(f"{path} is not a file: choose another -d/--database")
+    with open(path, "rb") as f:
+        is_sqlite = f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    refuse = f"{path} exists and is not a semhash index: choose another -d/--database, or remove it"
+    if not is_sqlite:
+        raise StoreError(refuse)
+    try:
+        conn = sqlite3.connect(_ro_uri(path), uri=True)
+    except sqlite3.Error:
+        return "corrupt"
+    try:
+        try:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+                raise StoreError(refuse)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError:
+            return "corrupt"
+        if row is None:
+            raise StoreError(refuse)
+        _schema_version(row[0], str(path))
+        try:
+            ok = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        except sqlite3.DatabaseError:
+            ok = False
+        return "index" if ok else "corrupt"
+    finally:
+        conn.close()
+
+
 def write_index(
     path: str | os.PathLike,
     *,
@@ -75,7 +277,12 @@ def write_index(
     addresses: np.ndarray,
     codes: np.ndarray,
 ) -> None:
-    """Write a complete index to ``path``, atomically replacing any existing file.
+    """Write a complete index to ``path``, replacing any index there in one step.
+
+    Nothing there: the index is written to a temporary file and moved into place.
+    A healthy index there: it is rebuilt in one transaction, so queries keep reading
+    the old one until the commit. A corrupt index: replaced like nothing. Anything
+    else there is never overwritten (``StoreError``, see :func:`kind_of`).
 
     Parameters
     ----------
@@ -88,61 +295,114 @@ def write_index(
     addresses : ndarray of int64, shape (n,)
     codes : ndarray of uint64, shape (n, n_words)
     """
-    import sqlite_utils
-
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an index is an ordinary file
+    with writer_lock(path, wait=True):
+        _remove_stale_temporaries(path)
+        tables = (meta, words, df, arrays, documents, addresses, codes)
+        if kind_of(path) == "index":
+            conn = _connect_writer(path)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for table in TABLES:
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")  # constant names, not input
+                _fill(conn, *tables)
+                conn.execute("COMMIT")
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"cannot write {path} ({e})") from None
+            finally:
+                conn.close()  # without COMMIT, closing rolls back
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an index is an ordinary file
+        try:
+            conn = _connect_writer(tmp, wal=False)
+            try:
+                conn.execute("BEGIN")
+                _fill(conn, *tables)
+                conn.execute("COMMIT")
+                conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                conn.close()
+            # A -wal or -shm left by an index that was deleted or corrupt would be
+            # read as part of the new file: they go first (we hold the writer lock).
+            for suffix in ("-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            os.replace(tmp, path)
+            _fsync_directory(path.parent)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _fill(conn, meta, words, df, arrays, documents, addresses, codes) -> None:
+    """Create the current schema's tables in ``conn`` (inside a transaction) and fill them."""
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    _set_meta(conn, {**meta, "schema_version": SCHEMA_VERSION})
+    conn.executemany(
+        'INSERT INTO vocabulary ("column", word, df) VALUES (?, ?, ?)',
+        ((i, w, int(d)) for i, (w, d) in enumerate(zip(words, df))),
+    )
+    conn.executemany(
+        "INSERT INTO weights (name, dtype, shape, data) VALUES (?, ?, ?, ?)",
+        ((k, "float32", json.dumps(list(a.shape)), _le_f32(a).tobytes()) for k, a in arrays.items()),
+    )
+    _insert_documents(conn, documents, addresses, codes)
+
+
+def _insert_documents(conn: sqlite3.Connection, documents, addresses, codes) -> None:
+    codes_le = codes.astype("<u8", copy=False)
+    columns = ", ".join(DOCUMENT_COLUMNS)
+    marks = ", ".join(f":{c}" for c in DOCUMENT_COLUMNS)
+    conn.executemany(
+        f"INSERT INTO documents ({columns}) VALUES ({marks})",
+        (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
+    )
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of earlier writers that were killed (under the lock)."""
+    for stale in glob.glob(os.path.join(glob.escape(str(path.parent)), glob.escape(f".{path.name}.") + "*.tmp*")):
+        Path(stale).unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
     try:
-        db = sqlite_utils.Database(tmp)
-        db["meta"].insert_all(
-            ({"key": k, "value": json.dumps(v)} for k, v in {**meta, "schema_version": SCHEMA_VERSION}.items()),
-            pk="key",
-        )
-        db["vocabulary"].insert_all(
-            ({"column": i, "word": w, "df": int(d)} for i, (w, d) in enumerate(zip(words, df))), pk="column"
-        )
-        db["weights"].insert_all(
-            (
-                {"name": k, "dtype": "float32", "shape": json.dumps(list(a.shape)), "data": _le_f32(a).tobytes()}
-                for k, a in arrays.items()
-            ),
-            pk="name",
-        )
-        codes_le = codes.astype("<u8", copy=False)
-        rows = (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses)))
-        db["documents"].insert_all(
-            rows,
-            pk="id",
-            batch_size=1000,
-            columns={
-                "id": str, "path": str, "labels": str, "content_hash": str, "n_words": int,
-                "address": int, "code": bytes, "counts": str, "title": str,
-            },
-        )
-        db["documents"].create_index(["address"])
-        db["documents"].create_index(["content_hash"])
-        db.conn.commit()
-        db.close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _le_f32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype="<f4")
 
 
+def _set_meta(conn: sqlite3.Connection, meta: dict) -> None:
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        ((k, json.dumps(v)) for k, v in meta.items()),
+    )
+
+
 class IndexWriter:
     """Change an existing index in one transaction: all the changes, or none.
 
     Use it as a context manager; leaving the block normally commits, an exception
-    (or Ctrl-C) rolls back, so an interrupted update leaves the previous index as it
-    was. An index of schema 1 gains its ``title`` column on the way.
+    (or Ctrl-C, or ``kill -9``) rolls back, so an interrupted update leaves the
+    previous index as it was. Queries keep reading the committed index meanwhile
+    (WAL). An index of an older schema is migrated (:data:`MIGRATIONS`) inside the
+    same transaction. Callers should hold :func:`writer_lock`.
 
     Examples
     --------
@@ -153,21 +413,36 @@ class IndexWriter:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"no index at {self.path}: run `semhash index PATH` first, or pass -d/--database")
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None)  # we issue BEGIN/COMMIT
+            self.conn = _connect_writer(self.path)
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as e:
+        except sqlite3.OperationalError as e:
             raise StoreError(f"cannot write to {self.path} ({e})") from None
-        if "title" not in _columns(self.conn, "documents"):
-            self.conn.execute("ALTER TABLE documents ADD COLUMN title TEXT")
-        self.set_meta({"schema_version": SCHEMA_VERSION})
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a semhash index ({e})") from None
+        try:
+            migrate(self.conn)
+        except BaseException as e:
+            self.conn.close()  # rolls back
+            if isinstance(e, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path} is not a semhash index, or is corrupt ({e}): {REBUILD}") from None
+            raise
 
     def __enter__(self) -> IndexWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type:
+                self.conn.execute("ROLLBACK")
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.DatabaseError as e:
+                    raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             self.conn.close()
 
@@ -177,27 +452,40 @@ class IndexWriter:
         columns = ", ".join(DOCUMENT_COLUMNS)
         marks = ", ".join(f":{c}" for c in DOCUMENT_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in DOCUMENT_COLUMNS if c != "id")
-        self.conn.executemany(
+        self._run(
+            self.conn.executemany,
             f"INSERT INTO documents ({columns}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
             (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
         )
 
     def delete(self, ids: Iterable[str]) -> None:
-        self.conn.executemany("DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
+        self._run(self.conn.executemany, "DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
 
     def set_meta(self, meta: dict) -> None:
-        self.conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            ((k, json.dumps(v)) for k, v in meta.items()),
-        )
+        self._run(_set_meta, self.conn, meta)
+
+    def _run(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]  # constant names, not input
+
+
+def _ro_uri(path: str | os.PathLike) -> str:
+    """A read-only SQLite URI for ``path``, percent-encoded: names with ``?``, ``#``
+    or ``%`` open the right file."""
+    return Path(path).absolute().as_uri() + "?mode=ro"
 
 
 class StoredIndex:
     """Read-only view of an index file, loaded lazily.
+
+    Every read checks what it gets: a corrupt or truncated file, or arrays whose
+    size disagrees with the metadata, raise :class:`StoreError`, never a crash.
 
     Parameters
     ----------
@@ -210,42 +498,106 @@ class StoredIndex:
             raise StoreError(f"no index at {self.path}: run `semhash index PATH` first, or pass -d/--database")
         try:
             # Read-only URI: a query never creates or modifies the file.
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-            self.meta = {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+            self.conn = sqlite3.connect(_ro_uri(self.path), uri=True)
+            pairs = self.conn.execute("SELECT key, value FROM meta").fetchall()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a semhash index ({e})") from None
-        version = self.meta.get("schema_version")
-        if version is None:
-            raise StoreError(f"{self.path} is not a semhash index (no schema_version in meta)")
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} was made by a newer semhash (schema {version} > {SCHEMA_VERSION}): upgrade semhash"
-            )
+        try:
+            self.meta = {k: json.loads(v) for k, v in pairs}
+        except (TypeError, ValueError):
+            raise self._corrupt("its metadata is not JSON") from None
+        _schema_version(json.dumps(self.meta.get("schema_version")), str(self.path))
+        self._data_version = None
+        for key, low, high in (("address_bits", 1, 63), ("code_bits", 1, None)):
+            value = self.meta.get(key)
+            if not isinstance(value, int) or value < low or (high is not None and value > high):
+                raise self._corrupt(f"meta {key} is {value!r}")
+
+    def begin(self) -> bool:
+        """Start a read transaction (a snapshot), unless one is open; say whether it started."""
+        if self.conn.in_transaction:
+            return False
+        try:
+            self.conn.execute("BEGIN")
+            self.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # takes the snapshot
+        except sqlite3.DatabaseError as e:
+            self.conn.rollback()
+            raise self._corrupt(str(e)) from None
+        return True
+
+    def end(self) -> None:
+        """End the read transaction (it wrote nothing: a failure to end it is moot)."""
+        try:
+            self.conn.commit()
+        except sqlite3.DatabaseError:
+            self.conn.rollback()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every read inside sees the same committed index,
+        whatever a writer commits meanwhile (WAL). Re-entrant."""
+        started = self.begin()
+        try:
+            yield
+        finally:
+            if started:
+                self.end()
+
+    def mark(self) -> None:
+        """Remember the current state (call inside the :meth:`snapshot` a load reads)."""
+        self._data_version = self._all("PRAGMA data_version")[0][0]
+
+    def changed(self) -> bool:
+        """Whether another connection has committed a change since :meth:`mark`."""
+        return self._all("PRAGMA data_version")[0][0] != self._data_version
+
+    def _corrupt(self, what: str) -> StoreError:
+        return StoreError(f"{self.path} is corrupt ({what}): {REBUILD}")
+
+    def _all(self, sql: str, params=()) -> list[tuple]:
+        """Run one read; a damaged file is a StoreError."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._corrupt(str(e)) from None
+
+    def _json(self, text, what: str):
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError):
+            raise self._corrupt(f"{what} is not JSON") from None
 
     def words(self) -> list[str]:
-        return [w for (w,) in self.conn.execute('SELECT word FROM vocabulary ORDER BY "column"')]
+        words = [w for (w,) in self._all('SELECT word FROM vocabulary ORDER BY "column"')]
+        if "vocab_size" in self.meta and len(words) != self.meta["vocab_size"]:
+            raise self._corrupt(f"{len(words)} vocabulary words, meta says {self.meta['vocab_size']}")
+        return words
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Model weights as float32 arrays, shapes checked against their stored shape."""
         out = {}
-        for name, dtype, shape, data in self.conn.execute("SELECT name, dtype, shape, data FROM weights"):
-            shape = tuple(json.loads(shape))
-            if dtype != "float32" or len(data) != 4 * int(np.prod(shape)):
-                raise StoreError(f"{self.path}: weight {name!r} is corrupt (expected float32 of shape {shape})")
+        for name, dtype, shape, data in self._all("SELECT name, dtype, shape, data FROM weights"):
+            shape = self._json(shape, f"the shape of weight {name!r}")
+            ok = isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)
+            if not ok or dtype != "float32" or not isinstance(data, bytes) or len(data) != 4 * int(np.prod(shape)):
+                raise self._corrupt(f"weight {name!r} is not float32 of shape {shape}")
             out[name] = np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
         return out
 
     def codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rowids int64 (n,), addresses int64 (n,), codes uint64 (n, n_words)) in one read."""
+        """(rowids int64 (n,), addresses int64 (n,), codes uint64 (n, n_words)) in one read,
+        each code's length and each address's range checked against the metadata."""
         n_words = (int(self.meta["code_bits"]) + 63) // 64
-        rows = self.conn.execute("SELECT rowid, address, code FROM documents ORDER BY rowid").fetchall()
+        rows = self._all("SELECT rowid, address, code FROM documents ORDER BY rowid")
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_words), np.uint64)
         rowids, addresses, blobs = zip(*rows)
-        blob = b"".join(blobs)
-        if len(blob) != 8 * n_words * len(rows):
-            raise StoreError(f"{self.path}: stored codes are corrupt (wrong length): rebuild the index")
-        codes = np.frombuffer(blob, dtype="<u8").reshape(len(rows), n_words).astype(np.uint64)
+        if any(not isinstance(b, bytes) or len(b) != 8 * n_words for b in blobs):
+            raise self._corrupt(f"a stored code is not {8 * n_words} bytes long")
+        limit = 2 ** int(self.meta["address_bits"])
+        if any(not isinstance(a, int) or not 0 <= a < limit for a in addresses):
+            raise self._corrupt(f"a stored address is not an integer in [0, {limit})")
+        codes = np.frombuffer(b"".join(blobs), dtype="<u8").reshape(len(rows), n_words).astype(np.uint64)
         return np.asarray(rowids, np.int64), np.asarray(addresses, np.int64), codes
 
     def ids(self, rowids: Iterable[int]) -> list[str]:
@@ -255,43 +607,50 @@ class StoredIndex:
         for start in range(0, len(rowids), 900):  # stay under SQLite's variable limit
             chunk = rowids[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            found.update(self.conn.execute(f"SELECT rowid, id FROM documents WHERE rowid IN ({marks})", chunk))
+            found.update(self._all(f"SELECT rowid, id FROM documents WHERE rowid IN ({marks})", chunk))
         return [found[r] for r in rowids]
 
     def fingerprints(self) -> dict[str, tuple[str, str | None]]:
         """{id: (content_hash, path)} of every document: what an update compares against."""
-        return {i: (h, p) for i, h, p in self.conn.execute("SELECT id, content_hash, path FROM documents")}
+        return {i: (h, p) for i, h, p in self._all("SELECT id, content_hash, path FROM documents")}
 
     def rowid_of(self, doc_id: str) -> int | None:
-        row = self.conn.execute("SELECT rowid FROM documents WHERE id = ?", (doc_id,)).fetchone()
-        return None if row is None else row[0]
+        rows = self._all("SELECT rowid FROM documents WHERE id = ?", (doc_id,))
+        return rows[0][0] if rows else None
 
     def rowids_with_hash(self, content_hash: str) -> list[int]:
-        return [r for (r,) in self.conn.execute("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]
+        return [r for (r,) in self._all("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]
 
     def rows(self, rowids: Iterable[int]) -> dict[int, tuple[str, str | None, tuple[str, ...], str, int]]:
         """{rowid: (id, path, labels, title, address)} of the given rowids, in one read per 900."""
         rowids = [int(r) for r in rowids]
-        title = "title" if "title" in _columns(self.conn, "documents") else "''"  # schema 1 has none
+        try:
+            has_title = "title" in _columns(self.conn, "documents")
+        except sqlite3.DatabaseError as e:
+            raise self._corrupt(str(e)) from None
+        title = "title" if has_title else "''"  # schema 1 has none
         found = {}
         for start in range(0, len(rowids), 900):  # stay under SQLite's variable limit
             chunk = rowids[start : start + 900]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({marks})"
-            for rowid, doc_id, path, labels, doc_title, address in self.conn.execute(query, chunk):
-                found[rowid] = (doc_id, path, tuple(json.loads(labels)), doc_title or "", address)
+            for rowid, doc_id, path, labels, doc_title, address in self._all(query, chunk):
+                found[rowid] = (doc_id, path, tuple(self._json(labels, "a label list")), doc_title or "", address)
         return found
 
     def label_counts(self) -> dict[str, int]:
         """{label: number of documents}, most common first (ties by name)."""
         counts: dict[str, int] = {}
-        for labels, n in self.conn.execute("SELECT labels, count(*) FROM documents GROUP BY labels"):
-            for label in json.loads(labels):
+        for labels, n in self._all("SELECT labels, count(*) FROM documents GROUP BY labels"):
+            for label in self._json(labels, "a label list"):
                 counts[label] = counts.get(label, 0) + n
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {name: tuple(json.loads(shape)) for name, shape in self.conn.execute("SELECT name, shape FROM weights")}
+        return {
+            name: tuple(self._json(shape, f"the shape of weight {name!r}"))
+            for name, shape in self._all("SELECT name, shape FROM weights")
+        }
 
     def close(self) -> None:
         self.conn.close()
