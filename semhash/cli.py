@@ -252,7 +252,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @limit_option
 @distance_options
 @output_options()
-@click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is {"id": ..., "text": ...}.')
+@click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is a document {"id": ..., "text": ...}, encoded as indexing encodes documents (short plain-text queries are read as a typical-length document).')
 @skip_bad_lines_option
 @silent_option
 def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, skip_bad_lines, silent):
@@ -319,7 +319,8 @@ def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bo
     else:
         texts = [line.rstrip("\r\n") for line in stdin_lines(None)]
         names = list(range(1, len(texts) + 1))
-    results = idx.query_many(texts, limit, skip_empty=True, **filters)
+    # JSON lines are documents (encoded as indexing did); plain lines are queries.
+    results = idx.query_many(texts, limit, skip_empty=True, documents=jsonl_in, **filters)
     digits = _address_digits(idx)
     rows = []
     for name, hits in zip(names, results):

@@ -532,3 +532,26 @@ def test_info(db):
 def test_info_missing_index(tmp_path):
     result = run("info", "-d", str(tmp_path / "none.db"))
     assert result.exit_code == 2 and result.stderr.startswith("Error: no index at")
+
+
+def test_short_queries_are_read_as_a_typical_document(db):
+    """A 2-word query is encoded as a median-length document with its word
+    distribution; JSON-lines documents are encoded as they are."""
+    import numpy as np
+
+    from semhash.api import Index
+    from semhash.vocab import count_words
+
+    with Index.open(db) as idx:
+        words = sorted(idx.words, key=idx.words.get)[:2]
+        text = " ".join(words)
+        counts = count_words([text], idx.words)
+        typical = idx.typical_length()
+        assert counts.sum() == 2 < typical
+        lifted = idx._encode_counts(counts * (typical / 2))
+        addresses, codes, known = idx.encode([text], lift=True)
+        assert known.tolist() == [2]
+        np.testing.assert_array_equal(addresses, lifted[0])
+        np.testing.assert_array_equal(codes, lifted[1])
+        plain = idx._encode_counts(counts)
+        np.testing.assert_array_equal(idx.encode([text])[1], plain[1])
