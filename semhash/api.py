@@ -331,7 +331,7 @@ def build_index(
     address_bits: int = 28,
     code_bits: int = 256,
     hidden_sizes: Sequence[int] = (500, 250, 125),
-    n_epochs_pretrain: int = 20,
+    n_epochs_pretrain: int = 50,
     n_epochs_finetune: int = 20,
     random_state: int = 0,
     verbose: bool = False,
