@@ -35,7 +35,6 @@ import os
 import platform
 import resource
 import shlex
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -46,6 +45,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sections import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Makefile's default, relative to the project root.
@@ -453,33 +455,6 @@ def render_section(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the quality section of ``path`` (or add it), leaving the rest untouched."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        lines = text.splitlines(keepends=True)
-        starts = [i for i, l in enumerate(lines) if l.strip() == START]
-        ends = [i for i, l in enumerate(lines) if l.strip() == END]
-        if len(starts) > 1 or len(ends) > 1 or len(starts) != len(ends) or (starts and ends[0] < starts[0]):
-            sys.exit(f"error: {path} has unbalanced {START} / {END} lines; fix them by hand")
-        if starts:
-            new = "".join(lines[: starts[0]]) + section + "".join(lines[ends[0] + 1 :])
-        else:
-            sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-            new = text + sep + section
-    else:
-        new = "# Benchmarks\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new)
-    if path.exists():
-        shutil.copymode(path, tmp)
-    else:
-        os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def print_table(r: dict) -> None:
     b, sh = r["baselines"], r["semhash"]
     rows = [
@@ -712,7 +687,7 @@ def main(argv: list[str] | None = None) -> None:
         "timings_s": timer.seconds,
     }
     section = render_section(result)
-    write_section(args.output, section)
+    write_section(args.output, section, START, END)
     log(f"wrote the quality section of {args.output}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

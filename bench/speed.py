@@ -43,10 +43,8 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -54,6 +52,9 @@ from pathlib import Path
 
 import numba
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sections import write_section  # noqa: E402
 
 import semhash
 from semhash import search
@@ -379,33 +380,6 @@ def render_section(report: dict, rows: list[Row]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the speed section of ``path`` (or append it), leaving the rest untouched."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        lines = text.splitlines(keepends=True)
-        starts = [i for i, line in enumerate(lines) if line.strip() == START]
-        ends = [i for i, line in enumerate(lines) if line.strip() == END]
-        if len(starts) > 1 or len(ends) > 1 or len(starts) != len(ends) or (starts and ends[0] < starts[0]):
-            sys.exit(f"error: {path} has unbalanced {START} / {END} lines; fix them by hand")
-        if starts:
-            new = "".join(lines[: starts[0]]) + section + "".join(lines[ends[0] + 1 :])
-        else:
-            sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-            new = text + sep + section
-    else:
-        new = "# Benchmarks\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new)
-    if path.exists():
-        shutil.copymode(path, tmp)
-    else:
-        os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def parse_threads(text: str) -> list[int]:
     try:
         threads = sorted({int(t) for t in text.split(",") if t.strip()})
@@ -470,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print_table(rows)
     print(f"\nload average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}")
-    write_section(args.output, render_section(report, rows))
+    write_section(args.output, render_section(report, rows), START, END)
     log(f"wrote the speed section of {args.output}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,41 @@
+"""Rewrite one marked section of BENCHMARKS.md, leaving the rest of the file untouched.
+
+Each benchmark script owns the lines between its ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->`` markers; the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def write_section(path: Path, section: str, start: str, end: str) -> None:
+    """Replace the lines from ``start`` to ``end`` of ``path`` by ``section`` (which
+    includes both markers), or append it when the markers are missing."""
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        starts = [i for i, line in enumerate(lines) if line.strip() == start]
+        ends = [i for i, line in enumerate(lines) if line.strip() == end]
+        if len(starts) > 1 or len(ends) > 1 or len(starts) != len(ends) or (starts and ends[0] < starts[0]):
+            sys.exit(f"error: {path} has unbalanced {start} / {end} lines; fix them by hand")
+        if starts:
+            new = "".join(lines[: starts[0]]) + section + "".join(lines[ends[0] + 1 :])
+        else:
+            sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+            new = text + sep + section
+    else:
+        new = "# Benchmarks\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(new)
+    if path.exists():
+        shutil.copymode(path, tmp)
+    else:
+        os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
