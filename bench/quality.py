@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import write_section  # noqa: E402
+from sections import cpu_model, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Makefile's default, relative to the project root.
@@ -273,14 +273,7 @@ def read_db(db: Path) -> dict:
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     ram_gib = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

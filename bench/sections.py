@@ -1,4 +1,5 @@
-"""Rewrite one marked section of BENCHMARKS.md, leaving the rest of the file untouched.
+"""Shared by the benchmark scripts: rewrite one marked section of BENCHMARKS.md
+(leaving the rest of the file untouched) and name the CPU it ran on.
 
 Each benchmark script owns the lines between its ``<!-- NAME:start -->`` and
 ``<!-- NAME:end -->`` markers; the file is replaced atomically.
@@ -39,3 +40,16 @@ def write_section(path: Path, section: str, start: str, end: str) -> None:
     else:
         os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's name elsewhere)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -54,7 +54,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import write_section  # noqa: E402
+from sections import cpu_model, write_section  # noqa: E402
 
 import semhash
 from semhash import search
@@ -259,14 +259,7 @@ def bench_ball(rows: list[Row], n: int, cfg: dict, rng) -> None:
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         nproc = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -113,6 +113,16 @@ def _skipped(n_binary: int, n_unreadable: int) -> str:
     return f"skipped {n_binary + n_unreadable} files ({n_binary} binary, {n_unreadable} unreadable)"
 
 
+def _input_notes(bad_lines: list[int], n_truncated: int, n_duplicates: int) -> list[str]:
+    """The summary's notes on input that was skipped, cut or ignored (both summaries)."""
+    notes = [_bad_lines(bad_lines)] if bad_lines else []
+    if n_truncated:
+        notes.append(f"{n_truncated} truncated")
+    if n_duplicates:
+        notes.append(f"{n_duplicates} duplicate ids ignored")
+    return notes
+
+
 def _bad_lines(lines: list[int]) -> str | None:
     """The summary clause for JSON lines skipped with ``skip_bad_lines``."""
     if not lines:
@@ -146,12 +156,7 @@ class BuildSummary:
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
         parts = [f"indexed {self.n_documents} documents", _skipped(self.n_binary, self.n_unreadable)]
-        if self.bad_lines:
-            parts.append(_bad_lines(self.bad_lines))
-        if self.n_truncated:
-            parts.append(f"{self.n_truncated} truncated")
-        if self.n_duplicates:
-            parts.append(f"{self.n_duplicates} duplicate ids ignored")
+        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates)
         vocabulary = f"vocabulary {self.vocabulary_size} words"
         if self.oov_share is not None:
             vocabulary += f" ({self.oov_share:.1%} of words outside)"
@@ -198,12 +203,7 @@ class UpdateSummary:
         ]
         if self.n_missing > self.n_removed:
             parts.append(f"{self.n_missing - self.n_removed} missing kept (--prune removes them)")
-        if self.bad_lines:
-            parts.append(_bad_lines(self.bad_lines))
-        if self.n_truncated:
-            parts.append(f"{self.n_truncated} truncated")
-        if self.n_duplicates:
-            parts.append(f"{self.n_duplicates} duplicate ids ignored")
+        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates)
         drift = _drift(self.drift, self.oov_share, previous=False)
         if drift:
             parts.append(drift)
