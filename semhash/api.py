@@ -903,15 +903,23 @@ class Index:
 
     def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift) -> list[list[Hit] | None]:
         addresses, query_codes, known = self.encode(texts, lift=lift)
-        found: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for i in range(len(texts)):
-            if known[i] == 0:
-                if not skip_empty:
-                    which = f"query {i + 1}" if len(texts) > 1 else "the query"
-                    raise EmptyQuery(f"{which} {_NO_WORDS}")
-                found.append(None)
-                continue
-            found.append(self._find(addresses[i], query_codes[i], k, (), min_distance, max_distance))
+        empty = np.flatnonzero(known == 0)
+        if empty.size and not skip_empty:
+            which = f"query {empty[0] + 1}" if len(texts) > 1 else "the query"
+            raise EmptyQuery(f"{which} {_NO_WORDS}")
+        found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(texts)
+        asked = np.flatnonzero(known > 0)
+        if min_distance is None and max_distance is None:
+            # One call for the whole batch: the kernel runs the queries in parallel.
+            n = len(self)
+            rows, dists, counts, _ = search.search_many(
+                self.table, self.codes, addresses[asked], query_codes[asked], min(k, n), shortlist=min(self.shortlist, n)
+            )
+            for j, i in enumerate(asked.tolist()):
+                found[i] = (self.rowids[rows[j, : counts[j]]], dists[j, : counts[j]])
+        else:
+            for i in asked.tolist():
+                found[i] = self._find(addresses[i], query_codes[i], k, (), min_distance, max_distance)
         return self._hits(found)
 
     def similar(

@@ -818,3 +818,204 @@ def address_scan(addresses, query_address, max_distance):
                     hits[m] = start + i
                     m += 1
     return hits[:m].copy()
+
+
+# ---------------------------------------------------------------- search: ball, then re-rank
+
+
+@njit
+def _ball_rows(sorted_addresses, order, bucket_starts, prefix_bits, addresses, n_bits, query_address, want, limit, fallback, shell_costs, scan_cost):
+    """The shortlist of one query: rows of the smallest ball (radius <= ``limit``)
+    holding ``want`` rows, ascending, and its radius; radius -1 (with no rows)
+    means "rank every row" (``fallback`` and even radius ``limit`` holds fewer).
+
+    Shells are visited while ``shell_costs[radius]`` is at most ``scan_cost``;
+    past that, an address histogram finds the radius and one scan collects the
+    ball. Both give the same rows (see ``search.search``).
+    """
+    found = np.empty(max(want, 16), np.int64)
+    m = 0
+    for radius in range(limit + 1):
+        if shell_costs[radius] > scan_cost:
+            histogram = address_histogram(addresses, query_address, n_bits)
+            total = 0
+            for r in range(limit + 1):
+                total += histogram[r]
+                if total >= want:
+                    return address_scan(addresses, query_address, r), r
+            if fallback:
+                return np.empty(0, np.int64), -1
+            return address_scan(addresses, query_address, limit), limit
+        shell = ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_address, n_bits, radius)
+        for row in shell:
+            found = _append(found, m, row)
+            m += 1
+        if m >= want:
+            return np.sort(found[:m]), radius
+    if fallback:
+        return np.empty(0, np.int64), -1
+    return np.sort(found[:m]), limit
+
+
+@njit(cache=True, parallel=True)
+def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses, n_bits, codes, query_addresses, query_codes, want, k, limit, fallback, shell_costs, scan_cost):
+    """Hamming-ball shortlist, then long-code re-rank, for many queries in parallel.
+
+    For each query: the smallest ball around its address (radius at most
+    ``limit``) that holds ``want`` rows (:func:`_ball_rows`), ranked by the
+    Hamming distance of the long codes, ties by row; the best ``k`` are kept.
+    When ``fallback`` and even the ball of radius ``limit`` holds fewer than
+    ``want`` rows, every code is ranked instead (radius -1).
+
+    Parameters
+    ----------
+    sorted_addresses, order, bucket_starts, prefix_bits, n_bits
+        The address table (see :func:`ball_shell`).
+    addresses : int64 array, shape (n,)
+        The addresses in row order.
+    codes : uint64 array, shape (n, n_words), C-contiguous, read-only
+    query_addresses : int64 array, shape (n_queries,)
+    query_codes : uint64 array, shape (n_queries, n_words), C-contiguous, read-only
+    want, k, limit : int
+    fallback : bool
+    shell_costs : float64 array, shape (limit + 1,)
+        Estimated cost of visiting shell ``r``; ``scan_cost`` that of scanning
+        the address column, in the same unit.
+
+    Returns
+    -------
+    rows : int64 array, shape (n_queries, k)
+        Row ``i``: query ``i``'s hits by code distance, ties by row, then -1 padding.
+    distances : int32 array, same shape (-1 padding)
+    counts : int64 array, shape (n_queries,)
+        Hits of each query (at most ``k``).
+    radii : int64 array, shape (n_queries,)
+        Radius of the ball that was ranked, -1 if every code was.
+    """
+    n_queries = query_addresses.shape[0]
+    max_distance = 64 * codes.shape[1]
+    out_rows = np.full((n_queries, k), -1, np.int64)
+    out_dists = np.full((n_queries, k), -1, np.int32)
+    counts = np.zeros(n_queries, np.int64)
+    radii = np.zeros(n_queries, np.int64)
+    for i in prange(n_queries):
+        rows, radius = _ball_rows(
+            sorted_addresses, order, bucket_starts, prefix_bits, addresses, n_bits,
+            query_addresses[i], want, limit, fallback, shell_costs, scan_cost,
+        )
+        if radius < 0:
+            best_rows, best_dists = topk_scan(codes, query_codes[i], k)
+        else:
+            distances = hamming_distances_subset(codes, rows, query_codes[i])
+            best = topk_by_distance(distances, k, max_distance)
+            best_rows, best_dists = rows[best], distances[best]
+        m = best_rows.shape[0]
+        out_rows[i, :m] = best_rows
+        out_dists[i, :m] = best_dists
+        counts[i] = m
+        radii[i] = radius
+    return out_rows, out_dists, counts, radii
+
+
+# ---------------------------------------------------------------- counting words (ASCII text)
+
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+# Byte -> its lowercase if it is an ASCII letter or digit, else 0: one load per
+# byte instead of range tests (numba freezes this global into the compiled code).
+_WORD_BYTE = np.zeros(256, np.uint8)
+for _c in b"abcdefghijklmnopqrstuvwxyz0123456789":
+    _WORD_BYTE[_c] = _c
+for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+    _WORD_BYTE[_c] = _c + 32
+
+
+@njit(cache=True)
+def word_table(word_bytes, word_starts):
+    """Open-addressing hash table of the vocabulary for :func:`count_ascii_words`.
+
+    Returns ``slots`` (int64, a power of two at least 4x the vocabulary size):
+    word index or -1, placed by FNV-1a hash with linear probing.
+    """
+    n_words = word_starts.shape[0] - 1
+    size = 16
+    while size < 4 * n_words:
+        size *= 2
+    slots = np.full(size, -1, np.int64)
+    mask = np.uint64(size - 1)
+    for w in range(n_words):
+        h = _FNV_OFFSET
+        for i in range(word_starts[w], word_starts[w + 1]):
+            h = (h ^ np.uint64(word_bytes[i])) * _FNV_PRIME
+        s = h & mask
+        while slots[s] != -1:
+            s = (s + np.uint64(1)) & mask
+        slots[s] = w
+    return slots
+
+
+@njit(cache=True, parallel=True)
+def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
+    """Count vocabulary words in ASCII documents: ``semhash.tokenize`` and a
+    dictionary lookup, fused, in parallel over documents.
+
+    A token is a maximal run of ASCII letters and digits, lowercased, of two or
+    more characters, that starts with a letter (exactly what
+    ``tokenize.WORD_RE`` keeps on ASCII text). Each is hashed (FNV-1a) while it
+    is read and looked up in ``slots`` (:func:`word_table`), comparing bytes on
+    a hash-slot hit.
+
+    Parameters
+    ----------
+    text : uint8 array
+        The documents' bytes, concatenated; document ``i`` is
+        ``text[doc_starts[i]:doc_starts[i + 1]]``.
+    doc_starts : int64 array, shape (n_docs + 1,)
+    word_bytes, word_starts
+        The vocabulary, lowercase, concatenated the same way.
+    slots : int64 array
+        From :func:`word_table`.
+
+    Returns
+    -------
+    float32 array, shape (n_docs, n_words)
+    """
+    n_docs = doc_starts.shape[0] - 1
+    n_words = word_starts.shape[0] - 1
+    out = np.zeros((n_docs, n_words), np.float32)
+    mask = np.uint64(slots.shape[0] - 1)
+    for d in prange(n_docs):
+        i = doc_starts[d]
+        end = doc_starts[d + 1]
+        while i < end:
+            first = _WORD_BYTE[text[i]]
+            if first == 0:
+                i += 1
+                continue
+            start = i
+            h = _FNV_OFFSET
+            while i < end:
+                c = _WORD_BYTE[text[i]]
+                if c == 0:
+                    break
+                h = (h ^ np.uint64(c)) * _FNV_PRIME
+                i += 1
+            if i - start < 2 or first <= 57:  # one character, or starts with a digit
+                continue
+            s = h & mask
+            while slots[s] != -1:
+                w = slots[s]
+                lo = word_starts[w]
+                if word_starts[w + 1] - lo == i - start:
+                    same = True
+                    for j in range(i - start):
+                        if word_bytes[lo + j] != _WORD_BYTE[text[start + j]]:
+                            same = False
+                            break
+                    if same:
+                        out[d, w] += 1.0
+                        break
+                s = (s + np.uint64(1)) & mask
+    return out

@@ -16,13 +16,31 @@ way. Every code is ranked only when even the whole address space holds fewer tha
 
 import math
 import operator
+import sys
+from functools import cached_property
 
-import numba
 import numpy as np
 
-from semhash import kernels
+__all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "search_many", "warmup"]
 
-__all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "warmup"]
+
+class _LazyKernels:
+    """Stands in for ``semhash.kernels`` until a kernel is first needed.
+
+    Importing numba and loading the cached kernels costs about 0.5 s (numba's
+    import pulls in scipy, and the first cached load sets up its typing context),
+    while one query over a 20NG-sized index needs under a millisecond of numpy.
+    A process that answers one query never pays for numba (see :func:`search_many`).
+    """
+
+    def __getattr__(self, name):
+        from semhash import kernels as loaded
+
+        globals()["kernels"] = loaded
+        return getattr(loaded, name)
+
+
+kernels = _LazyKernels()
 
 # Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM with
 # uniform 28-bit addresses at 10^5 to 10^7 documents. Only their ratios matter: they
@@ -32,6 +50,18 @@ _NS_PER_BUCKET_PER_DOUBLING = 11.0  # ... plus this per doubling of the table be
 _CACHED_TABLE_BYTES = 2**21
 _NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
 _SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
+
+# Rent or buy: numpy answers a query over n addresses in about n * 3 ns + 50 us
+# (XOR, bitwise_count, a histogram, a re-rank), with nothing to load; the numba
+# kernels answer it far faster but cost ~0.5 s to import and load once per process
+# (measured on the same VM: import numba 0.15-0.25 s, then the cached kernels
+# 0.35-0.52 s). So numpy answers until the time it has spent would have paid for
+# the kernels, and the kernels everything after: never more than twice the better
+# choice made in hindsight, and a one-shot `semhash query` stays numpy-only.
+_NUMPY_NS_PER_ADDRESS = 3.0
+_NUMPY_NS_PER_QUERY = 50_000.0
+_KERNEL_LOAD_NS = 5e8
+_numpy_spent_ns = 0.0
 
 
 def _prefix_bits(n: int, n_bits: int) -> int:
@@ -47,7 +77,7 @@ def _shell_cost(table: "AddressTable", distance: int) -> float:
     """
     p, low_bits = table.prefix_bits, table.n_bits - table.prefix_bits
     visits = sum(math.comb(p, j) for j in range(max(0, distance - low_bits), min(distance, p) + 1))
-    table_bytes = table.sorted_addresses.nbytes + table.bucket_starts.nbytes
+    table_bytes = 8 * (len(table) + 2**p + 1)  # the sorted addresses and the directory
     doublings = max(0.0, math.log2(max(table_bytes, 1) / _CACHED_TABLE_BYTES))
     return visits * (_NS_PER_BUCKET + doublings * _NS_PER_BUCKET_PER_DOUBLING)
 
@@ -178,13 +208,24 @@ class AddressTable:
             )
         self.n_bits = n_bits
         self.addresses = np.ascontiguousarray(addresses, dtype=np.int64)
-        self.order = np.argsort(self.addresses, kind="stable").astype(np.int64)
-        self.sorted_addresses = np.ascontiguousarray(self.addresses[self.order])
-        n = self.addresses.shape[0]
-        self.prefix_bits = _prefix_bits(n, n_bits)
-        per_bucket = np.bincount(self.sorted_addresses >> (n_bits - self.prefix_bits), minlength=2**self.prefix_bits)
-        self.bucket_starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
-        np.cumsum(per_bucket, out=self.bucket_starts[1:])
+        self.prefix_bits = _prefix_bits(self.addresses.shape[0], n_bits)
+
+    # The sorted table is built on first use: a query answered by numpy scans
+    # `addresses` and never needs it (a sort of 10^7 addresses takes about a second).
+    @cached_property
+    def order(self) -> np.ndarray:
+        return np.argsort(self.addresses, kind="stable").astype(np.int64)
+
+    @cached_property
+    def sorted_addresses(self) -> np.ndarray:
+        return np.ascontiguousarray(self.addresses[self.order])
+
+    @cached_property
+    def bucket_starts(self) -> np.ndarray:
+        per_bucket = np.bincount(self.sorted_addresses >> (self.n_bits - self.prefix_bits), minlength=2**self.prefix_bits)
+        starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
+        np.cumsum(per_bucket, out=starts[1:])
+        return starts
 
     def __len__(self) -> int:
         return self.addresses.shape[0]
@@ -364,6 +405,8 @@ def topk_batch(
         )
     codes, queries = _read_only(codes), _read_only(np.ascontiguousarray(queries))  # one compiled variant
     k = _check_int(k, "k")
+    import numba
+
     if n_threads is None:
         return kernels.topk_batch(codes, queries, k, numba.get_num_threads())
     n_threads = _check_int(n_threads, "n_threads", minimum=1)
@@ -395,6 +438,7 @@ def search(
     the rest of the ball is found by that scan instead, which gives the same
     shortlist. Only when the ball covers every address and still holds fewer
     than ``k`` documents is the whole corpus ranked (``radius_used == -1``).
+    One query of :func:`search_many`.
 
     Parameters
     ----------
@@ -421,7 +465,50 @@ def search(
     """
     codes = _check_codes(codes)
     query_code = _check_query(query_code, codes.shape[1])
+    if not isinstance(table, AddressTable):
+        raise ValueError(f"table must be an AddressTable, got {type(table).__name__}")
+    query_address = table._check_address(query_address)
+    rows, distances, counts, radii = search_many(
+        table, codes, np.array([query_address]), query_code.reshape(1, -1), k, max_radius=max_radius
+    )
+    m = int(counts[0])
+    return rows[0, :m], distances[0, :m], int(radii[0])
+
+
+def search_many(
+    table: AddressTable,
+    codes: np.ndarray,
+    query_addresses: np.ndarray,
+    query_codes: np.ndarray,
+    k: int,
+    *,
+    shortlist: int = 0,
+    max_radius: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`search` for many queries: the ball grows to ``max(k, shortlist)``
+    documents, and the best ``k`` of them by code distance come back.
+
+    Growing the ball past ``k`` lets the long code rank a wider neighbourhood than
+    the address alone chose. The answer does not depend on how it is computed:
+    numpy while it has cost less than loading the numba kernels would (a
+    short-lived process answering a few queries), then the parallel
+    :func:`semhash.kernels.search_batch`.
+
+    Returns
+    -------
+    rows : int64 array, shape (n_queries, k)
+        Row ``i``: query ``i``'s hits by code distance, ties by ascending row,
+        padded with -1.
+    distances : int32 array, same shape (padded with -1)
+    counts : int64 array, shape (n_queries,)
+        How many hits each query has.
+    radii : int64 array, shape (n_queries,)
+        Radius of the ball that was ranked, or -1 if every code was.
+    """
+    codes = _check_codes(codes)
+    n_words = codes.shape[1]
     k = _check_int(k, "k")
+    want = max(k, _check_int(shortlist, "shortlist"))
     if not isinstance(table, AddressTable):
         raise ValueError(f"table must be an AddressTable, got {type(table).__name__}")
     if len(table) != codes.shape[0]:
@@ -429,46 +516,79 @@ def search(
             f"the address table has {len(table)} rows but codes has {codes.shape[0]}; "
             "build both from the same loaded index"
         )
-    query_address = table._check_address(query_address)
+    query_codes = np.asarray(query_codes)
+    if query_codes.dtype != np.uint64 or query_codes.ndim != 2 or query_codes.shape[1] != n_words:
+        raise ValueError(
+            f"query codes must be a 2-d uint64 array of shape (n_queries, {n_words}), got "
+            f"{query_codes.dtype} array of shape {query_codes.shape}; encode the queries with the same model as the index"
+        )
+    query_addresses = np.asarray(query_addresses)
+    if query_addresses.shape != (query_codes.shape[0],) or not (
+        query_addresses.size == 0 or np.issubdtype(query_addresses.dtype, np.integer)
+    ):
+        raise ValueError(f"query addresses must be {query_codes.shape[0]} integers, one per query code")
+    query_addresses = query_addresses.astype(np.int64)
+    if query_addresses.size and (query_addresses.min() < 0 or query_addresses.max() >= 2**table.n_bits):
+        raise ValueError(f"query addresses must lie in [0, 2**{table.n_bits})")
     limit = table.n_bits if max_radius is None else min(_check_int(max_radius, "max_radius"), table.n_bits)
-    if k == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int32), 0
-
-    address_scan_cost = _address_scan_cost(len(table))
-    shells = []
-    found = 0
-    for radius in range(limit + 1):
-        if _shell_cost(table, radius) > address_scan_cost:
-            # Same shortlist, found by scanning the address column once.
-            return _search_by_address_scan(table, codes, query_address, query_code, k, limit, max_radius is None)
-        shell = table._shell(query_address, radius)  # unsorted: topk sorts the candidates
-        shells.append(shell)
-        found += shell.shape[0]
-        if found >= k:
-            break
-    else:
-        if max_radius is None:  # the ball is the whole corpus and still too small
-            return (*topk(codes, query_code, k), -1)
-    return (*topk(codes, query_code, k, rows=np.concatenate(shells)), radius)
+    k = min(k, len(table))
+    n_queries = query_codes.shape[0]
+    if _rent_numpy(n_queries * (len(table) * _NUMPY_NS_PER_ADDRESS + _NUMPY_NS_PER_QUERY)):
+        return _search_numpy(table, codes, query_addresses, query_codes, k, want, limit, max_radius is None)
+    return _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, max_radius is None)
 
 
-def _search_by_address_scan(table, codes, query_address, query_code, k, limit, fallback):
-    """Search within radius ``limit`` when visiting shells costs more than scanning.
+def _rent_numpy(cost_ns: float) -> bool:
+    """Whether numpy should do work estimated at ``cost_ns`` (see ``_KERNEL_LOAD_NS``)."""
+    global _numpy_spent_ns
+    if "semhash.kernels" in sys.modules or _numpy_spent_ns + cost_ns > _KERNEL_LOAD_NS:
+        return False
+    _numpy_spent_ns += cost_ns
+    return True
 
-    A histogram of the address distances (one pass) gives the smallest radius whose
-    ball holds ``k`` rows, and a second pass collects that ball: the same shortlist
-    as growing shell by shell, with no sort. With ``fallback``, a corpus smaller
-    than ``k`` is ranked whole (radius -1), as :func:`search` does.
-    """
-    within = np.cumsum(kernels.address_histogram(table.addresses, query_address, table.n_bits)[: limit + 1])
-    if within[-1] < k:
-        if fallback:
-            return (*topk(codes, query_code, k), -1)
-        radius = limit
-    else:
-        radius = int(np.searchsorted(within, k))  # the first radius that reaches k
-    rows = kernels.address_scan(table.addresses, query_address, radius)
-    return (*topk(codes, query_code, k, rows=rows), radius)
+
+def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, fallback):
+    shell_costs = np.array([_shell_cost(table, r) for r in range(limit + 1)], dtype=np.float64)
+    return kernels.search_batch(
+        table.sorted_addresses,
+        table.order,
+        table.bucket_starts,
+        table.prefix_bits,
+        table.addresses,
+        table.n_bits,
+        _read_only(codes),
+        query_addresses,
+        np.require(query_codes, requirements="CW"),  # the kernels take writable queries
+        want,
+        k,
+        limit,
+        fallback,
+        shell_costs,
+        _address_scan_cost(len(table)),
+    )
+
+
+def _search_numpy(table, codes, query_addresses, query_codes, k, want, limit, fallback):
+    """:func:`semhash.kernels.search_batch` in numpy, one query at a time: the
+    address distances to every row give the ball's radius and rows at once."""
+    n_queries = query_codes.shape[0]
+    out_rows = np.full((n_queries, k), -1, np.int64)
+    out_dists = np.full((n_queries, k), -1, np.int32)
+    counts = np.zeros(n_queries, np.int64)
+    radii = np.zeros(n_queries, np.int64)
+    for i in range(n_queries):
+        address_distances = np.bitwise_count(table.addresses ^ query_addresses[i])
+        within = np.cumsum(np.bincount(address_distances, minlength=table.n_bits + 1)[: limit + 1])
+        if within[-1] >= want:
+            radius = int(np.searchsorted(within, want))  # the first radius that reaches `want`
+        else:
+            radius = -1 if fallback else limit
+        rows = np.arange(len(table)) if radius < 0 else np.flatnonzero(address_distances <= radius)
+        distances = np.bitwise_count(codes[rows] ^ query_codes[i]).sum(axis=1, dtype=np.int32)
+        best = np.argsort(distances, kind="stable")[:k]
+        m = best.shape[0]
+        out_rows[i, :m], out_dists[i, :m], counts[i], radii[i] = rows[best], distances[best], m, radius
+    return out_rows, out_dists, counts, radii
 
 
 def warmup() -> None:
@@ -493,3 +613,4 @@ def warmup() -> None:
     table.shell(1, 1)
     kernels.address_scan(table.addresses, 1, 1)
     kernels.address_histogram(table.addresses, 1, 2)
+    _search_kernel(table, codes, np.array([1], np.int64), codes[:1], 1, 2, 2, True)  # parallel: compiles on first use

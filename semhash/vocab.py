@@ -7,6 +7,7 @@ stored word list, so the query path never imports scikit-learn.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 
 from typing import TYPE_CHECKING
@@ -68,7 +69,10 @@ def fit_vocabulary(
 def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> np.ndarray:
     """Count the vocabulary words in each text (out-of-vocabulary tokens dropped).
 
-    numpy only: this is the query path, which must not pay for scipy/sklearn imports.
+    numpy only for a few texts: this is the query path, which must not pay for
+    scipy/sklearn imports. Many texts, or any once the numba kernels are loaded,
+    are counted by :func:`semhash.kernels.count_ascii_words` (ASCII texts; the
+    others by :func:`tokenize`), which gives the same counts about 20x faster.
 
     Parameters
     ----------
@@ -80,9 +84,38 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> 
     ndarray of float32, shape (n_texts, n_words)
     """
     index = words if isinstance(words, dict) else {w: i for i, w in enumerate(words)}
-    out = np.zeros((len(texts), len(index)), dtype=np.float32)
-    for row, text in enumerate(texts):
-        cols = [index[t] for t in tokenize(text) if t in index]
+    rest = range(len(texts))
+    if "semhash.kernels" in sys.modules or sum(map(len, texts)) >= _KERNEL_TEXT_CHARS:
+        rest = [i for i, text in enumerate(texts) if not text.isascii()]
+        if not rest:
+            return _count_ascii(list(texts), index)
+        out = np.zeros((len(texts), len(index)), dtype=np.float32)
+        ascii_rows = np.setdiff1d(np.arange(len(texts)), rest)
+        out[ascii_rows] = _count_ascii([texts[i] for i in ascii_rows], index)
+    else:
+        out = np.zeros((len(texts), len(index)), dtype=np.float32)
+    for row in rest:
+        cols = [index[t] for t in tokenize(texts[row]) if t in index]
         if cols:
             out[row] = np.bincount(cols, minlength=len(index))
     return out
+
+
+# Python tokenizes about 12 MB of text a second (20NG test posts); loading the numba
+# kernels costs about 0.5 s. Below this much text, Python is done first.
+_KERNEL_TEXT_CHARS = 6_000_000
+
+
+def _count_ascii(texts: list[str], index: dict[str, int]) -> np.ndarray:
+    from semhash import kernels
+
+    def packed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.zeros(len(strings) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in strings], out=starts[1:])
+        return np.frombuffer(b"".join(strings), dtype=np.uint8), starts
+
+    by_column = sorted(index, key=index.__getitem__)
+    word_bytes, word_starts = packed([w.encode("utf-8") for w in by_column])
+    text, doc_starts = packed([t.encode("ascii") for t in texts])
+    slots = kernels.word_table(word_bytes, word_starts)
+    return kernels.count_ascii_words(text, doc_starts, word_bytes, word_starts, slots)

@@ -1,6 +1,8 @@
 """The library API: Index.build / open / add / query / similar, typed errors, atomic updates."""
 
 import shutil
+import subprocess
+import sys
 import sqlite3
 
 import pytest
@@ -102,3 +104,23 @@ def test_typed_errors(tmp_path):
     (tmp_path / "few" / "a").write_text("rockets")
     with pytest.raises(BuildError, match="at least 10"):
         Index.build([str(tmp_path / "few")], tmp_path / "x.db", **TINY)
+
+
+def test_a_one_shot_query_never_loads_numba(corpus_and_db):
+    # Importing numba and loading the cached kernels costs ~0.5 s: more than a whole
+    # query over a small index, so a process that asks one question runs numpy only.
+    code = (
+        "import sys; from semhash import Index; "
+        f"hits = Index.open({str(corpus_and_db / 'index.db')!r}).query('space shuttle orbit', k=3); "
+        "print(len(hits), 'numba' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["3", "False", "False"]
+
+
+def test_batch_and_one_by_one_queries_agree(corpus_and_db):
+    texts = ["space shuttle orbit", "god bible church", "graphics image format", "nasa launch"] * 3
+    with Index.open(corpus_and_db / "index.db") as index:
+        batch = index.query_many(texts, k=7, skip_empty=True)
+        assert sum(hits is not None for hits in batch) >= 6
+        assert batch == [index.query(t, k=7) if hits is not None else None for t, hits in zip(texts, batch)]

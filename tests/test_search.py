@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -314,6 +316,13 @@ def test_address_table_rejects_bad_queries():
 # ---------------------------------------------------------------- search
 
 
+@pytest.fixture(params=["numpy", "kernel"])
+def path(request, monkeypatch):
+    """Run a search test through numpy and through the numba kernel: same answers."""
+    monkeypatch.setattr(search, "_rent_numpy", lambda cost_ns: request.param == "numpy")
+    return request.param
+
+
 def make_corpus(rng, n, n_bits, n_clusters=20):
     """Clustered codes whose addresses are the low bits of the codes (like a real model)."""
     centres = random_words(rng, n_clusters)
@@ -340,7 +349,7 @@ def check_search_result(table, codes, addresses, query_address, query, k, rows, 
 
 
 @pytest.mark.parametrize("k", [1, 3, 10, 50])
-def test_search_matches_naive(k):
+def test_search_matches_naive(path, k):
     rng = np.random.default_rng(k)
     n_bits = 16
     codes, addresses = make_corpus(rng, 3000, n_bits)
@@ -356,7 +365,7 @@ def test_search_matches_naive(k):
     assert any(r >= 0 for r in radii)  # the ball path was exercised
 
 
-def test_search_finds_exact_address_match_at_radius_0():
+def test_search_finds_exact_address_match_at_radius_0(path):
     rng = np.random.default_rng(3)
     codes, addresses = make_corpus(rng, 2000, 16)
     table = AddressTable(addresses, 16)
@@ -366,7 +375,7 @@ def test_search_finds_exact_address_match_at_radius_0():
     assert addresses[rows[0]] == addresses[42]
 
 
-def test_search_falls_back_to_full_scan_when_k_exceeds_n():
+def test_search_falls_back_to_full_scan_when_k_exceeds_n(path):
     rng = np.random.default_rng(4)
     codes, addresses = make_corpus(rng, 30, 12)
     table = AddressTable(addresses, 12)
@@ -378,7 +387,7 @@ def test_search_falls_back_to_full_scan_when_k_exceeds_n():
     assert len(rows) == 30
 
 
-def test_search_scans_when_the_whole_address_space_is_too_small():
+def test_search_scans_when_the_whole_address_space_is_too_small(path):
     # 2-bit addresses: every shell is cheap, but all four hold fewer than k docs
     rng = np.random.default_rng(8)
     codes, addresses = make_corpus(rng, 50, 2)
@@ -390,7 +399,7 @@ def test_search_scans_when_the_whole_address_space_is_too_small():
     assert radius_used == 2 and len(rows) == 50
 
 
-def test_search_scans_addresses_when_shells_cost_more_same_shortlist():
+def test_search_scans_addresses_when_shells_cost_more_same_shortlist(path):
     # 200 docs at address 0 and 10 at 3 bits from the query at the far corner of a
     # 20-bit space: enumerating shells soon costs more than scanning 210 addresses,
     # but the shortlist must still be the radius-3 ball, not every document.
@@ -404,7 +413,7 @@ def test_search_scans_addresses_when_shells_cost_more_same_shortlist():
     np.testing.assert_array_equal(rows, naive.topk(codes, codes[7], 5, rows=list(range(200, 210)))[0])
 
 
-def test_search_max_radius_limits_the_ball():
+def test_search_max_radius_limits_the_ball(path):
     addresses = np.array([0b0000, 0b0001, 0b0011, 0b0111, 0b1111])
     codes = np.arange(20, dtype=np.uint64).reshape(5, 4)
     table = AddressTable(addresses, 4)
@@ -416,7 +425,7 @@ def test_search_max_radius_limits_the_ball():
     assert radius_used == 1 and sorted(rows.tolist()) == [0, 1]
 
 
-def test_search_max_radius_by_address_scan_matches_shells(monkeypatch):
+def test_search_max_radius_by_address_scan_matches_shells(path, monkeypatch):
     rng = np.random.default_rng(6)
     n_bits = 12
     codes, addresses = make_corpus(rng, 1500, n_bits, n_clusters=5)
@@ -435,7 +444,7 @@ def test_search_max_radius_by_address_scan_matches_shells(monkeypatch):
 
 
 @pytest.mark.parametrize("k", [1, 25, 300])
-def test_search_with_28_bit_addresses_matches_naive(k):
+def test_search_with_28_bit_addresses_matches_naive(path, k):
     # a realistic directory (prefix_bits 10); queries inside and far outside the data
     rng = np.random.default_rng(k)
     n_bits = 28
@@ -452,7 +461,7 @@ def test_search_with_28_bit_addresses_matches_naive(k):
         check_search_result(table, codes, addresses, query_address, query, k, rows, distances, radius_used, n_bits)
 
 
-def test_search_all_addresses_equal_and_query_elsewhere():
+def test_search_all_addresses_equal_and_query_elsewhere(path):
     codes = np.arange(400, dtype=np.uint64).reshape(100, 4)
     addresses = np.full(100, 0b1111_0000)
     table = AddressTable(addresses, 8)
@@ -466,7 +475,7 @@ def test_search_all_addresses_equal_and_query_elsewhere():
     assert radius_used == 5 and rows.shape == (0,)
 
 
-def test_search_edges():
+def test_search_edges(path):
     rng = np.random.default_rng(7)
     codes, addresses = make_corpus(rng, 100, 10)
     table = AddressTable(addresses, 10)
@@ -481,7 +490,7 @@ def test_search_edges():
     assert rows.tolist() == [0, 1, 2, 3] and distances.tolist() == [0, 0, 0, 0] and radius_used == 0
 
 
-def test_search_rejects_mismatched_inputs():
+def test_search_rejects_mismatched_inputs(path):
     codes = np.zeros((5, 4), dtype=np.uint64)
     table = AddressTable(np.zeros(4, np.int64), 8)
     with pytest.raises(ValueError, match="4 rows but codes has 5"):
@@ -497,3 +506,56 @@ def test_search_rejects_mismatched_inputs():
 
 def test_warmup_runs():
     search.warmup()
+
+
+@pytest.mark.parametrize("k, shortlist", [(5, 0), (5, 200), (30, 30), (10, 5000)])
+def test_search_many_is_search_per_query_with_a_wider_ball(path, k, shortlist):
+    # The ball grows to max(k, shortlist) documents and the best k of it come back:
+    # the first k of search(..., max(k, shortlist)), query by query.
+    rng = np.random.default_rng(k + shortlist)
+    n_bits = 16
+    codes, addresses = make_corpus(rng, 2500, n_bits)
+    table = AddressTable(addresses, n_bits)
+    queries = np.concatenate([near_copies(rng, codes[i], 1, 3) for i in rng.integers(0, len(codes), 9)])
+    query_addresses = (queries[:, 0] & np.uint64(2**n_bits - 1)).astype(np.int64)
+    rows, distances, counts, radii = search.search_many(table, codes, query_addresses, queries, k, shortlist=shortlist)
+    assert rows.shape == distances.shape == (9, k) and counts.tolist() == [k] * 9
+    want = max(k, shortlist)
+    for i in range(9):
+        expected = search.search(table, codes, int(query_addresses[i]), queries[i], want)
+        np.testing.assert_array_equal(rows[i], expected[0][:k])
+        np.testing.assert_array_equal(distances[i], expected[1][:k])
+        assert radii[i] == expected[2]
+        check_search_result(table, codes, addresses, int(query_addresses[i]), queries[i], want, expected[0],
+                            expected[1], expected[2], n_bits)
+
+
+def test_search_many_pads_short_answers(path):
+    codes = np.arange(12, dtype=np.uint64).reshape(3, 4)
+    table = AddressTable(np.array([0, 1, 3]), 2)
+    rows, distances, counts, radii = search.search_many(
+        table, codes, np.array([0, 3]), codes[:2], 3, max_radius=0
+    )
+    assert counts.tolist() == [1, 1] and radii.tolist() == [0, 0]
+    assert rows.tolist() == [[0, -1, -1], [2, -1, -1]] and distances[:, 1:].tolist() == [[-1, -1], [-1, -1]]
+    with pytest.raises(ValueError, match="one per query code"):
+        search.search_many(table, codes, np.array([0]), codes[:2], 3)
+    with pytest.raises(ValueError, match="query codes must be a 2-d uint64"):
+        search.search_many(table, codes, np.array([0]), codes[0], 3)
+    with pytest.raises(ValueError, match=r"query addresses must lie in \[0, 2\*\*2\)"):
+        search.search_many(table, codes, np.array([4]), codes[:1], 3)
+
+
+def test_numpy_answers_until_it_has_cost_a_kernel_load(monkeypatch):
+    # Rent-or-buy: with the kernels not loaded, numpy takes work until its running
+    # cost would exceed the load cost; once loaded, the kernels take everything.
+    monkeypatch.delitem(sys.modules, "semhash.kernels", raising=False)
+    monkeypatch.setattr(search, "_numpy_spent_ns", 0.0)
+    budget = search._KERNEL_LOAD_NS
+    assert search._rent_numpy(0.6 * budget)
+    assert not search._rent_numpy(0.6 * budget)  # would pass the budget
+    assert search._rent_numpy(0.4 * budget)
+    assert not search._rent_numpy(1.0)
+    monkeypatch.setattr(search, "_numpy_spent_ns", 0.0)
+    monkeypatch.setitem(sys.modules, "semhash.kernels", object())
+    assert not search._rent_numpy(1.0)

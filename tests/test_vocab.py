@@ -1,11 +1,14 @@
 """Tokenizer and vocabulary."""
 
+import sys
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semhash.tokenize import tokenize
+from semhash import vocab
 from semhash.vocab import count_words, fit_vocabulary
 
 
@@ -59,3 +62,41 @@ def test_count_words_matches_fit_counts():
 def test_count_words_out_of_vocabulary_is_empty():
     words, _, _ = fit_vocabulary(DOCS, size=10)
     assert count_words(["zzz qqq the"], words).sum() == 0
+
+
+# The numba counter must count exactly what tokenize() + a dictionary lookup count.
+ASCII_TEXT = st.lists(
+    st.sampled_from(list("abcXYZ019_ -.,'\n\t") + ["ab", "Ab", "x1", "9z", "aB_c"]), max_size=80
+).map("".join)
+
+
+def _both_ways(texts, words, monkeypatch):
+    import semhash.kernels  # noqa: F401  (loaded: count_words takes the kernel)
+
+    fast = count_words(texts, words)
+    with monkeypatch.context() as m:
+        m.delitem(sys.modules, "semhash.kernels")
+        m.setattr(vocab, "_KERNEL_TEXT_CHARS", 10**18)
+        slow = count_words(texts, words)
+    return fast, slow
+
+
+@settings(deadline=None)  # the first example loads the kernels
+@given(texts=st.lists(ASCII_TEXT, max_size=8), extra=st.lists(st.sampled_from(["ab", "x1", "abc", "café", "z"])))
+def test_kernel_counts_ascii_texts_like_tokenize(texts, extra):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        words = sorted({t for text in texts for t in tokenize(text)} | set(extra))
+        fast, slow = _both_ways(texts, words, monkeypatch)
+        assert fast.dtype == slow.dtype == np.float32
+        np.testing.assert_array_equal(fast, slow)
+    finally:
+        monkeypatch.undo()
+
+
+def test_kernel_counts_mixed_ascii_and_unicode_texts(monkeypatch):
+    texts = ["Café au lait, CAFÉ!", "The X11R5 server 3d x11r5", "", "naïve and naive", "1993 mp3 _ab ab_ab"]
+    words = ["café", "x11r5", "server", "naive", "mp3", "ab", "3d"]
+    fast, slow = _both_ways(texts, words, monkeypatch)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast[0, 0] == 2 and fast[1, 1] == 2 and fast[3, 3] == 1 and fast[4, 5] == 3 and fast[1, 6] == 0
