@@ -152,11 +152,14 @@ class BuildSummary:
     drift: float | None = None
     previous_oov_share: float | None = None
     bad_lines: list[int] = field(default_factory=list)
+    n_trained: int | None = None
 
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
         parts = [f"indexed {self.n_documents} documents", _skipped(self.n_binary, self.n_unreadable)]
         parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates)
+        if self.n_trained is not None and self.n_trained < self.n_documents:
+            parts.append(f"model trained on a sample of {self.n_trained}")
         vocabulary = f"vocabulary {self.vocabulary_size} words"
         if self.oov_share is not None:
             vocabulary += f" ({self.oov_share:.1%} of words outside)"
@@ -296,7 +299,7 @@ def _read(
 
 def _check_build_options(
     vocab_size: int, address_bits: int, code_bits: int, hidden_sizes: Sequence[int],
-    n_epochs_pretrain: int, n_epochs_finetune: int, random_state: int,
+    n_epochs_pretrain: int, n_epochs_finetune: int, random_state: int, train_sample: int | None = None,
 ) -> None:
     """Raise :class:`BuildError` for a model option out of range (named as the CLI names it)."""
     checks = [
@@ -307,6 +310,8 @@ def _check_build_options(
         ("--epochs-finetune", n_epochs_finetune, 0, None),
         ("--seed", random_state, 0, 2**32 - 1),
     ]
+    if train_sample is not None:
+        checks.append(("--train-sample", train_sample, MIN_DOCUMENTS, None))
     if not hidden_sizes:
         raise BuildError("--hidden needs at least one layer width")
     checks += [("--hidden", width, 1, MAX_LAYER) for width in hidden_sizes]
@@ -334,6 +339,7 @@ def build_index(
     n_epochs_pretrain: int = 50,
     n_epochs_finetune: int = 20,
     random_state: int = 0,
+    train_sample: int | None = None,
     verbose: bool = False,
     stdin: TextIO | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -356,6 +362,10 @@ def build_index(
     hidden_sizes : widths of the shared trunk between vocabulary and codes
     n_epochs_pretrain, n_epochs_finetune : training length (see ``SemanticHasher``)
     random_state : seed; the same seed and corpus give the same index
+    train_sample : train the model on this many documents drawn at random (seeded)
+        and only encode the others, so a large corpus costs training on the sample
+        plus a linear pass; ``None`` trains on every document. The vocabulary is
+        always chosen from every document.
     verbose : progress bars on stderr
     max_bytes : read at most this many bytes of each file (longer ones are counted
         as truncated)
@@ -373,21 +383,22 @@ def build_index(
     semhash index, which is never overwritten), IndexLocked
     """
     _check_build_options(
-        vocab_size, address_bits, code_bits, hidden_sizes, n_epochs_pretrain, n_epochs_finetune, random_state
+        vocab_size, address_bits, code_bits, hidden_sizes, n_epochs_pretrain, n_epochs_finetune, random_state,
+        train_sample,
     )
     with store.writer_lock(database, wait=wait):
         store.kind_of(database)  # refuse a foreign file before minutes of training
         return _build_index(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
-            n_epochs_finetune=n_epochs_finetune, random_state=random_state, verbose=verbose,
-            stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines,
+            n_epochs_finetune=n_epochs_finetune, random_state=random_state, train_sample=train_sample,
+            verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines,
         )
 
 
 def _build_index(
     paths, database, *, files, vocab_size, address_bits, code_bits, hidden_sizes,
-    n_epochs_pretrain, n_epochs_finetune, random_state, verbose, stdin, max_bytes, skip_bad_lines,
+    n_epochs_pretrain, n_epochs_finetune, random_state, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
 ) -> BuildSummary:
     """:func:`build_index`, its options checked and the writer lock held."""
     from semhash.hasher import SemanticHasher
@@ -445,7 +456,9 @@ def _build_index(
         n_epochs_finetune=n_epochs_finetune,
         random_state=random_state,
         verbose=verbose,
-    ).fit(X)
+    )
+    n_trained = X.shape[0] if train_sample is None else min(train_sample, X.shape[0])
+    hasher.fit(X if n_trained == X.shape[0] else X[_sample_rows(X, n_trained, random_state)])
     addresses, long_codes = _encode_all(hasher, X, verbose)
 
     rows = (
@@ -460,6 +473,7 @@ def _build_index(
         "vocab_size": len(words),
         "hidden_sizes": list(hidden_sizes),
         "n_documents": len(docs),
+        "n_trained": n_trained,
         "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
         "build_options": {
             "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
@@ -495,7 +509,16 @@ def _build_index(
         drift=drift.oov_share,
         previous_oov_share=None if previous is None else previous[2],
         bad_lines=stats.bad_lines,
+        n_trained=n_trained,
     )
+
+
+def _sample_rows(X, size: int, seed: int) -> np.ndarray:
+    """``size`` rows of ``X`` drawn without replacement (seeded), in corpus order,
+    from those with at least one vocabulary word when there are enough of them."""
+    usable = np.flatnonzero(np.diff(X.indptr) > 0)
+    pool = usable if usable.shape[0] >= size else np.arange(X.shape[0])
+    return np.sort(np.random.default_rng(seed).choice(pool, size, replace=False))
 
 
 def _previous_index(database) -> tuple[set[str], dict[str, str], float | None] | None:
@@ -569,6 +592,7 @@ def index_documents(
     max_bytes: int = DEFAULT_MAX_BYTES,
     skip_bad_lines: bool = False,
     wait: bool = False,
+    train_sample: int | None = None,
     **options,
 ) -> BuildSummary | UpdateSummary:
     """What ``semhash index`` does: update the index at ``database`` if there is one
@@ -584,6 +608,8 @@ def index_documents(
     max_bytes, skip_bad_lines, wait
         As for :func:`build_index`. The writer lock is taken before deciding
         between building and updating, so two runs never both build.
+    train_sample
+        As for :func:`build_index` when building; an update trains nothing.
     **options
         Model options of :func:`build_index`. When updating, options that differ
         from those the index was built with raise :class:`ModelMismatch`.
@@ -591,7 +617,7 @@ def index_documents(
     reading = {"files": files, "verbose": verbose, "stdin": stdin, "max_bytes": max_bytes, "skip_bad_lines": skip_bad_lines}
     with store.writer_lock(database, wait=wait):
         if retrain or store.is_missing(database):
-            return build_index(paths, database, **reading, **options)
+            return build_index(paths, database, train_sample=train_sample, **reading, **options)
         index = Index.open(database)
         try:
             index.check_options(**options)

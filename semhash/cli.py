@@ -175,6 +175,10 @@ def cli():
 @click.option("--epochs-finetune", default=20, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed (same seed, same index).")
 @click.option(
+    "--train-sample", type=click.IntRange(min=10), metavar="N",
+    help="Train on N documents drawn at random (seeded) and only encode the others: a large corpus then costs a fixed training time plus a linear pass.",
+)
+@click.option(
     "--max-bytes", default=10_000_000, show_default=True, type=click.IntRange(min=1),
     help="Read at most this many bytes of each file; longer files are cut and counted as truncated.",
 )
@@ -182,7 +186,7 @@ def cli():
 @click.option("--wait", is_flag=True, help="If another `semhash index` is writing the index, wait for it instead of failing.")
 @silent_option
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, **model):
+def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, train_sample, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -204,6 +208,7 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         semhash index --prune corpora/20news-sample/train
         git ls-files '*.md' | semhash index -d docs.db --files-from -
         jq -c '{id, text}' posts.json | semhash index -
+        semhash index --train-sample 20000 big-corpus/
     """
     from semhash.api import index_documents
 
@@ -214,7 +219,7 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
     options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
         paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent,
-        max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, **options,
+        max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, **options,
     )
     if not silent:
         click.echo(f"{summary.line()} -> {database}", err=True)

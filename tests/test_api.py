@@ -5,6 +5,7 @@ import subprocess
 import sys
 import sqlite3
 
+import numpy as np
 import pytest
 
 import semhash
@@ -124,3 +125,26 @@ def test_batch_and_one_by_one_queries_agree(corpus_and_db):
         batch = index.query_many(texts, k=7, skip_empty=True)
         assert sum(hits is not None for hits in batch) >= 6
         assert batch == [index.query(t, k=7) if hits is not None else None for t, hits in zip(texts, batch)]
+
+
+def test_train_sample_trains_on_a_sample_and_encodes_everything(copy):
+    sampled = Index.build([str(copy / "corpus")], copy / "s.db", train_sample=20, **TINY)
+    again = Index.build([str(copy / "corpus")], copy / "s2.db", train_sample=20, **TINY)
+    whole = Index.build([str(copy / "corpus")], copy / "w.db", **TINY)
+    try:
+        assert sampled.summary.n_trained == 20 and len(sampled) == 60
+        assert "model trained on a sample of 20" in sampled.summary.line()
+        assert sampled.meta["n_trained"] == 20 and whole.meta["n_trained"] == 60
+        assert "sample" not in whole.summary.line()
+        np.testing.assert_array_equal(sampled.codes, again.codes)  # seeded: same sample, same model
+        assert not np.array_equal(sampled.codes, whole.codes)  # a different training set, a different model
+        assert len(sampled.query("space shuttle orbit", k=60)) == 60  # every document is searchable
+    finally:
+        for index in (sampled, again, whole):
+            index.close()
+    bigger = Index.build([str(copy / "corpus")], copy / "b.db", train_sample=1000, **TINY)
+    assert bigger.summary.n_trained == 60
+    bigger.close()
+    with pytest.raises(BuildError, match="--train-sample must be at least 10, got 3"):
+        build_index([str(copy / "corpus")], copy / "x.db", train_sample=3, **TINY)
+    assert not (copy / "x.db").exists()
