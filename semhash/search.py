@@ -16,31 +16,14 @@ way. Every code is ranked only when even the whole address space holds fewer tha
 
 import math
 import operator
-import sys
 from functools import cached_property
 
 import numpy as np
 
+from semhash import lazy
+from semhash.lazy import kernels  # loaded on first use: a one-shot query never needs numba
+
 __all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "search_many", "warmup"]
-
-
-class _LazyKernels:
-    """Stands in for ``semhash.kernels`` until a kernel is first needed.
-
-    Importing numba and loading the cached kernels costs about 0.5 s (numba's
-    import pulls in scipy, and the first cached load sets up its typing context),
-    while one query over a 20NG-sized index needs under a millisecond of numpy.
-    A process that answers one query never pays for numba (see :func:`search_many`).
-    """
-
-    def __getattr__(self, name):
-        from semhash import kernels as loaded
-
-        globals()["kernels"] = loaded
-        return getattr(loaded, name)
-
-
-kernels = _LazyKernels()
 
 # Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM with
 # uniform 28-bit addresses at 10^5 to 10^7 documents. Only their ratios matter: they
@@ -51,17 +34,11 @@ _CACHED_TABLE_BYTES = 2**21
 _NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
 _SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
 
-# Rent or buy: numpy answers a query over n addresses in about n * 3 ns + 50 us
-# (XOR, bitwise_count, a histogram, a re-rank), with nothing to load; the numba
-# kernels answer it far faster but cost ~0.5 s to import and load once per process
-# (measured on the same VM: import numba 0.15-0.25 s, then the cached kernels
-# 0.35-0.52 s). So numpy answers until the time it has spent would have paid for
-# the kernels, and the kernels everything after: never more than twice the better
-# choice made in hindsight, and a one-shot `semhash query` stays numpy-only.
+# numpy answers a query over n addresses in about n * 3 ns + 50 us (XOR,
+# bitwise_count, a histogram, a re-rank), measured on the 2-vCPU dev VM at 10^4 to
+# 10^6 addresses: the cost semhash.lazy weighs against loading the kernels.
 _NUMPY_NS_PER_ADDRESS = 3.0
 _NUMPY_NS_PER_QUERY = 50_000.0
-_KERNEL_LOAD_NS = 5e8
-_numpy_spent_ns = 0.0
 
 
 def _prefix_bits(n: int, n_bits: int) -> int:
@@ -533,18 +510,9 @@ def search_many(
     limit = table.n_bits if max_radius is None else min(_check_int(max_radius, "max_radius"), table.n_bits)
     k = min(k, len(table))
     n_queries = query_codes.shape[0]
-    if _rent_numpy(n_queries * (len(table) * _NUMPY_NS_PER_ADDRESS + _NUMPY_NS_PER_QUERY)):
+    if not lazy.use_kernels(n_queries * (len(table) * _NUMPY_NS_PER_ADDRESS + _NUMPY_NS_PER_QUERY)):
         return _search_numpy(table, codes, query_addresses, query_codes, k, want, limit, max_radius is None)
     return _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, max_radius is None)
-
-
-def _rent_numpy(cost_ns: float) -> bool:
-    """Whether numpy should do work estimated at ``cost_ns`` (see ``_KERNEL_LOAD_NS``)."""
-    global _numpy_spent_ns
-    if "semhash.kernels" in sys.modules or _numpy_spent_ns + cost_ns > _KERNEL_LOAD_NS:
-        return False
-    _numpy_spent_ns += cost_ns
-    return True
 
 
 def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, fallback):

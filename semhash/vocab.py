@@ -7,13 +7,13 @@ stored word list, so the query path never imports scikit-learn.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semhash import lazy
 from semhash.tokenize import tokenize
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> 
     """
     index = words if isinstance(words, dict) else {w: i for i, w in enumerate(words)}
     rest = range(len(texts))
-    if "semhash.kernels" in sys.modules or sum(map(len, texts)) >= _KERNEL_TEXT_CHARS:
+    if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
         rest = [i for i, text in enumerate(texts) if not text.isascii()]
         if not rest:
             return _count_ascii(list(texts), index)
@@ -101,14 +101,13 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> 
     return out
 
 
-# Python tokenizes about 12 MB of text a second (20NG test posts); loading the numba
-# kernels costs about 0.5 s. Below this much text, Python is done first.
-_KERNEL_TEXT_CHARS = 6_000_000
+# Python tokenizes and counts about 12 MB of text a second (20NG test posts): the
+# cost semhash.lazy weighs against loading the kernels.
+_PYTHON_NS_PER_CHAR = 80.0
 
 
 def _count_ascii(texts: list[str], index: dict[str, int]) -> np.ndarray:
-    from semhash import kernels
-
+    kernels = lazy.kernels
     def packed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         starts = np.zeros(len(strings) + 1, dtype=np.int64)
         np.cumsum([len(b) for b in strings], out=starts[1:])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import naive
-from semhash import search
+from semhash import lazy, search
 from semhash.search import AddressTable
 
 
@@ -319,7 +319,7 @@ def test_address_table_rejects_bad_queries():
 @pytest.fixture(params=["numpy", "kernel"])
 def path(request, monkeypatch):
     """Run a search test through numpy and through the numba kernel: same answers."""
-    monkeypatch.setattr(search, "_rent_numpy", lambda cost_ns: request.param == "numpy")
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost_ns: request.param == "kernel")
     return request.param
 
 
@@ -546,16 +546,16 @@ def test_search_many_pads_short_answers(path):
         search.search_many(table, codes, np.array([4]), codes[:1], 3)
 
 
-def test_numpy_answers_until_it_has_cost_a_kernel_load(monkeypatch):
-    # Rent-or-buy: with the kernels not loaded, numpy takes work until its running
-    # cost would exceed the load cost; once loaded, the kernels take everything.
+def test_kernels_load_once_the_work_without_them_would_have_paid_for_it(monkeypatch):
+    # Rent-or-buy: with the kernels not loaded, work runs without them until its
+    # running cost would exceed the load cost; once loaded, the kernels take everything.
     monkeypatch.delitem(sys.modules, "semhash.kernels", raising=False)
-    monkeypatch.setattr(search, "_numpy_spent_ns", 0.0)
-    budget = search._KERNEL_LOAD_NS
-    assert search._rent_numpy(0.6 * budget)
-    assert not search._rent_numpy(0.6 * budget)  # would pass the budget
-    assert search._rent_numpy(0.4 * budget)
-    assert not search._rent_numpy(1.0)
-    monkeypatch.setattr(search, "_numpy_spent_ns", 0.0)
+    monkeypatch.setattr(lazy, "_spent_ns", 0.0)
+    budget = lazy.KERNEL_LOAD_NS
+    assert not lazy.use_kernels(0.6 * budget)
+    assert lazy.use_kernels(0.6 * budget)  # would pass the budget
+    assert not lazy.use_kernels(0.4 * budget)
+    assert lazy.use_kernels(1.0)
+    monkeypatch.setattr(lazy, "_spent_ns", 0.0)
     monkeypatch.setitem(sys.modules, "semhash.kernels", object())
-    assert not search._rent_numpy(1.0)
+    assert lazy.use_kernels(1.0)

@@ -1,14 +1,12 @@
 """Tokenizer and vocabulary."""
 
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semhash.tokenize import tokenize
-from semhash import vocab
+from semhash import lazy
 from semhash.vocab import count_words, fit_vocabulary
 
 
@@ -71,12 +69,11 @@ ASCII_TEXT = st.lists(
 
 
 def _both_ways(texts, words, monkeypatch):
-    import semhash.kernels  # noqa: F401  (loaded: count_words takes the kernel)
-
-    fast = count_words(texts, words)
+    """(counts by the kernel, counts by tokenize)."""
     with monkeypatch.context() as m:
-        m.delitem(sys.modules, "semhash.kernels")
-        m.setattr(vocab, "_KERNEL_TEXT_CHARS", 10**18)
+        m.setattr(lazy, "use_kernels", lambda cost_ns: True)
+        fast = count_words(texts, words)
+        m.setattr(lazy, "use_kernels", lambda cost_ns: False)
         slow = count_words(texts, words)
     return fast, slow
 

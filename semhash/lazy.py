@@ -1,0 +1,42 @@
+"""Load the numba kernels only once they pay for themselves (rent or buy).
+
+Importing numba and loading semhash's cached kernels costs about 0.5 s per process
+(numba's import pulls in scipy, and the first cached load sets up its typing
+context: 0.15-0.25 s plus 0.35-0.52 s measured on the 2-vCPU dev VM). numpy and
+Python do the same work with nothing to load, only slower. A process that answers
+one query should never pay the load; one that encodes a million documents must.
+
+:func:`use_kernels` decides for each piece of work, given what it would cost
+without the kernels: no while the running total of such costs stays within the
+load cost, yes from then on, and always once the kernels are loaded. This is the
+rent-or-buy rule: never more than twice the cost of the better choice made in
+hindsight. Callers give the same answer either way; only the speed differs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+KERNEL_LOAD_NS = 5e8
+_spent_ns = 0.0
+
+
+def use_kernels(cost_ns: float) -> bool:
+    """Whether to run work estimated at ``cost_ns`` without the kernels on the kernels."""
+    global _spent_ns
+    if "semhash.kernels" in sys.modules or _spent_ns + cost_ns > KERNEL_LOAD_NS:
+        return True
+    _spent_ns += cost_ns
+    return False
+
+
+class _Kernels:
+    """``semhash.kernels``, imported on first attribute access (``lazy.kernels.topk_scan``)."""
+
+    def __getattr__(self, name):
+        from semhash import kernels as loaded
+
+        return getattr(loaded, name)
+
+
+kernels = _Kernels()
