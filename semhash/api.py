@@ -402,7 +402,7 @@ def _build_index(
 ) -> BuildSummary:
     """:func:`build_index`, its options checked and the writer lock held."""
     from semhash.hasher import SemanticHasher
-    from semhash.vocab import fit_vocabulary
+    from semhash.vocab import fit_vocabulary_tokens
 
     start = time.perf_counter()
     previous = _previous_index(database)
@@ -412,9 +412,9 @@ def _build_index(
     n_duplicates = 0
     corpus, drift = _Coverage(), _Coverage()
 
-    def texts() -> Iterator[str]:
-        # One streamed pass: documents are read and vectorized together; only their
-        # metadata is kept, never the corpus text.
+    def content_words() -> Iterator[list[str]]:
+        # One streamed pass: documents are read, tokenized once and vectorized
+        # together; only their metadata is kept, never the corpus text.
         nonlocal n_duplicates
         found = _read(paths, files, stats, stdin, max_bytes, skip_bad_lines)
         for doc in _progress(found, verbose, "reading and counting words", unit="doc"):
@@ -427,10 +427,10 @@ def _build_index(
             corpus.n_words += len(words)
             if previous is not None and previous[1].get(doc.id) != doc.content_hash:
                 drift.add(words, previous[0])
-            yield doc.text
+            yield words
 
     try:
-        words, df, X = fit_vocabulary(texts(), vocab_size)
+        words, df, X = fit_vocabulary_tokens(content_words(), vocab_size)
     except ValueError as e:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
         if "empty vocabulary" not in str(e):
             raise

@@ -48,15 +48,19 @@ def fit_vocabulary(
     counts : csr_matrix of float32, shape (n_texts, len(words))
         Word counts of every text over ``words``.
     """
+    stop = _stop_words()
+    return fit_vocabulary_tokens(([t for t in tokenize(text) if t not in stop] for text in texts), size)
+
+
+def fit_vocabulary_tokens(
+    documents: Iterable[list[str]], size: int = 2000
+) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
+    """:func:`fit_vocabulary` for documents already split by :func:`tokenize`, stop
+    words removed (indexing has them at hand: it counts them for its summary)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    stop = _stop_words()
-
-    def analyzer(text: str) -> list[str]:
-        return [t for t in tokenize(text) if t not in stop]
-
-    vectorizer = CountVectorizer(analyzer=analyzer, dtype=np.float32)
-    full = vectorizer.fit_transform(texts).tocsc()
+    vectorizer = CountVectorizer(analyzer=_as_is, dtype=np.float32)
+    full = vectorizer.fit_transform(documents).tocsc()
     names = vectorizer.get_feature_names_out()  # sorted alphabetically
     df_all = np.diff(full.indptr)
     # Stable sort on -df keeps alphabetical order among ties.
@@ -64,6 +68,10 @@ def fit_vocabulary(
     counts = full[:, ranked].tocsr()
     counts.sort_indices()
     return [str(names[i]) for i in ranked], df_all[ranked].astype(np.int64), counts
+
+
+def _as_is(tokens: list[str]) -> list[str]:
+    return tokens
 
 
 def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> np.ndarray:
