@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SAMPLE := corpora/20news-sample
 DB := sample.db
 
-.PHONY: install demo test test-nojit bench bench-quality bench-speed clean
+.PHONY: install demo test test-nojit bench bench-quality bench-speed bench-cli clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ test: install
 test-nojit: install
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_search.py tests/test_codes.py
 
-bench: bench-quality bench-speed
+bench: bench-quality bench-speed bench-cli
 
 # Full 20 Newsgroups protocol; CORPUS may point at another copy of the tarball.
 CORPUS ?= ../shared/corpora-src/20news-bydate/20news-bydate.tar.gz
@@ -37,6 +37,11 @@ bench-quality: install
 bench-speed: install
 	$(PY) -m pip install --quiet faiss-cpu
 	$(PY) bench/speed.py
+
+# Whole processes: one query beside the bare imports, a batch, and a million
+# synthetic documents encoded and indexed (needs the index bench-quality builds).
+bench-cli: install
+	$(PY) bench/cli.py
 
 clean:
 	rm -rf $(VENV) *.egg-info $(DB)
