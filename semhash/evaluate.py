@@ -183,11 +183,12 @@ def evaluate(
     q_addr = codes_mod.to_addresses(q_addr_bits)
     q_code = codes_mod.pack_codes(q_code_bits)
 
-    # Default path.
+    # Default path (rows padded with -1 when the index holds fewer than k).
     top = np.full((len(keep), k), -1, np.int64)
-    for i in range(len(keep)):
-        rows, _, _ = search.search(index.table, index.codes, int(q_addr[i]), q_code[i], max(k, index.shortlist))
-        top[i, : min(k, len(rows))] = rows[:k]
+    found, _, _, _ = search.search_many(
+        index.table, index.codes, q_addr, q_code, min(k, len(index)), shortlist=index.shortlist
+    )
+    top[:, : found.shape[1]] = found
     add("semhash (address ball + long-code rank)", top)
 
     # Full Hamming rankings by each code.
