@@ -516,7 +516,7 @@ def test_info(db):
     assert info["addresses"]["distinct"] == len(per_address)
     assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
     assert info["vocabulary_size"] == 300 and info["schema_version"] == 2
-    assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32}
+    assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32, "trained_on": 60}
     assert info["size_bytes"] == db.stat().st_size
     text = run("info", "-d", str(db)).stdout.splitlines()
     assert text[0].startswith(f"database      {db} (") and text[0].endswith(" KiB, schema 2)")
