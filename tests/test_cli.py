@@ -524,7 +524,7 @@ def test_info(db):
         "documents     60",
         "labels        comp.graphics 20, rec.sport.hockey 20, sci.space 20",
         f"vocabulary    300 words ({OOV_BUILD} of the corpus's words outside)",
-        "model         300-32 trunk; heads: 8-bit address, 32-bit code",
+        "model         300-32 trunk; heads: 8-bit address, 32-bit code; trained on 60 documents",
     ]
     assert text[7] == f"addresses     {len(per_address)} distinct of 2^8"
 
