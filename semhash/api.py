@@ -56,7 +56,7 @@ from semhash.corpus import (
     read_text,
 )
 from semhash.store import DocumentRow, IndexLocked, StoreError, StoredIndex
-from semhash.tokenize import tokenize
+from semhash.tokenize import content, tokenize
 from semhash.vocab import count_words
 
 MIN_DOCUMENTS = 10
@@ -259,7 +259,7 @@ class _Coverage:
             from semhash.vocab import _stop_words  # scikit-learn's list: loaded only when needed
 
             self._stop = _stop_words()
-        return [t for t in tokenize(text) if t not in self._stop]
+        return [t for t in tokenize(content(text)) if t not in self._stop]
 
     def add(self, words: list[str], vocabulary: dict[str, int] | set[str]) -> None:
         self.n_words += len(words)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from semhash.tokenize import subject
+
 __all__ = [
     "BadLine",
     "CorpusError",
@@ -123,26 +125,11 @@ def first_line(text: str, max_chars: int = TITLE_MAX_CHARS) -> str:
     >>> first_line("From: a@b.org\nSubject: Re: orbits\n\nbody")
     'Re: orbits'
     """
-    title = _subject(text)
+    title = subject(text)
     if title is None:
         title = next((line for line in text.splitlines() if line.strip()), "")
     title = " ".join(title.split())
     return title if len(title) <= max_chars else title[: max_chars - 1] + "…"
-
-
-def _subject(text: str, max_lines: int = 60) -> str | None:
-    """The Subject header of a leading header block, or None if there is none."""
-    for i, line in enumerate(text.splitlines()[:max_lines]):
-        if not line.strip():
-            return None  # end of the header block
-        if line[0] in " \t" and i > 0:
-            continue  # folded header line
-        name, colon, value = line.partition(":")
-        if not colon or not name or " " in name:
-            return None  # not a header block
-        if name.lower() == "subject":
-            return value
-    return None
 
 
 def iter_listed_files(

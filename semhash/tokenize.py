@@ -1,7 +1,7 @@
 """Text -> tokens. Pure functions, numpy-free, shared by indexing and the query path.
 
-The query path must tokenize exactly as indexing did, so both use :func:`tokenize`
-and nothing else.
+The query path must read a text exactly as indexing did, so both go through
+:func:`content` (which part of a text counts) and :func:`tokenize` (its words).
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import re
 # ("1993", "3d") carry little topic in prose; "x11r5" and "mp3" do.
 WORD_RE = re.compile(r"[^\W_]{2,}")
 
+# A mail or news message opens with "Name: value" header lines, then a blank line.
+MAX_HEADER_LINES = 60
+_MESSAGE_FIELDS = frozenset({"from", "subject", "newsgroups", "message-id"})
+
 
 def tokenize(text: str) -> list[str]:
     """Lowercase ``text`` and split it into word tokens.
@@ -23,3 +27,56 @@ def tokenize(text: str) -> list[str]:
     ['the', 'x11r5', 'server', 'version', 'crashed']
     """
     return [w for w in WORD_RE.findall(text.lower()) if w[0].isalpha()]
+
+
+def content(text: str) -> str:
+    """The part of ``text`` that says what it is about.
+
+    A mail or news message (a block of ``Name: value`` header lines naming
+    ``From``, ``Subject``, ``Newsgroups`` or ``Message-ID``, ended by a blank line)
+    becomes its subject and body: the other headers (sender, organization, line
+    count, posting host) fill a 2000-word vocabulary with addresses and host names.
+    On 20 Newsgroups, Subject + body instead of the whole post raised the
+    precision@100 of the 256-bit code from 0.396 to 0.444 (bench/trials.py). Any
+    other text comes back whole.
+
+    Examples
+    --------
+    >>> content("From: a@b.org\\nSubject: Re: orbits\\nLines: 2\\n\\nThe body.")
+    'Re: orbits\\nThe body.'
+    >>> content("Title: not a message\\n\\nbody")
+    'Title: not a message\\n\\nbody'
+    """
+    found = _message(text)
+    if found is None:
+        return text
+    subject, body = found
+    return body if subject is None else subject.strip() + "\n" + body
+
+
+def subject(text: str) -> str | None:
+    """The ``Subject:`` header of a message (see :func:`content`), or None."""
+    found = _message(text)
+    return None if found is None else found[0]
+
+
+def _message(text: str) -> tuple[str | None, str] | None:
+    """(subject or None, body) if ``text`` is a mail or news message, else None."""
+    lines = text.split("\n", MAX_HEADER_LINES)
+    fields, subject_value = set(), None
+    for i, line in enumerate(lines[:MAX_HEADER_LINES]):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if i > 0 and fields & _MESSAGE_FIELDS:
+                return subject_value, "\n".join(lines[i + 1 :])
+            return None
+        if line[0] in " \t" and i > 0:
+            continue  # a folded header line
+        name, colon, value = line.partition(":")
+        if not colon or not name or " " in name or "\t" in name:
+            return None  # not a header block
+        name = name.lower()
+        fields.add(name)
+        if name == "subject" and subject_value is None:
+            subject_value = value
+    return None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semhash import lazy
-from semhash.tokenize import tokenize
+from semhash.tokenize import content, tokenize
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -30,7 +30,8 @@ def _stop_words() -> frozenset[str]:
 def fit_vocabulary(
     texts: Iterable[str], size: int = 2000
 ) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
-    """Choose the ``size`` most frequent non-stop words by document frequency.
+    """Choose the ``size`` most frequent non-stop words by document frequency
+    (words of each text's :func:`~semhash.tokenize.content`).
 
     Parameters
     ----------
@@ -49,7 +50,7 @@ def fit_vocabulary(
         Word counts of every text over ``words``.
     """
     stop = _stop_words()
-    return fit_vocabulary_tokens(([t for t in tokenize(text) if t not in stop] for text in texts), size)
+    return fit_vocabulary_tokens(([t for t in tokenize(content(text)) if t not in stop] for text in texts), size)
 
 
 def fit_vocabulary_tokens(
@@ -75,7 +76,8 @@ def _as_is(tokens: list[str]) -> list[str]:
 
 
 def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> np.ndarray:
-    """Count the vocabulary words in each text (out-of-vocabulary tokens dropped).
+    """Count the vocabulary words in each text's :func:`~semhash.tokenize.content`
+    (out-of-vocabulary tokens dropped).
 
     numpy only for a few texts: this is the query path, which must not pay for
     scipy/sklearn imports. Many texts, or any once the numba kernels are loaded,
@@ -92,6 +94,7 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> 
     ndarray of float32, shape (n_texts, n_words)
     """
     index = words if isinstance(words, dict) else {w: i for i, w in enumerate(words)}
+    texts = [content(text) for text in texts]
     rest = range(len(texts))
     if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
         rest = [i for i, text in enumerate(texts) if not text.isascii()]

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semhash.tokenize import tokenize
+from semhash.tokenize import content, tokenize
 from semhash import lazy
 from semhash.vocab import count_words, fit_vocabulary
 
@@ -97,3 +97,50 @@ def test_kernel_counts_mixed_ascii_and_unicode_texts(monkeypatch):
     fast, slow = _both_ways(texts, words, monkeypatch)
     np.testing.assert_array_equal(fast, slow)
     assert fast[0, 0] == 2 and fast[1, 1] == 2 and fast[3, 3] == 1 and fast[4, 5] == 3 and fast[1, 6] == 0
+
+
+POST = (
+    "From: C.O.EGALON@LARC.NASA.GOV (CLAUDIO OLIVEIRA EGALON)\n"
+    "Subject: Re: Space Debris\n"
+    "Organization: NASA Langley Research Center\n"
+    "Lines: 7\n"
+    "NNTP-Posting-Host: tahiti.larc.nasa.gov\n"
+    "\n"
+    "There is a guy in NASA Johnson Space Center.\n\nSecond paragraph.\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (POST, "Re: Space Debris\nThere is a guy in NASA Johnson Space Center.\n\nSecond paragraph.\n"),
+        ("From: a@b.org\r\nSubject:  orbits \r\nX-Long: one\r\n  folded\r\n\r\nbody\r\n", "orbits\nbody\r\n"),
+        ("From: a@b.org\nLines: 2\n\nbody only", "body only"),  # no Subject: the body
+        ("Title: a note\nAuthor: me\n\nbody", "Title: a note\nAuthor: me\n\nbody"),  # not a mail header
+        ("Subject: no blank line after the headers", "Subject: no blank line after the headers"),
+        ("From: a@b.org\nnot a header\n\nbody", "From: a@b.org\nnot a header\n\nbody"),
+        ("\nFrom: a@b.org\n\nbody", "\nFrom: a@b.org\n\nbody"),  # starts with a blank line
+        ("nasa shuttle launch", "nasa shuttle launch"),
+        ("", ""),
+    ],
+)
+def test_content_keeps_subject_and_body_of_messages_only(text, expected):
+    assert content(text) == expected
+
+
+def test_content_gives_up_on_a_header_block_longer_than_the_limit():
+    text = "From: a@b.org\n" + "X-H: v\n" * 80 + "\nbody"
+    assert content(text) == text
+
+
+def test_headers_never_reach_the_counts(monkeypatch):
+    # Indexing and queries count the same words: those of the content, whichever path.
+    words = ["space", "debris", "nasa", "center", "organization", "lines", "gov", "larc"]
+    for use_kernel in (False, True):
+        monkeypatch.setattr(lazy, "use_kernels", lambda cost_ns, k=use_kernel: k)
+        counts = count_words([POST], words)[0]
+        assert dict(zip(words, counts.tolist())) == {
+            "space": 2, "debris": 1, "nasa": 1, "center": 1, "organization": 0, "lines": 0, "gov": 0, "larc": 0
+        }
+    words, _, X = fit_vocabulary([POST, POST.replace("Debris", "Junk")], 50)
+    assert "organization" not in words and "egalon" not in words and "debris" in words
