@@ -16,7 +16,9 @@ same newsgroup, ties broken by train order) of
 - ``bimodality``: per head, fraction of train activations within 0.1 of 0 or 1;
 - ``seconds``: fit time (vectorizing excluded).
 
-The corpus is the directory ``bench/quality.py`` unpacks (``--data``).
+The corpus is the directory ``bench/quality.py`` unpacks (``--data``). Posts are read as
+semhash reads them: ``fit_vocabulary`` and ``count_words`` take each message's Subject
+header and body (``semhash.tokenize.content``).
 """
 
 from __future__ import annotations
