@@ -60,6 +60,7 @@ from semhash.tokenize import content, tokenize
 from semhash.vocab import count_words
 
 MIN_DOCUMENTS = 10
+TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
 MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
 MAX_VOCAB = 1_000_000
@@ -249,9 +250,10 @@ class EncodedDocument:
 class _Coverage:
     """Counts content words (stop words excluded) and how many a vocabulary knows."""
 
-    def __init__(self) -> None:
+    def __init__(self, whole_text: bool = False) -> None:
         self.n_words = 0
         self.n_known = 0
+        self.whole_text = whole_text
         self._stop: frozenset[str] | None = None
 
     def words(self, text: str) -> list[str]:
@@ -259,7 +261,7 @@ class _Coverage:
             from semhash.vocab import _stop_words  # scikit-learn's list: loaded only when needed
 
             self._stop = _stop_words()
-        return [t for t in tokenize(content(text)) if t not in self._stop]
+        return [t for t in tokenize(text if self.whole_text else content(text)) if t not in self._stop]
 
     def add(self, words: list[str], vocabulary: dict[str, int] | set[str]) -> None:
         self.n_words += len(words)
@@ -474,6 +476,7 @@ def _build_index(
         "hidden_sizes": list(hidden_sizes),
         "n_documents": len(docs),
         "n_trained": n_trained,
+        "text": TEXT_READ,
         "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
         "build_options": {
             "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
@@ -650,6 +653,9 @@ class Index:
     def _load_snapshot(self) -> None:
         self.meta = self.stored.meta
         self.vocabulary = self.stored.words()
+        # An index built before messages were read as Subject + body keeps reading
+        # whole texts: its vocabulary and model were trained on them.
+        self.whole_text = self.meta.get("text") != TEXT_READ
         self.words = {w: i for i, w in enumerate(self.vocabulary)}
         widths = (int(self.meta["address_bits"]), int(self.meta["code_bits"]))
         arrays = self.stored.arrays()
@@ -703,7 +709,7 @@ class Index:
         average code: on the sample corpus, "nasa shuttle launch orbit" found 3
         sci.space posts in its top 10 as is, and 10 of 10 lifted.
         """
-        counts = count_words(list(texts), self.words)
+        counts = count_words(list(texts), self.words, whole_text=self.whole_text)
         known = counts.sum(axis=1).astype(np.int64)
         if lift:
             target = self.typical_length()
@@ -808,7 +814,7 @@ class Index:
         stored = self.stored.fingerprints()
         seen: set[str] = set()
         n_added = n_updated = n_unchanged = n_duplicates = 0
-        coverage = _Coverage()
+        coverage = _Coverage(self.whole_text)
         batch: list[Document] = []
 
         with store.IndexWriter(self.stored.path) as writer:
@@ -817,7 +823,7 @@ class Index:
                 if not batch:
                     return
                 texts = [d.text for d in batch]
-                counts = count_words(texts, self.words)
+                counts = count_words(texts, self.words, whole_text=self.whole_text)
                 addresses, long_codes = self._encode_counts(counts)
                 rows = [
                     DocumentRow(d.id, d.path, d.labels, d.content_hash, _dense_counts_dict(c, self.vocabulary), first_line(d.text))

@@ -75,7 +75,7 @@ def _as_is(tokens: list[str]) -> list[str]:
     return tokens
 
 
-def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> np.ndarray:
+def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, whole_text: bool = False) -> np.ndarray:
     """Count the vocabulary words in each text's :func:`~semhash.tokenize.content`
     (out-of-vocabulary tokens dropped).
 
@@ -88,13 +88,16 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int]) -> 
     ----------
     texts : sequence of str
     words : sequence of str, or a ready ``{word: column}`` dict (faster when reused)
+    whole_text : count the whole texts, message headers included (how indexes built
+        before semhash read messages as Subject + body were trained)
 
     Returns
     -------
     ndarray of float32, shape (n_texts, n_words)
     """
     index = words if isinstance(words, dict) else {w: i for i, w in enumerate(words)}
-    texts = [content(text) for text in texts]
+    if not whole_text:
+        texts = [content(text) for text in texts]
     rest = range(len(texts))
     if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
         rest = [i for i, text in enumerate(texts) if not text.isascii()]

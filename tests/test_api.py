@@ -12,6 +12,7 @@ import semhash
 from semhash import store
 from semhash.api import BuildError, DocumentNotFound, Hit, Index, ModelMismatch, QueryError, build_index
 from semhash.store import StoreError
+from semhash.vocab import count_words
 
 TINY = dict(
     vocab_size=300, address_bits=8, code_bits=32, hidden_sizes=(32,), n_epochs_pretrain=5, n_epochs_finetune=5
@@ -148,3 +149,22 @@ def test_train_sample_trains_on_a_sample_and_encodes_everything(copy):
     with pytest.raises(BuildError, match="--train-sample must be at least 10, got 3"):
         build_index([str(copy / "corpus")], copy / "x.db", train_sample=3, **TINY)
     assert not (copy / "x.db").exists()
+
+
+def test_an_index_reads_texts_as_it_was_built_to(copy):
+    # Indexes built before messages were read as Subject + body have no meta "text":
+    # they keep counting whole texts, headers included, for queries and updates alike.
+    post = "From: someone@space.example.org\nSubject: shuttle orbit\nOrganization: NASA\n\nlaunch window"
+    with Index.open(copy / "index.db") as index:
+        assert index.meta["text"] == "content" and not index.whole_text
+        new_style = index.encode([post])
+    conn = sqlite3.connect(copy / "index.db")
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = 'text'")
+    conn.close()
+    with Index.open(copy / "index.db") as index:
+        assert index.whole_text
+        whole = count_words([post], index.words, whole_text=True)
+        np.testing.assert_array_equal(index.encode([post])[2], whole.sum(axis=1))
+        assert index.encode([post])[2][0] > new_style[2][0]  # the headers' known words count too
+        assert len(index.query("space shuttle orbit", k=3)) == 3
