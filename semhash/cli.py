@@ -398,16 +398,25 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
     from semhash.corpus import ReadStats
 
     idx = Index.open(database)
-    rows = []
+    rows: list[dict] = []
+    n_rows = 0
     stats = ReadStats()
     for encoded in idx.encode_documents(paths or ("-",), binary=binary, skip_bad_lines=skip_bad_lines, stats=stats):
         if encoded.known_words == 0:
             click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
         rows.append(dict(vars(encoded)))  # flat str/int fields: asdict's deep copy cost 12 us a row
+        if fmt != "json" and len(rows) == ENCODE_CHUNK:  # stream: a million rows need not sit in memory
+            _emit(rows, fmt, fields, no_headers or n_rows > 0)
+            n_rows += len(rows)
+            rows.clear()
     for lineno in stats.bad_lines:
         click.echo(f"warning: line {lineno} of stdin is not a valid document, skipped", err=True)
-    _emit(rows, fmt, fields, no_headers)
-    sys.exit(0 if rows else 1)
+    if rows or n_rows == 0:
+        _emit(rows, fmt, fields, no_headers or n_rows > 0)
+    sys.exit(0 if n_rows + len(rows) else 1)
+
+
+ENCODE_CHUNK = 10_000  # rows of `semhash encode` printed at once (a JSON array waits for all)
 
 
 @cli.command()

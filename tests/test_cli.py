@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
+from semhash import cli as cli_module
 from semhash.cli import cli
 from tests.conftest import GROUPS, TINY_MODEL
 
@@ -555,3 +556,18 @@ def test_short_queries_are_read_as_a_typical_document(db):
         np.testing.assert_array_equal(codes, lifted[1])
         plain = idx._encode_counts(counts)
         np.testing.assert_array_equal(idx.encode([text])[1], plain[1])
+
+
+@pytest.mark.parametrize("fmt", ["--csv", "--nl", "--tsv", None])
+def test_encode_streams_in_chunks_with_one_header(db, tiny_corpus, monkeypatch, fmt):
+    # 60 documents printed 7 at a time must read exactly like one print of all 60.
+    args = ["encode", str(tiny_corpus), "-d", str(db)] + ([fmt] if fmt else [])
+    whole = run(*args).stdout
+    monkeypatch.setattr(cli_module, "ENCODE_CHUNK", 7)
+    chunked = run(*args)
+    assert chunked.exit_code == 0 and chunked.stdout == whole
+    assert len(whole.splitlines()) == 60 + (fmt in ("--csv", "--tsv"))
+    monkeypatch.setattr(cli_module, "ENCODE_CHUNK", 10)  # a multiple of 60: nothing left for the end
+    assert run(*args).stdout == whole
+    as_json = json.loads(run("encode", str(tiny_corpus), "-d", str(db), "--json").stdout)
+    assert len(as_json) == 60
