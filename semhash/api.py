@@ -1046,7 +1046,9 @@ class Index:
 
         Keys: database, size_bytes, schema_version, semhash_version, created,
         updated, documents, labels ({label: count}, most common first),
-        vocabulary_size, oov_share, model ({trunk: layer widths from the vocabulary
+        vocabulary_size, oov_share, reads (how texts are read: "messages as
+        Subject + body", or "whole texts" for indexes built before that), model
+        ({trunk: layer widths from the vocabulary
         up, address_bits, code_bits, trained_on: documents the model was trained on}), bimodality ({address, code}: share of code
         activations near 0 or 1 on the training set), addresses ({distinct,
         histogram: {"1": addresses holding 1 document, "2-3": ..., "4-7": ...}}).
@@ -1083,6 +1085,7 @@ class Index:
             "labels": self.stored.label_counts(),
             "vocabulary_size": len(self.vocabulary),
             "oov_share": self.meta.get("oov_share"),
+            "reads": "whole texts" if self.whole_text else "messages as Subject + body",
             "model": {
                 "trunk": trunk, "address_bits": heads[0][-1], "code_bits": heads[1][-1],
                 "trained_on": self.meta.get("n_trained"),  # None: built before --train-sample existed

@@ -517,6 +517,7 @@ def test_info(db):
     assert info["addresses"]["distinct"] == len(per_address)
     assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
     assert info["vocabulary_size"] == 300 and info["schema_version"] == 2
+    assert info["reads"] == "messages as Subject + body"
     assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32, "trained_on": 60}
     assert info["size_bytes"] == db.stat().st_size
     text = run("info", "-d", str(db)).stdout.splitlines()
@@ -524,7 +525,7 @@ def test_info(db):
     assert text[2:6] == [
         "documents     60",
         "labels        comp.graphics 20, rec.sport.hockey 20, sci.space 20",
-        f"vocabulary    300 words ({OOV_BUILD} of the corpus's words outside)",
+        f"vocabulary    300 words ({OOV_BUILD} of the corpus's words outside); reads messages as Subject + body",
         "model         300-32 trunk; heads: 8-bit address, 32-bit code; trained on 60 documents",
     ]
     assert text[7] == f"addresses     {len(per_address)} distinct of 2^8"
