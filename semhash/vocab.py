@@ -82,7 +82,8 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     numpy only for a few texts: this is the query path, which must not pay for
     scipy/sklearn imports. Many texts, or any once the numba kernels are loaded,
     are counted by :func:`semhash.kernels.count_ascii_words` (ASCII texts; the
-    others by :func:`tokenize`), which gives the same counts about 20x faster.
+    others by :func:`tokenize`), which gives the same counts 4-5x faster (20NG
+    test posts: 0.17 s against 0.75 s).
 
     Parameters
     ----------
@@ -98,16 +99,16 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     index = words if isinstance(words, dict) else {w: i for i, w in enumerate(words)}
     if not whole_text:
         texts = [content(text) for text in texts]
-    rest = range(len(texts))
+    rest = range(len(texts))  # the rows Python counts
     if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
-        rest = [i for i, text in enumerate(texts) if not text.isascii()]
-        if not rest:
-            return _count_ascii(list(texts), index)
-        out = np.zeros((len(texts), len(index)), dtype=np.float32)
-        ascii_rows = np.setdiff1d(np.arange(len(texts)), rest)
-        out[ascii_rows] = _count_ascii([texts[i] for i in ascii_rows], index)
-    else:
-        out = np.zeros((len(texts), len(index)), dtype=np.float32)
+        ascii_rows = [i for i, text in enumerate(texts) if text.isascii()]
+        counted = _count_ascii([texts[i] for i in ascii_rows], index)
+        if len(ascii_rows) == len(texts):
+            return counted
+        rest = sorted(set(range(len(texts))) - set(ascii_rows))
+    out = np.zeros((len(texts), len(index)), dtype=np.float32)
+    if len(rest) < len(texts):
+        out[ascii_rows] = counted
     for row in rest:
         cols = [index[t] for t in tokenize(texts[row]) if t in index]
         if cols:
@@ -121,14 +122,16 @@ _PYTHON_NS_PER_CHAR = 80.0
 
 
 def _count_ascii(texts: list[str], index: dict[str, int]) -> np.ndarray:
-    kernels = lazy.kernels
-    def packed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.zeros(len(strings) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in strings], out=starts[1:])
-        return np.frombuffer(b"".join(strings), dtype=np.uint8), starts
-
+    """:func:`count_words` of ASCII texts by the fused kernel."""
     by_column = sorted(index, key=index.__getitem__)
-    word_bytes, word_starts = packed([w.encode("utf-8") for w in by_column])
-    text, doc_starts = packed([t.encode("ascii") for t in texts])
-    slots = kernels.word_table(word_bytes, word_starts)
-    return kernels.count_ascii_words(text, doc_starts, word_bytes, word_starts, slots)
+    word_bytes, word_starts = _packed([w.encode("utf-8") for w in by_column])
+    text, doc_starts = _packed([t.encode("ascii") for t in texts])
+    slots = lazy.kernels.word_table(word_bytes, word_starts)
+    return lazy.kernels.count_ascii_words(text, doc_starts, word_bytes, word_starts, slots)
+
+
+def _packed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The strings' bytes end to end, and where each starts (one more entry: the end)."""
+    starts = np.zeros(len(strings) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in strings], out=starts[1:])
+    return np.frombuffer(b"".join(strings), dtype=np.uint8), starts
