@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import sys
@@ -284,9 +285,16 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     idx = Index.open(database)
     filters = {"min_distance": min_distance, "max_distance": max_distance}
     if text == "-":
-        rows = _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines)
-        _emit(rows, fmt, ["query", "rank", *fields], no_headers)
-        sys.exit(0 if rows else 1)
+        columns, kept, n_rows = ["query", "rank", *fields], [], 0
+        for rows in _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines):
+            if fmt == "json":  # one array: wait for all
+                kept += rows
+            elif rows:
+                _emit(rows, fmt, columns, no_headers or n_rows > 0)
+            n_rows += len(rows)
+        if fmt == "json" or n_rows == 0:
+            _emit(kept, fmt, columns, no_headers)
+        sys.exit(0 if n_rows else 1)
     with _no_words_is_no_hits(fmt):
         hits = idx.query(text, limit, **filters)
     _emit_hits(idx, hits, fmt, fields, no_headers)
@@ -313,27 +321,32 @@ class _no_words_is_no_hits:
         sys.exit(1)
 
 
-def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bool, skip_bad_lines: bool) -> list[dict]:
-    """Answer one query per stdin line: one row per hit, query and rank first."""
+def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bool, skip_bad_lines: bool):
+    """Answer one query per stdin line, ``BATCH_QUERIES`` lines at a time (bounded
+    memory, output as it comes): yields the rows of each batch, one per hit, query
+    and rank first."""
     from semhash.corpus import iter_jsonl, stdin_lines
 
     if jsonl_in:
         warn = (lambda e: click.echo(f"warning: {e.args[0].split('; ')[0]}, skipped", err=True)) if skip_bad_lines else None
-        docs = list(iter_jsonl(stdin_lines(None), on_error=warn))
-        names, texts = [d.id for d in docs], [d.text for d in docs]
+        queries = ((d.id, d.text) for d in iter_jsonl(stdin_lines(None), on_error=warn))
     else:
-        texts = [line.rstrip("\r\n") for line in stdin_lines(None)]
-        names = list(range(1, len(texts) + 1))
-    # JSON lines are documents (encoded as indexing did); plain lines are queries.
-    results = idx.query_many(texts, limit, skip_empty=True, documents=jsonl_in, **filters)
+        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(stdin_lines(None), 1))
     digits = _address_digits(idx)
-    rows = []
-    for name, hits in zip(names, results):
-        if hits is None:
-            click.echo(f"warning: query {name} has no words in the index vocabulary, skipped", err=True)
-            continue
-        rows.extend({"query": name, "rank": r, **_hit_row(h, digits)} for r, h in enumerate(hits, 1))
-    return rows
+    while batch := list(itertools.islice(queries, BATCH_QUERIES)):
+        names, texts = zip(*batch)
+        # JSON lines are documents (encoded as indexing did); plain lines are queries.
+        results = idx.query_many(list(texts), limit, skip_empty=True, documents=jsonl_in, **filters)
+        rows = []
+        for name, hits in zip(names, results):
+            if hits is None:
+                click.echo(f"warning: query {name} has no words in the index vocabulary, skipped", err=True)
+                continue
+            rows.extend({"query": name, "rank": r, **_hit_row(h, digits)} for r, h in enumerate(hits, 1))
+        yield rows
+
+
+BATCH_QUERIES = 10_000  # stdin lines answered at once by `semhash query -`
 
 
 @cli.command()

@@ -572,3 +572,21 @@ def test_encode_streams_in_chunks_with_one_header(db, tiny_corpus, monkeypatch, 
     assert run(*args).stdout == whole
     as_json = json.loads(run("encode", str(tiny_corpus), "-d", str(db), "--json").stdout)
     assert len(as_json) == 60
+
+
+@pytest.mark.parametrize("fmt", ["--csv", "--nl", "--json", None])
+def test_batch_queries_stream_in_batches_like_one(db, monkeypatch, fmt):
+    # 5 queries answered 2 at a time read exactly like 5 at once: line numbers run
+    # on, one header, one JSON array, and the query without known words warns once.
+    lines = "space shuttle orbit\ngod bible church\nzzqx qqzz\nimage graphics file\norbit launch\n"
+    args = ["query", "-", "-d", str(db), "-n", "3"] + ([fmt] if fmt else [])
+    whole = run(*args, input=lines)
+    monkeypatch.setattr(cli_module, "BATCH_QUERIES", 2)
+    batched = run(*args, input=lines)
+    assert batched.exit_code == whole.exit_code == 0
+    assert batched.stdout == whole.stdout
+    assert batched.stderr.count("warning: query 3 has no words") == 1
+    if fmt == "--nl":
+        skipped = {n for n in range(1, 6) if f"warning: query {n} has no words" in batched.stderr}
+        assert 3 in skipped and len(skipped) < 5
+        assert {json.loads(l)["query"] for l in batched.stdout.splitlines()} == set(range(1, 6)) - skipped
