@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import cpu_model, write_section  # noqa: E402
+from sections import cpu_model, git_state, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Makefile's default, relative to the project root.
@@ -295,26 +295,13 @@ def software_info() -> dict:
 
     import semhash
 
-    info = {
+    return {
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "scikit-learn": sklearn.__version__,
         "semhash": semhash.__version__,
-        "git_commit": None,
-        "git_dirty": None,
+        **git_state(ROOT),  # read after the measured children
     }
-    try:  # read-only git queries, run after the measured children
-        git = ["git", "--no-optional-locks", "-C", str(ROOT)]
-        info["git_commit"] = subprocess.run(
-            git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
-        ).stdout
-        info["git_dirty"] = bool(status.strip())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return info
 
 
 def fmt_p(x) -> str:

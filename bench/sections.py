@@ -53,3 +53,20 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def git_state(root: Path) -> dict:
+    """``{"git_commit": short hash, "git_dirty": tracked files changed}`` of the
+    checkout at ``root`` (both None outside git); read-only queries."""
+    import subprocess
+
+    state = {"git_commit": None, "git_dirty": None}
+    git = ["git", "--no-optional-locks", "-C", str(root)]
+    try:
+        head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        status = subprocess.run(
+            git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return state
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}

@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -54,7 +53,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import cpu_model, write_section  # noqa: E402
+from sections import cpu_model, git_state, write_section  # noqa: E402
 
 import semhash
 from semhash import search
@@ -269,27 +268,15 @@ def machine_info() -> dict:
 
 
 def software_info(faiss) -> dict:
-    info = {
+    return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "faiss": getattr(faiss, "__version__", None) if faiss is not None else None,
         "semhash": semhash.__version__,
-        "git_commit": None,
-        "git_dirty": None,
+        **git_state(ROOT),
     }
-    try:  # read-only git queries
-        git = ["git", "--no-optional-locks", "-C", str(ROOT)]
-        head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        info["git_commit"] = head.stdout.strip()
-        status = subprocess.run(
-            git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
-        ).stdout
-        info["git_dirty"] = bool(status.strip())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return info
 
 
 def fmt_ms(x: float) -> str:
