@@ -285,16 +285,8 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     idx = Index.open(database)
     filters = {"min_distance": min_distance, "max_distance": max_distance}
     if text == "-":
-        columns, kept, n_rows = ["query", "rank", *fields], [], 0
-        for rows in _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines):
-            if fmt == "json":  # one array: wait for all
-                kept += rows
-            elif rows:
-                _emit(rows, fmt, columns, no_headers or n_rows > 0)
-            n_rows += len(rows)
-        if fmt == "json" or n_rows == 0:
-            _emit(kept, fmt, columns, no_headers)
-        sys.exit(0 if n_rows else 1)
+        batches = _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines)
+        sys.exit(0 if _emit_chunks(batches, fmt, ["query", "rank", *fields], no_headers) else 1)
     with _no_words_is_no_hits(fmt):
         hits = idx.query(text, limit, **filters)
     _emit_hits(idx, hits, fmt, fields, no_headers)
@@ -411,25 +403,26 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
     from semhash.corpus import ReadStats
 
     idx = Index.open(database)
-    rows: list[dict] = []
-    n_rows = 0
     stats = ReadStats()
-    for encoded in idx.encode_documents(paths or ("-",), binary=binary, skip_bad_lines=skip_bad_lines, stats=stats):
-        if encoded.known_words == 0:
-            click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
-        rows.append(dict(vars(encoded)))  # flat str/int fields: asdict's deep copy cost 12 us a row
-        if fmt != "json" and len(rows) == ENCODE_CHUNK:  # stream: a million rows need not sit in memory
-            _emit(rows, fmt, fields, no_headers or n_rows > 0)
-            n_rows += len(rows)
-            rows.clear()
+
+    def chunks():  # a million rows need not sit in memory
+        rows = []
+        for encoded in idx.encode_documents(paths or ("-",), binary=binary, skip_bad_lines=skip_bad_lines, stats=stats):
+            if encoded.known_words == 0:
+                click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
+            rows.append(dict(vars(encoded)))  # flat str/int fields: asdict's deep copy cost 12 us a row
+            if len(rows) == ENCODE_CHUNK:
+                yield rows
+                rows = []
+        yield rows
+
+    n_rows = _emit_chunks(chunks(), fmt, fields, no_headers)
     for lineno in stats.bad_lines:
         click.echo(f"warning: line {lineno} of stdin is not a valid document, skipped", err=True)
-    if rows or n_rows == 0:
-        _emit(rows, fmt, fields, no_headers or n_rows > 0)
-    sys.exit(0 if n_rows + len(rows) else 1)
+    sys.exit(0 if n_rows else 1)
 
 
-ENCODE_CHUNK = 10_000  # rows of `semhash encode` printed at once (a JSON array waits for all)
+ENCODE_CHUNK = 10_000  # rows of `semhash encode` printed at once
 
 
 @cli.command()
@@ -506,6 +499,22 @@ def _emit_hits(idx, hits, fmt: str | None, fields: list[str], no_headers: bool) 
     digits = _address_digits(idx)
     _emit([_hit_row(h, digits) for h in hits], fmt, fields, no_headers)
     sys.exit(0 if hits else 1)
+
+
+def _emit_chunks(chunks, fmt: str | None, columns: list[str], no_headers: bool = False) -> int:
+    """:func:`_emit` each list of rows as it comes (one header; a JSON array waits
+    for all); return how many rows there were."""
+    kept: list[dict] = []
+    n_rows = 0
+    for rows in chunks:
+        if fmt == "json":
+            kept += rows
+        elif rows:
+            _emit(rows, fmt, columns, no_headers or n_rows > 0)
+        n_rows += len(rows)
+    if fmt == "json" or n_rows == 0:
+        _emit(kept, fmt, columns, no_headers)
+    return n_rows
 
 
 def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: bool = False) -> None:

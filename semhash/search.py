@@ -108,6 +108,21 @@ def _check_query(query, n_words: int) -> np.ndarray:
     return query
 
 
+def _check_queries(queries, n_words: int, name: str = "queries") -> np.ndarray:
+    queries = np.asarray(queries)
+    if queries.dtype != np.uint64 or queries.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-d uint64 array of shape (n_queries, {n_words}), got {queries.dtype} "
+            f"array of shape {queries.shape}; pack them with semhash.codes.pack_codes(bits)"
+        )
+    if queries.shape[1] != n_words:
+        raise ValueError(
+            f"{name} have {queries.shape[1]} words but the codes have {n_words}; "
+            "encode the queries with the same model as the index"
+        )
+    return queries
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     """A read-only view of ``array`` (no copy)."""
     view = array.view()
@@ -368,18 +383,7 @@ def topk_batch(
     distances : int32 array, same shape
     """
     codes = _check_codes(codes)
-    n_words = codes.shape[1]
-    queries = np.asarray(queries)
-    if queries.dtype != np.uint64 or queries.ndim != 2:
-        raise ValueError(
-            f"queries must be a 2-d uint64 array of shape (n_queries, {n_words}), got {queries.dtype} "
-            f"array of shape {queries.shape}; pack them with semhash.codes.pack_codes(bits)"
-        )
-    if queries.shape[1] != n_words:
-        raise ValueError(
-            f"queries have {queries.shape[1]} words but the codes have {n_words}; "
-            "encode the queries with the same model as the index"
-        )
+    queries = _check_queries(queries, codes.shape[1])
     codes, queries = _read_only(codes), _read_only(np.ascontiguousarray(queries))  # one compiled variant
     k = _check_int(k, "k")
     import numba
@@ -483,7 +487,6 @@ def search_many(
         Radius of the ball that was ranked, or -1 if every code was.
     """
     codes = _check_codes(codes)
-    n_words = codes.shape[1]
     k = _check_int(k, "k")
     want = max(k, _check_int(shortlist, "shortlist"))
     if not isinstance(table, AddressTable):
@@ -493,12 +496,7 @@ def search_many(
             f"the address table has {len(table)} rows but codes has {codes.shape[0]}; "
             "build both from the same loaded index"
         )
-    query_codes = np.asarray(query_codes)
-    if query_codes.dtype != np.uint64 or query_codes.ndim != 2 or query_codes.shape[1] != n_words:
-        raise ValueError(
-            f"query codes must be a 2-d uint64 array of shape (n_queries, {n_words}), got "
-            f"{query_codes.dtype} array of shape {query_codes.shape}; encode the queries with the same model as the index"
-        )
+    query_codes = _check_queries(query_codes, codes.shape[1], "query codes")
     query_addresses = np.asarray(query_addresses)
     if query_addresses.shape != (query_codes.shape[0],) or not (
         query_addresses.size == 0 or np.issubdtype(query_addresses.dtype, np.integer)

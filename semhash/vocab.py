@@ -102,13 +102,12 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     rest = range(len(texts))  # the rows Python counts
     if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
         ascii_rows = [i for i, text in enumerate(texts) if text.isascii()]
-        counted = _count_ascii([texts[i] for i in ascii_rows], index)
         if len(ascii_rows) == len(texts):
-            return counted
-        rest = sorted(set(range(len(texts))) - set(ascii_rows))
+            return _count_ascii(texts, index)
+        rest = [i for i, text in enumerate(texts) if not text.isascii()]
     out = np.zeros((len(texts), len(index)), dtype=np.float32)
     if len(rest) < len(texts):
-        out[ascii_rows] = counted
+        out[ascii_rows] = _count_ascii([texts[i] for i in ascii_rows], index)
     for row in rest:
         cols = [index[t] for t in tokenize(texts[row]) if t in index]
         if cols:
