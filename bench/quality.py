@@ -351,8 +351,9 @@ def render_section(r: dict) -> str:
     ]
     hs = params
     sh_notes = (
-        f"{hs.get('address_bits')}-bit address Hamming ball, then {hs.get('code_bits')}-bit code re-rank "
-        f"(`semhash query` default path); index: {hs.get('vocab_size')} words, hidden "
+        f"{hs.get('address_bits')}-bit address Hamming ball grown to 1,000 posts, ranked by TF-IDF cosine over "
+        f"{hs.get('n_terms') or 0:,} terms blended with {hs.get('code_bits')}-bit code distance, with pseudo-relevance "
+        f"feedback (`semhash query` default path, `semhash.rerank`); index: {hs.get('vocab_size')} words, hidden "
         f"{','.join(map(str, hs.get('hidden_sizes') or []))}, epochs pretrain {hs.get('n_epochs_pretrain')} / "
         f"fine-tune {hs.get('n_epochs_finetune')}, seed {hs.get('random_state')}; "
         f"{sh['queries_with_fewer_than_100_hits']} of {sh['queries']} queries got < {K} hits "
@@ -670,7 +671,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_test": len(test_ids),
         "index_args": args.index_args,
         "index_params": {
-            **{k: meta.get(k) for k in ("address_bits", "code_bits", "vocab_size", "hidden_sizes")},
+            **{k: meta.get(k) for k in ("address_bits", "code_bits", "vocab_size", "n_terms", "hidden_sizes")},
             **{k: (meta.get("params") or {}).get(k) for k in ("n_epochs_pretrain", "n_epochs_finetune", "random_state")},
         },
         "commands": {

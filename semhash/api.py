@@ -43,7 +43,7 @@ from typing import TextIO
 
 import numpy as np
 
-from semhash import __version__, autoencoder, codes, search, store
+from semhash import __version__, autoencoder, codes, rerank, search, store
 from semhash.corpus import (
     DEFAULT_MAX_BYTES,
     CorpusError,
@@ -404,7 +404,7 @@ def _build_index(
 ) -> BuildSummary:
     """:func:`build_index`, its options checked and the writer lock held."""
     from semhash.hasher import SemanticHasher
-    from semhash.vocab import fit_vocabulary_tokens
+    from semhash.vocab import count_terms, top_words
 
     start = time.perf_counter()
     previous = _previous_index(database)
@@ -432,11 +432,13 @@ def _build_index(
             yield words
 
     try:
-        words, df, X = fit_vocabulary_tokens(content_words(), vocab_size)
+        terms, full = count_terms(content_words())
     except ValueError as e:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
         if "empty vocabulary" not in str(e):
             raise
         words, X = [], None
+    else:
+        words, df, X = top_words(terms, full, vocab_size)
     n_usable = 0 if X is None else int((np.diff(X.indptr) > 0).sum())
     if not docs:
         raise BuildError(
@@ -463,9 +465,10 @@ def _build_index(
     hasher.fit(X if n_trained == X.shape[0] else X[_sample_rows(X, n_trained, random_state)])
     addresses, long_codes = _encode_all(hasher, X, verbose)
 
+    idf = rerank.fit_idf(full)
     rows = (
-        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title)
-        for i, (doc_id, path, labels, digest, title) in enumerate(docs)
+        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title, rerank.to_blob(vector))
+        for i, ((doc_id, path, labels, digest, title), vector) in enumerate(zip(docs, rerank.csr_vectors(full, idf)))
     )
     meta = {
         "semhash_version": __version__,
@@ -473,6 +476,7 @@ def _build_index(
         "address_bits": address_bits,
         "code_bits": code_bits,
         "vocab_size": len(words),
+        "n_terms": len(terms),
         "hidden_sizes": list(hidden_sizes),
         "n_documents": len(docs),
         "n_trained": n_trained,
@@ -496,6 +500,8 @@ def _build_index(
         documents=_progress(rows, verbose, "writing", total=len(docs), unit="doc"),
         addresses=addresses,
         codes=long_codes,
+        terms=terms,
+        idf=idf,
     )
     # Compile the kernels now, into numba's on-disk cache, so no query pays for it.
     search.warmup()
@@ -657,6 +663,8 @@ class Index:
         # whole texts: its vocabulary and model were trained on them.
         self.whole_text = self.meta.get("text") != TEXT_READ
         self.words = {w: i for i, w in enumerate(self.vocabulary)}
+        # Terms rank the shortlist (semhash.rerank); 0 for an index built before.
+        self.n_terms = int(self.meta.get("n_terms") or 0)
         widths = (int(self.meta["address_bits"]), int(self.meta["code_bits"]))
         arrays = self.stored.arrays()
         _check_model_shapes(arrays, len(self.vocabulary), widths, self.stored.path)
@@ -825,9 +833,13 @@ class Index:
                 texts = [d.text for d in batch]
                 counts = count_words(texts, self.words, whole_text=self.whole_text)
                 addresses, long_codes = self._encode_counts(counts)
+                vectors = self._term_vectors([coverage.words(t) for t in texts])
                 rows = [
-                    DocumentRow(d.id, d.path, d.labels, d.content_hash, _dense_counts_dict(c, self.vocabulary), first_line(d.text))
-                    for d, c in zip(batch, counts)
+                    DocumentRow(
+                        d.id, d.path, d.labels, d.content_hash, _dense_counts_dict(c, self.vocabulary),
+                        first_line(d.text), rerank.to_blob(v),
+                    )
+                    for d, c, v in zip(batch, counts, vectors)
                 ]
                 writer.upsert(rows, addresses, long_codes)
                 batch.clear()
@@ -942,17 +954,68 @@ class Index:
         found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(texts)
         asked = np.flatnonzero(known > 0)
         if min_distance is None and max_distance is None:
-            # One call for the whole batch: the kernel runs the queries in parallel.
-            n = len(self)
-            rows, dists, counts, _ = search.search_many(
-                self.table, self.codes, addresses[asked], query_codes[asked], min(k, n), shortlist=min(self.shortlist, n)
-            )
+            rows, dists, counts = self._search(addresses[asked], query_codes[asked], [texts[i] for i in asked], k)
             for j, i in enumerate(asked.tolist()):
                 found[i] = (self.rowids[rows[j, : counts[j]]], dists[j, : counts[j]])
         else:
             for i in asked.tolist():
-                found[i] = self._find(addresses[i], query_codes[i], k, (), min_distance, max_distance)
+                found[i] = self._filtered(addresses[i], query_codes[i], texts[i], k, min_distance, max_distance)
         return self._hits(found)
+
+    def _filtered(self, address, code, text: str, k: int, min_distance, max_distance):
+        """(rowids, distances) of the ``k`` best hits of the default ranking whose code
+        distance lies within the bounds: the ranking grows until ``k`` pass."""
+        n, want = len(self), k
+        while True:
+            rows, dists, counts = self._search(np.array([address]), code.reshape(1, -1), [text], want)
+            rows, dists = rows[0, : counts[0]], dists[0, : counts[0]]
+            keep = np.ones(rows.shape[0], dtype=bool)
+            if min_distance is not None:
+                keep &= dists >= min_distance
+            if max_distance is not None:
+                keep &= dists <= max_distance
+            # A shortlist that already reaches past max_distance only grows farther.
+            farther = max_distance is not None and rows.shape[0] and dists.max() > max_distance
+            if keep.sum() >= k or farther or want >= n:
+                return self.rowids[rows[keep][:k]], dists[keep][:k]
+            want = min(4 * want, n)
+
+    def _search(self, addresses, query_codes, texts: Sequence[str], k: int):
+        """The default query path for encoded queries: (rows, code distances, counts),
+        rows as positions in ``self.codes``, padded with -1.
+
+        The Hamming ball grows to a shortlist (:attr:`shortlist` documents ranked by
+        the long code, or ``rerank.SHORTLIST`` when the index has terms), which is
+        ranked by words and codes together (:mod:`semhash.rerank`).
+        """
+        n = len(self)
+        width = min(max(k, rerank.SHORTLIST if self.n_terms else k), n)
+        # One call for the whole batch: the kernel runs the queries in parallel.
+        rows, dists, counts, _ = search.search_many(
+            self.table, self.codes, addresses, query_codes, width, shortlist=min(max(width, self.shortlist), n)
+        )
+        if not self.n_terms:
+            return rows, dists, counts
+        vectors = self._term_vectors([tokenize(t if self.whole_text else content(t)) for t in texts])
+        shortlisted = np.unique(rows[rows >= 0])
+        blobs = self.stored.term_vectors(self.rowids[shortlisted].tolist())
+        documents = rerank.pack([rerank.from_blob(blobs.get(r)) for r in self.rowids[shortlisted].tolist()])
+        local = np.searchsorted(shortlisted, np.maximum(rows, 0))
+        code_bits = int(self.meta["code_bits"])
+        order = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n))
+        taken = np.maximum(order, 0)
+        valid = order >= 0
+        return (
+            np.where(valid, np.take_along_axis(rows, taken, 1), -1),
+            np.where(valid, np.take_along_axis(dists, taken, 1), -1),
+            valid.sum(axis=1),
+        )
+
+    def _term_vectors(self, token_lists: list[list[str]]) -> list[rerank.Vector]:
+        """TF-IDF vectors of token lists over the index's terms."""
+        if not self.n_terms:
+            return [rerank.EMPTY] * len(token_lists)
+        return rerank.token_vectors(token_lists, self.stored.terms(set().union(*token_lists)))
 
     def similar(
         self, doc_id: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
@@ -1084,6 +1147,7 @@ class Index:
             "documents": len(self),
             "labels": self.stored.label_counts(),
             "vocabulary_size": len(self.vocabulary),
+            "terms": self.n_terms,
             "oov_share": self.meta.get("oov_share"),
             "reads": "whole texts" if self.whole_text else "messages as Subject + body",
             "model": {

@@ -4,8 +4,9 @@ Database = the indexed documents, queries = the given documents, a hit is releva
 when it shares at least one label with the query. Every method ranks the same
 database for the same queries, in the same run:
 
-- ``semhash``: the default query path (Hamming ball around the address, shortlist
-  ranked by the long code);
+- ``semhash query``: the default query path (Hamming ball around the address,
+  shortlist ranked by words and codes, :mod:`semhash.rerank`), and the same ball
+  ranked by the long code alone;
 - ``semhash + TF-IDF rerank``: the same ball, grown to ``shortlist`` documents and
   ranked by TF-IDF cosine (the paper's filter-then-rank mode);
 - ``long code, full scan`` and ``address alone``: Hamming ranking of the whole
@@ -183,13 +184,19 @@ def evaluate(
     q_addr = codes_mod.to_addresses(q_addr_bits)
     q_code = codes_mod.pack_codes(q_code_bits)
 
-    # Default path (rows padded with -1 when the index holds fewer than k).
+    # Default path (rows padded with -1 when the index holds fewer than k), then the
+    # ball ranked by the long code alone (the default path of an index without terms).
     top = np.full((len(keep), k), -1, np.int64)
-    found, _, _, _ = search.search_many(
-        index.table, index.codes, q_addr, q_code, min(k, len(index)), shortlist=index.shortlist
-    )
+    found, _, _ = index._search(q_addr, q_code, [texts[i] for i in keep], k)
     top[:, : found.shape[1]] = found
-    add("semhash (address ball + long-code rank)", top)
+    add("semhash query (ball, ranked by words + codes)" if index.n_terms else "semhash query (ball + long-code rank)", top)
+    if index.n_terms:
+        top = np.full((len(keep), k), -1, np.int64)
+        found, _, _, _ = search.search_many(
+            index.table, index.codes, q_addr, q_code, min(k, len(index)), shortlist=index.shortlist
+        )
+        top[:, : found.shape[1]] = found
+        add("address ball + long-code rank", top)
 
     # Full Hamming rankings by each code.
     n_bits = int(index.meta["code_bits"])

@@ -1019,3 +1019,97 @@ def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
                         break
                 s = (s + np.uint64(1)) & mask
     return out
+
+
+# ---------------------------------------------------------------- shortlist rerank
+
+
+@njit(cache=True, parallel=True)
+def rerank_batch(
+    q_starts, q_ids, q_weights, candidates, distances, counts, d_starts, d_ids, d_weights,
+    n_terms, penalty_per_bit, n_feedback, feedback_weight, k,
+):
+    """``semhash.rerank.rerank`` for many queries, in parallel over queries.
+
+    Each part keeps one dense query vector of ``n_terms`` floats and clears only
+    the entries it touched, so a query costs its shortlist's term count, not the
+    number of terms. Scores are summed in float64 and sorted stably (mergesort), as
+    the numpy path does.
+
+    Returns int64 (n_queries, k): positions into each row of ``candidates``, best
+    first, -1 past the row's count.
+    """
+    n_queries, width = candidates.shape
+    out = np.full((n_queries, k), -1, np.int64)
+    n_parts = min(n_queries, 64)
+    for part in prange(n_parts):
+        dense = np.zeros(n_terms, np.float32)
+        seen = np.zeros(n_terms, np.bool_)
+        first = np.empty(width, np.float64)
+        for i in range(n_queries * part // n_parts, n_queries * (part + 1) // n_parts):
+            m = counts[i]
+            if m == 0:
+                continue
+            for c in range(m):
+                first[c] = -penalty_per_bit * float(distances[i, c])
+            q_lo, q_hi = q_starts[i], q_starts[i + 1]
+            if q_hi > q_lo and (n_feedback == 0 or feedback_weight == 0):  # words and codes, once
+                for j in range(q_lo, q_hi):
+                    dense[q_ids[j]] = q_weights[j]
+                for c in range(m):
+                    first[c] += _dot(dense, candidates[i, c], d_starts, d_ids, d_weights)
+                for j in range(q_lo, q_hi):
+                    dense[q_ids[j]] = 0
+            elif q_hi > q_lo:
+                for j in range(q_lo, q_hi):
+                    dense[q_ids[j]] = q_weights[j]
+                for c in range(m):
+                    first[c] += _dot(dense, candidates[i, c], d_starts, d_ids, d_weights)
+                top = np.argsort(-first[:m], kind="mergesort")[: min(n_feedback, m)]
+                step = np.float32(feedback_weight / top.shape[0])
+                for t in top:
+                    r = candidates[i, t]
+                    for j in range(d_starts[r], d_starts[r + 1]):
+                        dense[d_ids[j]] += step * d_weights[j]
+                norm2 = 0.0
+                for j in range(q_lo, q_hi):
+                    norm2 += _first_touch(dense, seen, q_ids[j])
+                for t in top:
+                    r = candidates[i, t]
+                    for j in range(d_starts[r], d_starts[r + 1]):
+                        norm2 += _first_touch(dense, seen, d_ids[j])
+                norm = math.sqrt(norm2)
+                for c in range(m):
+                    first[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm - (
+                        penalty_per_bit * float(distances[i, c])
+                    )
+                # Clear what this query touched, for the next one.
+                for j in range(q_lo, q_hi):
+                    dense[q_ids[j]] = 0
+                    seen[q_ids[j]] = False
+                for t in top:
+                    r = candidates[i, t]
+                    for j in range(d_starts[r], d_starts[r + 1]):
+                        dense[d_ids[j]] = 0
+                        seen[d_ids[j]] = False
+            order = np.argsort(-first[:m], kind="mergesort")
+            n_out = min(k, m)
+            out[i, :n_out] = order[:n_out]
+    return out
+
+
+@njit(inline="always")
+def _dot(dense, row, starts, ids, weights):
+    s = 0.0
+    for j in range(starts[row], starts[row + 1]):
+        s += dense[ids[j]] * weights[j]
+    return s
+
+
+@njit(inline="always")
+def _first_touch(dense, seen, term):
+    """dense[term]**2 the first time ``term`` is seen, 0 after."""
+    if seen[term]:
+        return 0.0
+    seen[term] = True
+    return float(dense[term]) * float(dense[term])

@@ -5,8 +5,11 @@ Tables (open it in ``sqlite-utils`` or Datasette):
 - ``documents``: id, path, labels (JSON list), content_hash, n_words, address (the
   28-bit code as an indexed INTEGER), code (the long code as a little-endian BLOB),
   counts (the document's vocabulary word counts as a JSON object), title (its first
-  non-empty line; schema 2);
+  non-empty line; schema 2), terms (its TF-IDF vector over every term: int32 term
+  ids then float32 weights, little-endian; schema 3, NULL before);
 - ``vocabulary``: column, word, df;
+- ``terms``: id, term, idf: every term of the documents the model was built from,
+  for ranking the shortlist (``semhash.rerank``; schema 3);
 - ``weights``: name, dtype, shape (JSON), data (raw little-endian float32 bytes, never
   pickle);
 - ``meta``: key, value (JSON): schema version, parameters, creation time, ...
@@ -39,17 +42,17 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: documents.title
+SCHEMA_VERSION = 3  # 2: documents.title; 3: terms, documents.terms
 OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
-DOCUMENT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title")
-TABLES = ("meta", "vocabulary", "weights", "documents")
+DOCUMENT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms")
+TABLES = ("meta", "vocabulary", "weights", "documents", "terms")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
 REBUILD = "rebuild it with `semhash index --retrain PATHS`"
@@ -60,7 +63,8 @@ _SCHEMA = (
     'CREATE TABLE vocabulary ("column" INTEGER PRIMARY KEY, word TEXT, df INTEGER)',
     "CREATE TABLE weights (name TEXT PRIMARY KEY, dtype TEXT, shape TEXT, data BLOB)",
     "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, "
-    "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT)",
+    "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT, terms BLOB)",
+    "CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)",
     "CREATE INDEX idx_documents_address ON documents (address)",
     "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
 )
@@ -82,6 +86,7 @@ class DocumentRow:
     content_hash: str
     counts: dict[str, int]
     title: str = ""
+    terms: bytes | None = None  # semhash.rerank.to_blob of its TF-IDF vector
 
 
 def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
@@ -95,6 +100,7 @@ def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
         "code": code,
         "counts": json.dumps(d.counts),
         "title": d.title,
+        "terms": d.terms,
     }
 
 
@@ -107,10 +113,18 @@ def _m002_title(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE documents ADD COLUMN title TEXT")
 
 
+def _m003_terms(conn: sqlite3.Connection) -> None:
+    """Schema 3: the ``terms`` table and ``documents.terms``, both empty: an index
+    built before ranks its shortlists by code distance alone until retrained."""
+    conn.execute("CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)")
+    if "terms" not in _columns(conn, "documents"):
+        conn.execute("ALTER TABLE documents ADD COLUMN terms BLOB")
+
+
 #: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
 #: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m003_...`` here with ``SCHEMA_VERSION = 3``.
-MIGRATIONS = {2: _m002_title}
+#: the index at its old schema. Add ``_m004_...`` here with ``SCHEMA_VERSION = 4``.
+MIGRATIONS = {2: _m002_title, 3: _m003_terms}
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -276,6 +290,8 @@ def write_index(
     documents: Iterable[DocumentRow],
     addresses: np.ndarray,
     codes: np.ndarray,
+    terms: Sequence[str] = (),
+    idf: np.ndarray | None = None,
 ) -> None:
     """Write a complete index to ``path``, replacing any index there in one step.
 
@@ -294,11 +310,12 @@ def write_index(
     documents : iterable of DocumentRow, in the same order as ``addresses``/``codes``
     addresses : ndarray of int64, shape (n,)
     codes : ndarray of uint64, shape (n, n_words)
+    terms, idf : every term (id = position) and its inverse document frequency
     """
     path = Path(path)
     with writer_lock(path, wait=True):
         _remove_stale_temporaries(path)
-        tables = (meta, words, df, arrays, documents, addresses, codes)
+        tables = (meta, words, df, arrays, documents, addresses, codes, terms, idf)
         if kind_of(path) == "index":
             conn = _connect_writer(path)
             try:
@@ -338,7 +355,7 @@ def write_index(
             raise
 
 
-def _fill(conn, meta, words, df, arrays, documents, addresses, codes) -> None:
+def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf) -> None:
     """Create the current schema's tables in ``conn`` (inside a transaction) and fill them."""
     for statement in _SCHEMA:
         conn.execute(statement)
@@ -350,6 +367,9 @@ def _fill(conn, meta, words, df, arrays, documents, addresses, codes) -> None:
     conn.executemany(
         "INSERT INTO weights (name, dtype, shape, data) VALUES (?, ?, ?, ?)",
         ((k, "float32", json.dumps(list(a.shape)), _le_f32(a).tobytes()) for k, a in arrays.items()),
+    )
+    conn.executemany(
+        "INSERT INTO terms (id, term, idf) VALUES (?, ?, ?)", zip(range(len(terms)), terms, np.asarray(idf).tolist())
     )
     _insert_documents(conn, documents, addresses, codes)
 
@@ -636,6 +656,33 @@ class StoredIndex:
             query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({marks})"
             for rowid, doc_id, path, labels, doc_title, address in self._all(query, chunk):
                 found[rowid] = (doc_id, path, tuple(self._json(labels, "a label list")), doc_title or "", address)
+        return found
+
+    def n_terms(self) -> int:
+        """How many terms rank shortlists (0 for an index built before schema 3)."""
+        if not self._all("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'terms'"):
+            return 0
+        return self._all("SELECT count(*) FROM terms")[0][0]
+
+    def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
+        """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
+        tokens = list(tokens)
+        found = {}
+        for start in range(0, len(tokens), 900):  # stay under SQLite's variable limit
+            chunk = tokens[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for term_id, term, idf in self._all(f"SELECT id, term, idf FROM terms WHERE term IN ({marks})", chunk):
+                found[term] = (term_id, idf)
+        return found
+
+    def term_vectors(self, rowids: Iterable[int]) -> dict[int, bytes | None]:
+        """{rowid: stored TF-IDF vector blob or None} of the given rowids."""
+        rowids = [int(r) for r in rowids]
+        found = {}
+        for start in range(0, len(rowids), 900):
+            chunk = rowids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._all(f"SELECT rowid, terms FROM documents WHERE rowid IN ({marks})", chunk))
         return found
 
     def label_counts(self) -> dict[str, int]:

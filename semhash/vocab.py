@@ -58,17 +58,29 @@ def fit_vocabulary_tokens(
 ) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
     """:func:`fit_vocabulary` for documents already split by :func:`tokenize`, stop
     words removed (indexing has them at hand: it counts them for its summary)."""
+    return top_words(*count_terms(documents), size)
+
+
+def count_terms(documents: Iterable[list[str]]) -> tuple[list[str], sp.csr_matrix]:
+    """Every distinct token (sorted) and the documents' counts of each: CSR of
+    float32, shape (n_documents, n_terms), indices sorted within rows."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     vectorizer = CountVectorizer(analyzer=_as_is, dtype=np.float32)
-    full = vectorizer.fit_transform(documents).tocsc()
-    names = vectorizer.get_feature_names_out()  # sorted alphabetically
-    df_all = np.diff(full.indptr)
+    full = vectorizer.fit_transform(documents).tocsr()
+    full.sort_indices()
+    return [str(t) for t in vectorizer.get_feature_names_out()], full
+
+
+def top_words(terms: list[str], full: sp.csr_matrix, size: int) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
+    """The ``size`` terms of highest document frequency (ties alphabetical), their
+    document frequencies and the counts of just those columns (:func:`count_terms`)."""
+    df_all = np.bincount(full.indices, minlength=full.shape[1])
     # Stable sort on -df keeps alphabetical order among ties.
     ranked = np.argsort(-df_all, kind="stable")[:size]
     counts = full[:, ranked].tocsr()
     counts.sort_indices()
-    return [str(names[i]) for i in ranked], df_all[ranked].astype(np.int64), counts
+    return [terms[i] for i in ranked], df_all[ranked].astype(np.int64), counts
 
 
 def _as_is(tokens: list[str]) -> list[str]:

@@ -168,3 +168,27 @@ def test_an_index_reads_texts_as_it_was_built_to(copy):
         np.testing.assert_array_equal(index.encode([post])[2], whole.sum(axis=1))
         assert index.encode([post])[2][0] > new_style[2][0]  # the headers' known words count too
         assert len(index.query("space shuttle orbit", k=3)) == 3
+
+
+def test_added_documents_are_ranked_by_their_words_too(copy):
+    text = "The shuttle launch put the satellite in orbit. Shuttle orbit again: zzunknownword."
+    (copy / "corpus" / "sci.space" / "zz-new").write_text(text)
+    with Index.open(copy / "index.db") as index:
+        index.add([str(copy / "corpus")])
+        blob = index.stored.conn.execute("SELECT terms FROM documents WHERE id = 'sci.space/zz-new'").fetchone()[0]
+        known = index.stored.terms(["shuttle", "launch", "satellite", "orbit", "zzunknownword"])
+        ids, weights = semhash.rerank.from_blob(blob)
+        # Its vector uses the index's terms (the unknown word is not one of them).
+        assert "zzunknownword" not in known and set(ids.tolist()) == {i for i, _ in known.values()}
+        assert np.linalg.norm(weights) == pytest.approx(1.0)
+        # Its own text finds it first: same words, same code.
+        assert index.query_many([text], k=1, documents=True)[0][0].id == "sci.space/zz-new"
+
+
+def test_filters_only_filter_the_ranking(corpus_and_db):
+    with Index.open(corpus_and_db / "index.db") as index:
+        text = "hockey goalie playoffs and the space shuttle"
+        ranked = index.query(text, k=60)
+        cut = sorted(h.distance for h in ranked)[30]
+        assert index.query(text, k=60, max_distance=cut) == [h for h in ranked if h.distance <= cut]
+        assert index.query(text, k=5, min_distance=cut) == [h for h in ranked if h.distance >= cut][:5]

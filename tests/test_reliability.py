@@ -205,7 +205,7 @@ BAD_INPUT = [
     ("db page corrupt: documents", _corrupt_page("documents"), 2, "is corrupt (database disk image is malformed)"),
     ("db page corrupt: weights", _corrupt_page("weights"), 2, "is corrupt (database disk image is malformed)"),
     ("db from a newer schema", _edit("UPDATE meta SET value = '99' WHERE key = 'schema_version'"), 2,
-     "was made by a newer semhash (schema 99 > 2): upgrade semhash"),
+     "was made by a newer semhash (schema 99 > 3): upgrade semhash"),
     ("db older than migrations", _edit("UPDATE meta SET value = '0' WHERE key = 'schema_version'"), 2,
      "has schema 0, older than this semhash can read: rebuild it with `semhash index --retrain PATHS`"),
     ("db without a schema version", _edit("DELETE FROM meta WHERE key = 'schema_version'"), 2,

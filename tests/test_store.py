@@ -1,4 +1,5 @@
-"""The index file: schema 1 indexes stay readable and gain a title when updated."""
+"""The index file: schema 1 indexes stay readable and gain a title (and an empty
+terms table) when updated."""
 
 import json
 import shutil
@@ -14,11 +15,14 @@ from tests.conftest import TINY_MODEL
 
 @pytest.fixture
 def v1_index(tiny_corpus, tmp_path):
-    """An index as semhash 0.1.0 (schema 1) wrote it: no title column."""
+    """An index as semhash 0.1.0 (schema 1) wrote it: no title, no terms."""
     db = tmp_path / "v1.db"
     assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE documents DROP COLUMN title")
+    conn.execute("ALTER TABLE documents DROP COLUMN terms")
+    conn.execute("DROP TABLE terms")
+    conn.execute("DELETE FROM meta WHERE key = 'n_terms'")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -31,9 +35,15 @@ def test_schema_1_is_readable_and_upgraded_by_an_update(v1_index, tiny_corpus):
     result = CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(v1_index), "-s"])
     assert result.exit_code == 0
     conn = sqlite3.connect(v1_index)
-    assert json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) == 2
+    assert json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) == 3
     # Unchanged documents keep their (empty) title: titles fill in as documents change.
     assert conn.execute("SELECT count(*) FROM documents WHERE title IS NULL").fetchone()[0] == 60
+    # Schema 3 adds the terms, empty: the index ranks by codes until it is retrained.
+    assert conn.execute("SELECT count(*) FROM terms").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM documents WHERE terms IS NULL").fetchone()[0] == 60
+    result = CliRunner().invoke(cli, ["query", "space", "-d", str(v1_index), "-n", "5"])
+    distances = [int(line.split("\t")[1]) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0 and len(distances) == 5 and distances == sorted(distances)
 
 
 def test_writer_rolls_back_on_error(v1_index):

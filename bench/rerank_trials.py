@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""How to rank the shortlist: trials of ``semhash.rerank``'s settings on 20 Newsgroups.
+
+Runs the real query path (``Index._search``: Hamming ball, then ``semhash.rerank``)
+of the index ``make bench-quality`` builds, for the 7,532 test posts as queries
+(encoded once, as ``semhash eval`` encodes them), once per setting, and prints
+precision@100 and mAP@100 per setting as a Markdown table. Each setting changes
+one of the module's constants from the defaults (the first row); "codes alone" is
+the ball ranked by the 256-bit code (an index without terms).
+
+Usage (from the project root, after ``make bench-quality``)::
+
+    .venv/bin/python bench/rerank_trials.py
+    .venv/bin/python bench/rerank_trials.py --db bench/.data/20ng-train.db --queries bench/.data/20news-bydate-test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from semhash import codes, rerank  # noqa: E402
+from semhash.api import Index  # noqa: E402
+from semhash.corpus import iter_documents  # noqa: E402
+from semhash.evaluate import _encode, _relevance, _scores_at_k  # noqa: E402
+from semhash.vocab import count_words  # noqa: E402
+
+K = 100
+DEFAULTS = {name: getattr(rerank, name) for name in ("SHORTLIST", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT")}
+TRIALS = [
+    {},
+    {"n_terms": 0},  # codes alone
+    {"CODE_WEIGHT": 0.0},
+    {"CODE_WEIGHT": 0.25},
+    {"CODE_WEIGHT": 1.0},
+    {"FEEDBACK_DOCS": 0},
+    {"FEEDBACK_DOCS": 0, "CODE_WEIGHT": 0.0},  # TF-IDF alone over the shortlist
+    {"FEEDBACK_DOCS": 5},
+    {"FEEDBACK_DOCS": 20},
+    {"FEEDBACK_WEIGHT": 1.0},
+    {"FEEDBACK_WEIGHT": 4.0},
+    {"SHORTLIST": 500},
+    {"SHORTLIST": 2000},
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default=str(ROOT / "bench/.data/20ng-train.db"))
+    parser.add_argument("--queries", default=str(ROOT / "bench/.data/20news-bydate-test"))
+    args = parser.parse_args()
+
+    index = Index.open(args.db)
+    if not index.n_terms:
+        sys.exit(f"{args.db} has no terms: rebuild it with this semhash (make bench-quality)")
+    docs = list(iter_documents([args.queries]))
+    counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text)
+    keep = np.flatnonzero(counts.sum(1) > 0)
+    texts = [docs[i].text for i in keep]
+    db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
+    relevant = _relevance(db_labels, [set(docs[i].labels) for i in keep])
+    q_addr = codes.to_addresses(codes.threshold(_encode(index.address_encoder, counts[keep])))
+    q_code = codes.pack_codes(codes.threshold(_encode(index.code_encoder, counts[keep])))
+    n_terms = index.n_terms
+
+    print(f"| setting | precision@{K} | mAP@{K} | s |")
+    print("|---|---:|---:|---:|")
+    for trial in TRIALS:
+        for name, value in {**DEFAULTS, **{k: v for k, v in trial.items() if k != "n_terms"}}.items():
+            setattr(rerank, name, value)
+        index.n_terms = trial.get("n_terms", n_terms)
+        start = time.perf_counter()
+        rows, _, _ = index._search(q_addr, q_code, texts, K)
+        seconds = time.perf_counter() - start
+        top = np.full((len(keep), K), -1, np.int64)
+        top[:, : rows.shape[1]] = rows
+        p, ap = _scores_at_k(top, relevant, relevant.sum(1), K)
+        name = "defaults " + json.dumps(DEFAULTS) if not trial else ("codes alone" if "n_terms" in trial else json.dumps(trial))
+        print(f"| {name} | {p.mean():.4f} | {ap.mean():.4f} | {seconds:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Ranking the shortlist by words and codes (semhash.rerank): weights by hand, the
+numpy path against the kernel, and what the ranking does."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from semhash import lazy, rerank
+
+
+def unit(pairs):
+    ids, weights = zip(*sorted(pairs))
+    w = np.array(weights, np.float32)
+    return np.array(ids, np.int32), w / np.linalg.norm(w)
+
+
+def test_blob_round_trip():
+    ids, weights = unit([(7, 2.0), (3, 1.0)])
+    back = rerank.from_blob(rerank.to_blob((ids, weights)))
+    assert back[0].tolist() == [3, 7] and np.array_equal(back[1], weights)
+    assert rerank.to_blob(rerank.EMPTY) is None and rerank.from_blob(None)[0].size == 0
+
+
+def test_idf_and_weights_by_hand():
+    counts = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 1], [3, 1, 0]], np.float32))
+    idf = rerank.fit_idf(counts)
+    assert idf == pytest.approx([math.log(4 / 3) + 1, math.log(4 / 2) + 1, math.log(4 / 3) + 1])
+    ids, weights = rerank.weigh(np.array([0, 2]), np.array([1, 3], np.float32), np.array([1.0, 2.0]))
+    expected = np.array([1.0, (1 + math.log(3)) * 2.0])
+    assert ids.tolist() == [0, 2] and weights == pytest.approx(expected / np.linalg.norm(expected))
+    rows = list(rerank.csr_vectors(counts, idf))
+    assert rows[1][0].tolist() == [2] and rows[1][1] == pytest.approx([1.0])
+
+
+def test_query_tokens_unknown_to_the_terms_are_dropped():
+    known = {"space": (5, 2.0), "orbit": (1, 1.0)}
+    [v, empty] = rerank.token_vectors([["space", "zzz", "space", "orbit"], ["zzz"]], known)
+    expected = np.array([1.0, (1 + math.log(2)) * 2.0])
+    assert v[0].tolist() == [1, 5] and v[1] == pytest.approx(expected / np.linalg.norm(expected))
+    assert empty[0].size == 0
+
+
+@pytest.fixture(params=["numpy", "kernel"])
+def path(request, monkeypatch):
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost: request.param == "kernel")
+    return request.param
+
+
+def test_words_order_documents_at_equal_code_distance(path):
+    # Ten documents have all of the query's words, one some, one none.
+    docs = [unit([(2, 1.0)])] * 10 + [unit([(1, 1.0)]), unit([(1, 1.0), (2, 1.0)])]
+    candidates, distances = np.arange(12)[None, :], np.full((1, 12), 5, np.int32)
+    order = rerank.rerank([unit([(2, 1.0)])], candidates, distances, np.array([12]), rerank.pack(docs), 3, 32, 12)
+    assert order.tolist() == [[*range(10), 11, 10]]  # ties keep the shortlist's order
+
+
+def test_without_known_words_the_code_distance_ranks(path):
+    documents = rerank.pack([unit([(1, 1.0)])] * 4)
+    candidates, distances = np.array([[0, 1, 2, 3]]), np.array([[9, 3, 5, 3]], np.int32)
+    order = rerank.rerank([rerank.EMPTY], candidates, distances, np.array([4]), documents, 2, 32, 3)
+    assert order.tolist() == [[1, 3, 2]]  # ties keep the shortlist's order
+
+
+def test_code_distance_outweighs_a_small_word_overlap(path):
+    # Same words for both, but one is 32 bits away: the whole code apart.
+    documents = rerank.pack([unit([(0, 1.0), (1, 1.0)]), unit([(0, 1.0), (1, 1.0)])])
+    order = rerank.rerank(
+        [unit([(0, 1.0)])], np.array([[0, 1]]), np.array([[32, 0]], np.int32), np.array([2]), documents, 2, 32, 2
+    )
+    assert order.tolist() == [[1, 0]]
+
+
+def test_feedback_lifts_documents_like_the_best_ones(path):
+    # The query knows term 0 only; the best documents also share term 1, so after
+    # feedback a document with term 1 alone beats one with neither.
+    docs = [unit([(0, 1.0), (1, 1.0)])] * 10 + [unit([(2, 1.0)]), unit([(1, 1.0)])]
+    candidates = np.arange(12)[None, :]
+    order = rerank.rerank(
+        [unit([(0, 1.0)])], candidates, np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
+    )
+    assert order[0, -2:].tolist() == [11, 10]
+
+
+def test_kernel_agrees_with_numpy(monkeypatch):
+    rng = np.random.default_rng(0)
+    n_docs, n_terms, width = 60, 40, 25
+
+    def random_vector():
+        ids = rng.choice(n_terms, rng.integers(1, 8), replace=False)
+        return unit(list(zip(ids.tolist(), rng.random(ids.shape[0]).tolist())))
+
+    documents = rerank.pack([random_vector() for _ in range(n_docs)])
+    queries = [random_vector() for _ in range(29)] + [rerank.EMPTY]
+    candidates = np.stack([rng.permutation(n_docs)[:width] for _ in queries])
+    distances = rng.integers(0, 33, candidates.shape).astype(np.int32)
+    counts = rng.integers(0, width + 1, len(queries))
+    results = {}
+    for name in ("numpy", "kernel"):
+        monkeypatch.setattr(lazy, "use_kernels", lambda cost, name=name: name == "kernel")
+        results[name] = rerank.rerank(queries, candidates, distances, counts, documents, n_terms, 32, 10)
+    assert np.array_equal(results["numpy"], results["kernel"])
+    assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, 10)).all()
+
+
+def test_feedback_can_be_switched_off(path, monkeypatch):
+    monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
+    docs = [unit([(0, 1.0), (1, 1.0)])] * 10 + [unit([(2, 1.0)]), unit([(1, 1.0)])]
+    order = rerank.rerank(
+        [unit([(0, 1.0)])], np.arange(12)[None, :], np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
+    )
+    assert order[0, -2:].tolist() == [10, 11]  # no shared word: shortlist order
