@@ -43,7 +43,7 @@ from typing import TextIO
 
 import numpy as np
 
-from semhash import __version__, autoencoder, codes, rerank, search, store
+from semhash import __version__, autoencoder, codes, lazy, rerank, search, store
 from semhash.corpus import (
     DEFAULT_MAX_BYTES,
     CorpusError,
@@ -57,7 +57,7 @@ from semhash.corpus import (
 )
 from semhash.store import DocumentRow, IndexLocked, StoreError, StoredIndex
 from semhash.tokenize import content, tokenize
-from semhash.vocab import count_words
+from semhash.vocab import _PYTHON_NS_PER_CHAR, count_words, word_ids
 
 MIN_DOCUMENTS = 10
 TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
@@ -665,6 +665,7 @@ class Index:
         self.words = {w: i for i, w in enumerate(self.vocabulary)}
         # Terms rank the shortlist (semhash.rerank); 0 for an index built before.
         self.n_terms = int(self.meta.get("n_terms") or 0)
+        self._terms: tuple[list[str], np.ndarray] | None = None  # loaded by the first batch
         widths = (int(self.meta["address_bits"]), int(self.meta["code_bits"]))
         arrays = self.stored.arrays()
         _check_model_shapes(arrays, len(self.vocabulary), widths, self.stored.path)
@@ -837,9 +838,9 @@ class Index:
                 rows = [
                     DocumentRow(
                         d.id, d.path, d.labels, d.content_hash, _dense_counts_dict(c, self.vocabulary),
-                        first_line(d.text), rerank.to_blob(v),
+                        first_line(d.text), rerank.to_blob(rerank.row(vectors, i)),
                     )
-                    for d, c, v in zip(batch, counts, vectors)
+                    for i, (d, c) in enumerate(zip(batch, counts))
                 ]
                 writer.upsert(rows, addresses, long_codes)
                 batch.clear()
@@ -909,15 +910,26 @@ class Index:
 
     # -- searching -----------------------------------------------------------------
     def query(
-        self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        min_distance: int | None = None,
+        max_distance: int | None = None,
+        codes_only: bool = False,
     ) -> list[Hit]:
-        """The ``k`` nearest documents to ``text``: Hamming ball around its address,
-        ranked by distance between long codes (ties by index order).
+        """The ``k`` best documents for ``text``: a Hamming ball around its address
+        gives a shortlist, ranked by words and codes together (:mod:`semhash.rerank`),
+        or with ``codes_only`` (or an index built before terms were stored) by the
+        distance between long codes (ties by index order).
 
         ``min_distance``/``max_distance`` keep only hits at those code distances
-        (inclusive); the search widens until ``k`` such hits are found or none are left.
+        (inclusive), in the same order; the search widens until ``k`` such hits are
+        found or none are left.
         """
-        return self.query_many([text], k, min_distance=min_distance, max_distance=max_distance)[0]
+        return self.query_many(
+            [text], k, min_distance=min_distance, max_distance=max_distance, codes_only=codes_only
+        )[0]
 
     def query_many(
         self,
@@ -928,6 +940,7 @@ class Index:
         min_distance: int | None = None,
         max_distance: int | None = None,
         documents: bool = False,
+        codes_only: bool = False,
     ) -> list[list[Hit] | None]:
         """:meth:`query` for many texts, encoded in one batch.
 
@@ -943,9 +956,9 @@ class Index:
         """
         _check_k(k)
         with self._current():
-            return self._query_many(texts, k, skip_empty, min_distance, max_distance, not documents)
+            return self._query_many(texts, k, skip_empty, min_distance, max_distance, not documents, codes_only)
 
-    def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift) -> list[list[Hit] | None]:
+    def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only) -> list[list[Hit] | None]:
         addresses, query_codes, known = self.encode(texts, lift=lift)
         empty = np.flatnonzero(known == 0)
         if empty.size and not skip_empty:
@@ -954,20 +967,22 @@ class Index:
         found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(texts)
         asked = np.flatnonzero(known > 0)
         if min_distance is None and max_distance is None:
-            rows, dists, counts = self._search(addresses[asked], query_codes[asked], [texts[i] for i in asked], k)
+            rows, dists, counts = self._search(
+                addresses[asked], query_codes[asked], [texts[i] for i in asked], k, codes_only
+            )
             for j, i in enumerate(asked.tolist()):
                 found[i] = (self.rowids[rows[j, : counts[j]]], dists[j, : counts[j]])
         else:
             for i in asked.tolist():
-                found[i] = self._filtered(addresses[i], query_codes[i], texts[i], k, min_distance, max_distance)
+                found[i] = self._filtered(addresses[i], query_codes[i], texts[i], k, min_distance, max_distance, codes_only)
         return self._hits(found)
 
-    def _filtered(self, address, code, text: str, k: int, min_distance, max_distance):
+    def _filtered(self, address, code, text: str, k: int, min_distance, max_distance, codes_only: bool):
         """(rowids, distances) of the ``k`` best hits of the default ranking whose code
         distance lies within the bounds: the ranking grows until ``k`` pass."""
         n, want = len(self), k
         while True:
-            rows, dists, counts = self._search(np.array([address]), code.reshape(1, -1), [text], want)
+            rows, dists, counts = self._search(np.array([address]), code.reshape(1, -1), [text], want, codes_only)
             rows, dists = rows[0, : counts[0]], dists[0, : counts[0]]
             keep = np.ones(rows.shape[0], dtype=bool)
             if min_distance is not None:
@@ -980,7 +995,7 @@ class Index:
                 return self.rowids[rows[keep][:k]], dists[keep][:k]
             want = min(4 * want, n)
 
-    def _search(self, addresses, query_codes, texts: Sequence[str], k: int):
+    def _search(self, addresses, query_codes, texts: Sequence[str], k: int, codes_only: bool = False):
         """The default query path for encoded queries: (rows, code distances, counts),
         rows as positions in ``self.codes``, padded with -1.
 
@@ -989,18 +1004,21 @@ class Index:
         ranked by words and codes together (:mod:`semhash.rerank`).
         """
         n = len(self)
-        width = min(max(k, rerank.SHORTLIST if self.n_terms else k), n)
+        words = self.n_terms > 0 and not codes_only
+        width = min(max(k, rerank.SHORTLIST if words else k), n)
         # One call for the whole batch: the kernel runs the queries in parallel.
         rows, dists, counts, _ = search.search_many(
             self.table, self.codes, addresses, query_codes, width, shortlist=min(max(width, self.shortlist), n)
         )
-        if not self.n_terms:
+        if not words:
             return rows, dists, counts
-        vectors = self._term_vectors([tokenize(t if self.whole_text else content(t)) for t in texts])
-        shortlisted = np.unique(rows[rows >= 0])
+        vectors = self._query_vectors(texts)
+        present = np.zeros(n, bool)
+        present[rows[rows >= 0]] = True
+        shortlisted = np.flatnonzero(present)
+        local = (np.cumsum(present) - 1)[np.maximum(rows, 0)]  # position among the shortlisted
         blobs = self.stored.term_vectors(self.rowids[shortlisted].tolist())
         documents = rerank.pack([rerank.from_blob(blobs.get(r)) for r in self.rowids[shortlisted].tolist()])
-        local = np.searchsorted(shortlisted, np.maximum(rows, 0))
         code_bits = int(self.meta["code_bits"])
         order = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n))
         taken = np.maximum(order, 0)
@@ -1011,11 +1029,23 @@ class Index:
             valid.sum(axis=1),
         )
 
-    def _term_vectors(self, token_lists: list[list[str]]) -> list[rerank.Vector]:
-        """TF-IDF vectors of token lists over the index's terms."""
-        if not self.n_terms:
-            return [rerank.EMPTY] * len(token_lists)
+    def _term_vectors(self, token_lists: list[list[str]]) -> rerank.Packed:
+        """TF-IDF vectors of token lists over the index's terms, packed."""
         return rerank.token_vectors(token_lists, self.stored.terms(set().union(*token_lists)))
+
+    def _query_vectors(self, texts: Sequence[str]) -> rerank.Packed:
+        """TF-IDF vectors of texts, read as indexing read them. A few are looked up
+        word by word; many (or any once the kernels are loaded) are tokenized by a
+        kernel against every term, like :func:`count_words`."""
+        texts = [t if self.whole_text else content(t) for t in texts]
+        if not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
+            return self._term_vectors([tokenize(t) for t in texts])
+        if self._terms is None:
+            self._terms = self.stored.all_terms()
+        terms, idf = self._terms
+        starts, ids = word_ids(texts, terms)
+        doc = np.repeat(np.arange(len(texts)), np.diff(starts))
+        return rerank.pack_tokens(doc, ids, idf[ids], len(texts))
 
     def similar(
         self, doc_id: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None

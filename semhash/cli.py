@@ -259,13 +259,14 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @distance_options
 @output_options()
 @click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is a document {"id": ..., "text": ...}, encoded as indexing encodes documents (short plain-text queries are read as a typical-length document).')
+@click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by code distance alone, not by words and codes: faster, less precise.")
 @skip_bad_lines_option
 @silent_option
-def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, skip_bad_lines, silent):
+def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
     """Find the documents nearest in meaning to TEXT.
 
-    Prints id<TAB>distance lines, nearest first (distance: differing bits of the
-    long codes). TEXT "-" reads one query per stdin line; each hit is then a row
+    Prints id<TAB>distance lines, best first (distance: differing bits of the
+    long codes; the codes choose the neighbourhood, words and codes rank it). TEXT "-" reads one query per stdin line; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
     Exit status 1 when nothing is found, including a query made only of stop
     words or words the index does not know (--json then prints []).
@@ -283,7 +284,7 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     if jsonl_in and text != "-":
         raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
     idx = Index.open(database)
-    filters = {"min_distance": min_distance, "max_distance": max_distance}
+    filters = {"min_distance": min_distance, "max_distance": max_distance, "codes_only": codes_only}
     if text == "-":
         batches = _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines)
         sys.exit(0 if _emit_chunks(batches, fmt, ["query", "rank", *fields], no_headers) else 1)

@@ -185,18 +185,13 @@ def evaluate(
     q_code = codes_mod.pack_codes(q_code_bits)
 
     # Default path (rows padded with -1 when the index holds fewer than k), then the
-    # ball ranked by the long code alone (the default path of an index without terms).
-    top = np.full((len(keep), k), -1, np.int64)
-    found, _, _ = index._search(q_addr, q_code, [texts[i] for i in keep], k)
-    top[:, : found.shape[1]] = found
-    add("semhash query (ball, ranked by words + codes)" if index.n_terms else "semhash query (ball + long-code rank)", top)
-    if index.n_terms:
+    # ball ranked by the long code alone (`semhash query --codes-only`).
+    q_texts = [texts[i] for i in keep]
+    for codes_only in (False, True) if index.n_terms else (True,):
         top = np.full((len(keep), k), -1, np.int64)
-        found, _, _, _ = search.search_many(
-            index.table, index.codes, q_addr, q_code, min(k, len(index)), shortlist=index.shortlist
-        )
+        found, _, _ = index._search(q_addr, q_code, q_texts, k, codes_only)
         top[:, : found.shape[1]] = found
-        add("address ball + long-code rank", top)
+        add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
 
     # Full Hamming rankings by each code.
     n_bits = int(index.meta["code_bits"])

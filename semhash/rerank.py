@@ -24,7 +24,6 @@ numpy only: one query costs about a millisecond. Many queries go through
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -45,6 +44,8 @@ FEEDBACK_WEIGHT = 2.0  # 0.5 / 1 / 2 -> 0.537 / 0.548 / 0.557
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
 EMPTY: Vector = (np.zeros(0, np.int32), np.zeros(0, np.float32))
+# Many vectors end to end: (starts int64 (n + 1,), term ids int32, weights float32).
+Packed = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def fit_idf(full: sp.csr_matrix) -> np.ndarray:
@@ -69,19 +70,31 @@ def csr_vectors(full: sp.csr_matrix, idf: np.ndarray) -> Iterable[Vector]:
         yield weigh(ids, full.data[full.indptr[i] : full.indptr[i + 1]], idf[ids])
 
 
-def token_vectors(token_lists: Iterable[list[str]], known: dict[str, tuple[int, float]]) -> list[Vector]:
-    """:func:`weigh` of token lists over the ``known`` terms ({term: (id, idf)});
-    other tokens are dropped."""
-    out = []
-    for tokens in token_lists:
-        counts = Counter(t for t in tokens if t in known)
-        if not counts:
-            out.append(EMPTY)
-            continue
-        pairs = sorted((known[t][0], n, known[t][1]) for t, n in counts.items())
-        ids, n, idf = (np.array(column) for column in zip(*pairs))
-        out.append(weigh(ids, n, idf))
-    return out
+def token_vectors(token_lists: Sequence[list[str]], known: dict[str, tuple[int, float]]) -> Packed:
+    """:func:`pack_tokens` of token lists over the ``known`` terms ({term: (id,
+    idf)}); other tokens are dropped."""
+    doc, ids, idf = [], [], []
+    for d, tokens in enumerate(token_lists):
+        for t in tokens:
+            hit = known.get(t)
+            if hit is not None:
+                doc.append(d)
+                ids.append(hit[0])
+                idf.append(hit[1])
+    return pack_tokens(np.array(doc, np.int64), np.array(ids, np.int64), np.array(idf, np.float32), len(token_lists))
+
+
+def pack_tokens(doc: np.ndarray, ids: np.ndarray, idf: np.ndarray, n_docs: int) -> Packed:
+    """Unit-length TF-IDF vectors, packed, of known tokens given as each token's
+    document (ascending), term id and that term's idf (as :func:`weigh` weighs)."""
+    span = int(ids.max()) + 1 if ids.size else 1
+    keys, first, counts = np.unique(doc * span + ids, return_index=True, return_counts=True)
+    doc, ids = keys // span, keys % span
+    weights = (1 + np.log(counts.astype(np.float32))) * idf[first].astype(np.float32)
+    norms = np.sqrt(np.bincount(doc, weights.astype(np.float64) ** 2, minlength=n_docs))
+    starts = np.zeros(n_docs + 1, np.int64)
+    np.cumsum(np.bincount(doc, minlength=n_docs), out=starts[1:])
+    return starts, ids.astype(np.int32), (weights / norms[doc]).astype(np.float32)
 
 
 def to_blob(vector: Vector) -> bytes | None:
@@ -98,7 +111,7 @@ def from_blob(blob: bytes | None) -> Vector:
     return np.frombuffer(blob, "<i4", n), np.frombuffer(blob, "<f4", n, offset=4 * n)
 
 
-def pack(vectors: Sequence[Vector]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pack(vectors: Sequence[Vector]) -> Packed:
     """Vectors end to end: (starts int64 (n + 1,), term ids int32, weights float32)."""
     starts = np.zeros(len(vectors) + 1, np.int64)
     np.cumsum([v[0].shape[0] for v in vectors], out=starts[1:])
@@ -107,8 +120,14 @@ def pack(vectors: Sequence[Vector]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return starts, ids, weights
 
 
+def row(packed: Packed, i: int) -> Vector:
+    """Vector ``i`` of packed vectors."""
+    starts, ids, weights = packed
+    return ids[starts[i] : starts[i + 1]], weights[starts[i] : starts[i + 1]]
+
+
 def rerank(
-    queries: Sequence[Vector],
+    queries: Packed,
     candidates: np.ndarray,
     distances: np.ndarray,
     counts: np.ndarray,
@@ -121,7 +140,8 @@ def rerank(
 
     Parameters
     ----------
-    queries : one TF-IDF vector per query (empty: rank by code distance alone)
+    queries : :func:`pack` of one TF-IDF vector per query (empty: rank by code
+        distance alone)
     candidates : int64 (n_queries, width): row ``i`` holds query ``i``'s shortlist,
         as positions into ``documents``, the first ``counts[i]`` valid
     distances : int32, same shape: their code distances
@@ -137,16 +157,16 @@ def rerank(
     row's count), best first; ties keep the shortlist's order.
     """
     k = min(k, candidates.shape[1])
-    q_starts, q_ids, q_weights = pack(queries)
-    per_query_ns = float(counts.sum()) / max(len(queries), 1) * 2000  # ~2 us per candidate in numpy
-    if lazy.use_kernels(len(queries) * per_query_ns):
+    q_starts, q_ids, q_weights = queries
+    n_queries = q_starts.shape[0] - 1
+    if lazy.use_kernels(float(counts.sum()) * 2000):  # ~2 us per candidate in numpy
         return lazy.kernels.rerank_batch(
             q_starts, q_ids, q_weights, candidates, distances.astype(np.int32), counts, *documents,
             n_terms, CODE_WEIGHT / code_bits, FEEDBACK_DOCS, FEEDBACK_WEIGHT, k,
         )
-    out = np.full((len(queries), k), -1, np.int64)
+    out = np.full((n_queries, k), -1, np.int64)
     starts, ids, weights = documents
-    for i in range(len(queries)):
+    for i in range(n_queries):
         m = int(counts[i])
         if m == 0:
             continue
@@ -160,20 +180,32 @@ def _rank_one(query: Vector, rows, distances, starts, ids, weights, n_terms: int
     penalty = CODE_WEIGHT / code_bits * distances.astype(np.float64)
     if query[0].size == 0:
         return np.argsort(penalty, kind="stable")
-    # The shortlisted documents' (term, weight) pairs, and which document each is.
+    # The shortlisted documents' (term, weight) pairs, document after document.
     lengths = starts[rows + 1] - starts[rows]
-    owner = np.repeat(np.arange(rows.shape[0]), lengths)
     at = np.repeat(starts[rows] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
     terms, values = ids[at], weights[at]
     dense = np.zeros(n_terms, np.float32)
     dense[query[0]] = query[1]
-    first = np.bincount(owner, dense[terms] * values, minlength=rows.shape[0]) - penalty
+    first = _dots(dense, terms, values, lengths) - penalty
     top = np.argsort(-first, kind="stable")[:FEEDBACK_DOCS]
     if top.shape[0] == 0 or FEEDBACK_WEIGHT == 0:
         return np.argsort(-first, kind="stable")
     # Rocchio: the query moves towards the mean of its best documents.
-    fed = np.isin(owner, top)
-    dense += FEEDBACK_WEIGHT / top.shape[0] * np.bincount(terms[fed], values[fed], minlength=n_terms).astype(np.float32)
-    norm = float(np.sqrt(np.dot(dense, dense)))
-    second = np.bincount(owner, dense[terms] * values, minlength=rows.shape[0]) / norm - penalty
+    step = np.float32(FEEDBACK_WEIGHT / top.shape[0])
+    for r in rows[top].tolist():
+        np.add.at(dense, ids[starts[r] : starts[r + 1]], step * weights[starts[r] : starts[r + 1]])
+    touched = dense != 0
+    norm = float(np.sqrt(np.sum(dense[touched].astype(np.float64) ** 2)))
+    second = _dots(dense, terms, values, lengths) / norm - penalty
     return np.argsort(-second, kind="stable")
+
+
+def _dots(dense: np.ndarray, terms: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each document's dot product with ``dense``, summed in float32 in storage
+    order (as the kernel sums), as float64."""
+    products = dense[terms] * values
+    out = np.zeros(lengths.shape[0], np.float64)
+    filled = lengths > 0
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    out[filled] = np.add.reduceat(products, offsets[filled]) if products.size else 0
+    return out

@@ -675,6 +675,11 @@ class StoredIndex:
                 found[term] = (term_id, idf)
         return found
 
+    def all_terms(self) -> tuple[list[str], np.ndarray]:
+        """Every term, in id order, and their idf (float32)."""
+        pairs = self._all("SELECT term, idf FROM terms ORDER BY id")
+        return [t for t, _ in pairs], np.array([i for _, i in pairs], np.float32)
+
     def term_vectors(self, rowids: Iterable[int]) -> dict[int, bytes | None]:
         """{rowid: stored TF-IDF vector blob or None} of the given rowids."""
         rowids = [int(r) for r in rowids]

@@ -141,6 +141,31 @@ def _count_ascii(texts: list[str], index: dict[str, int]) -> np.ndarray:
     return lazy.kernels.count_ascii_words(text, doc_starts, word_bytes, word_starts, slots)
 
 
+def word_ids(texts: Sequence[str], words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's known tokens as word indices, in order, text after text: (starts
+    int64 (n + 1,), ids int64). For vocabularies too large for :func:`count_words`'s
+    dense counts (every term of a corpus); the texts are read as given. ASCII texts
+    go through :func:`semhash.kernels.ascii_word_ids`, the others through
+    :func:`tokenize`."""
+    per_text: list[np.ndarray] = [np.zeros(0, np.int64)] * len(texts)
+    ascii_rows = [i for i, text in enumerate(texts) if text.isascii()]
+    if ascii_rows:
+        word_bytes, word_starts = _packed([w.encode("utf-8") for w in words])
+        text, doc_starts = _packed([texts[i].encode("ascii") for i in ascii_rows])
+        slots = lazy.kernels.word_table(word_bytes, word_starts)
+        starts, ids = lazy.kernels.ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots)
+        for j, i in enumerate(ascii_rows):
+            per_text[i] = ids[starts[j] : starts[j + 1]]
+    if len(ascii_rows) < len(texts):
+        index = {w: i for i, w in enumerate(words)}
+        for i, text in enumerate(texts):
+            if not text.isascii():
+                per_text[i] = np.array([index[t] for t in tokenize(text) if t in index], np.int64)
+    starts = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum([p.shape[0] for p in per_text], out=starts[1:])
+    return starts, np.concatenate(per_text) if per_text else np.zeros(0, np.int64)
+
+
 def _packed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """The strings' bytes end to end, and where each starts (one more entry: the end)."""
     starts = np.zeros(len(strings) + 1, dtype=np.int64)

@@ -192,3 +192,16 @@ def test_filters_only_filter_the_ranking(corpus_and_db):
         cut = sorted(h.distance for h in ranked)[30]
         assert index.query(text, k=60, max_distance=cut) == [h for h in ranked if h.distance <= cut]
         assert index.query(text, k=5, min_distance=cut) == [h for h in ranked if h.distance >= cut][:5]
+
+
+@pytest.mark.parametrize("n_texts", [3, 40])
+def test_queries_read_the_same_in_numpy_and_on_the_kernels(corpus_and_db, tiny_corpus, monkeypatch, n_texts):
+    texts = [p.read_text(encoding="latin-1") for p in sorted((tiny_corpus / "sci.space").iterdir())][:n_texts]
+    texts[0] = "Café orbit: the shuttle's launch, naïve"  # not ASCII: tokenized in Python either way
+    results = {}
+    with Index.open(corpus_and_db / "index.db") as index:
+        for on_kernels in (False, True):
+            monkeypatch.setattr(semhash.lazy, "use_kernels", lambda cost, on=on_kernels: on)
+            index._terms = None
+            results[on_kernels] = index.query_many(texts, k=10, documents=True)
+    assert results[False] == results[True] and all(len(hits) == 10 for hits in results[True])

@@ -596,3 +596,12 @@ def test_batch_queries_stream_in_batches_like_one(db, monkeypatch, fmt):
         skipped = {n for n in range(1, 6) if f"warning: query {n} has no words" in batched.stderr}
         assert 3 in skipped and len(skipped) < 5
         assert {json.loads(l)["query"] for l in batched.stdout.splitlines()} == set(range(1, 6)) - skipped
+
+
+def test_codes_only_ranks_the_ball_by_code_distance(db, tiny_corpus):
+    text = post(tiny_corpus, "sci.space", 5)
+    result = run("query", text, "-d", str(db), "-n", "20", "--codes-only")
+    distances = [int(line.split("\t")[1]) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0 and len(distances) == 20 and distances == sorted(distances)
+    ranked = run("query", text, "-d", str(db), "-n", "20").stdout.splitlines()
+    assert ranked[0] == result.stdout.splitlines()[0]  # the post itself, either way

@@ -36,10 +36,13 @@ def test_idf_and_weights_by_hand():
 
 def test_query_tokens_unknown_to_the_terms_are_dropped():
     known = {"space": (5, 2.0), "orbit": (1, 1.0)}
-    [v, empty] = rerank.token_vectors([["space", "zzz", "space", "orbit"], ["zzz"]], known)
+    packed = rerank.token_vectors([["space", "zzz", "space", "orbit"], ["zzz"], ["orbit"]], known)
     expected = np.array([1.0, (1 + math.log(2)) * 2.0])
-    assert v[0].tolist() == [1, 5] and v[1] == pytest.approx(expected / np.linalg.norm(expected))
-    assert empty[0].size == 0
+    ids, weights = rerank.row(packed, 0)
+    assert ids.tolist() == [1, 5] and weights == pytest.approx(expected / np.linalg.norm(expected))
+    assert rerank.row(packed, 1)[0].size == 0 and rerank.row(packed, 2)[0].tolist() == [1]
+    # The same weights as a document's at build time.
+    assert weights == pytest.approx(rerank.weigh(np.array([1, 5]), np.array([1, 2]), np.array([1.0, 2.0]))[1])
 
 
 @pytest.fixture(params=["numpy", "kernel"])
@@ -52,14 +55,14 @@ def test_words_order_documents_at_equal_code_distance(path):
     # Ten documents have all of the query's words, one some, one none.
     docs = [unit([(2, 1.0)])] * 10 + [unit([(1, 1.0)]), unit([(1, 1.0), (2, 1.0)])]
     candidates, distances = np.arange(12)[None, :], np.full((1, 12), 5, np.int32)
-    order = rerank.rerank([unit([(2, 1.0)])], candidates, distances, np.array([12]), rerank.pack(docs), 3, 32, 12)
+    order = rerank.rerank(rerank.pack([unit([(2, 1.0)])]), candidates, distances, np.array([12]), rerank.pack(docs), 3, 32, 12)
     assert order.tolist() == [[*range(10), 11, 10]]  # ties keep the shortlist's order
 
 
 def test_without_known_words_the_code_distance_ranks(path):
     documents = rerank.pack([unit([(1, 1.0)])] * 4)
     candidates, distances = np.array([[0, 1, 2, 3]]), np.array([[9, 3, 5, 3]], np.int32)
-    order = rerank.rerank([rerank.EMPTY], candidates, distances, np.array([4]), documents, 2, 32, 3)
+    order = rerank.rerank(rerank.pack([rerank.EMPTY]), candidates, distances, np.array([4]), documents, 2, 32, 3)
     assert order.tolist() == [[1, 3, 2]]  # ties keep the shortlist's order
 
 
@@ -67,7 +70,7 @@ def test_code_distance_outweighs_a_small_word_overlap(path):
     # Same words for both, but one is 32 bits away: the whole code apart.
     documents = rerank.pack([unit([(0, 1.0), (1, 1.0)]), unit([(0, 1.0), (1, 1.0)])])
     order = rerank.rerank(
-        [unit([(0, 1.0)])], np.array([[0, 1]]), np.array([[32, 0]], np.int32), np.array([2]), documents, 2, 32, 2
+        rerank.pack([unit([(0, 1.0)])]), np.array([[0, 1]]), np.array([[32, 0]], np.int32), np.array([2]), documents, 2, 32, 2
     )
     assert order.tolist() == [[1, 0]]
 
@@ -78,7 +81,7 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
     docs = [unit([(0, 1.0), (1, 1.0)])] * 10 + [unit([(2, 1.0)]), unit([(1, 1.0)])]
     candidates = np.arange(12)[None, :]
     order = rerank.rerank(
-        [unit([(0, 1.0)])], candidates, np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
+        rerank.pack([unit([(0, 1.0)])]), candidates, np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
     )
     assert order[0, -2:].tolist() == [11, 10]
 
@@ -99,7 +102,7 @@ def test_kernel_agrees_with_numpy(monkeypatch):
     results = {}
     for name in ("numpy", "kernel"):
         monkeypatch.setattr(lazy, "use_kernels", lambda cost, name=name: name == "kernel")
-        results[name] = rerank.rerank(queries, candidates, distances, counts, documents, n_terms, 32, 10)
+        results[name] = rerank.rerank(rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, 10)
     assert np.array_equal(results["numpy"], results["kernel"])
     assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, 10)).all()
 
@@ -108,6 +111,6 @@ def test_feedback_can_be_switched_off(path, monkeypatch):
     monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
     docs = [unit([(0, 1.0), (1, 1.0)])] * 10 + [unit([(2, 1.0)]), unit([(1, 1.0)])]
     order = rerank.rerank(
-        [unit([(0, 1.0)])], np.arange(12)[None, :], np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
+        rerank.pack([unit([(0, 1.0)])]), np.arange(12)[None, :], np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
     )
     assert order[0, -2:].tolist() == [10, 11]  # no shared word: shortlist order

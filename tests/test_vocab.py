@@ -144,3 +144,15 @@ def test_headers_never_reach_the_counts(monkeypatch):
         }
     words, _, X = fit_vocabulary([POST, POST.replace("Debris", "Junk")], 50)
     assert "organization" not in words and "egalon" not in words and "debris" in words
+
+
+def test_word_ids_are_the_known_tokens_in_order():
+    from semhash.vocab import word_ids
+
+    words = ["x11r5", "server", "orbit", "mp3", "café", "crashed"]
+    texts = ["The X11R5 server crashed, x11r5!", "café orbit orbit", "", "a 1993 3d mp3", "none here"]
+    starts, ids = word_ids(texts, words)
+    index = {w: i for i, w in enumerate(words)}
+    for i, text in enumerate(texts):  # ASCII texts by the kernel, the second by tokenize
+        assert ids[starts[i] : starts[i + 1]].tolist() == [index[t] for t in tokenize(text) if t in index]
+    assert ids[starts[0] : starts[1]].tolist() == [0, 1, 5, 0]
