@@ -70,3 +70,21 @@ def git_state(root: Path) -> dict:
     except (OSError, subprocess.CalledProcessError):
         return state
     return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (the ``cpu`` line of /proc/stat), or None."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time the hypervisor took from this VM between two
+    :func:`cpu_times` readings (the 8th counter, "steal"): a VM that loses half its
+    time runs everything about half as fast, whatever the code does."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after) - sum(before)
+    return (after[7] - before[7]) / total if total > 0 else None

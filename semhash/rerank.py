@@ -9,17 +9,18 @@ over TF-IDF vectors of *every* term of the indexed documents (not only the model
 2000 words), then once more after pseudo-relevance feedback: the query vector is
 moved towards the mean vector of its ``FEEDBACK_DOCS`` best documents (Rocchio).
 On 20 Newsgroups (bydate; train indexed, test posts as queries; precision@100):
-the long code alone ranks the shortlist at 0.446, TF-IDF alone at 0.486, the blend
-at 0.515 and the blend with feedback at 0.557 (bench/quality.py and
-BENCHMARKS.md).
+the long code alone ranks the shortlist at 0.454, TF-IDF alone at 0.489, the blend
+at 0.515 and the blend with feedback at 0.557 (bench/rerank_trials.py; every
+setting in BENCHMARKS.md).
 
 Term weights are fixed when the index is built: ``idf = ln((1 + n) / (1 + df)) + 1``
 and a term count ``tf`` weighs ``1 + ln(tf)``; vectors have unit length. Documents
 added later get vectors over the same terms and weights (a new word is unknown to
 them until ``semhash index --retrain``).
 
-numpy only: one query costs about a millisecond. Many queries go through
-:func:`semhash.kernels.rerank_batch` once the kernels are loaded.
+numpy only: one query costs a few milliseconds. Many queries go through
+:func:`semhash.kernels.rerank_batch` once the kernels are loaded; the ranking then
+costs about as much as everything else a batch does (``--codes-only`` skips it).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 #: Documents ranked after the ball lookup: the ball grows to at least this many.
-#: 20NG precision@100 of the blend with feedback: 500 -> 0.541, 1000 -> 0.557.
+#: 20NG precision@100: 500 -> 0.541, 1000 -> 0.557, 2000 -> 0.567 (at twice the cost).
 SHORTLIST = 1000
-CODE_WEIGHT = 0.5  # 0.25 / 0.5 / 1.0 -> 0.510 / 0.515 / 0.507 before feedback
-FEEDBACK_DOCS = 10  # 5 / 10 -> 0.554 / 0.557
-FEEDBACK_WEIGHT = 2.0  # 0.5 / 1 / 2 -> 0.537 / 0.548 / 0.557
+CODE_WEIGHT = 0.5  # 0 / 0.25 / 0.5 / 1.0 -> 0.552 / 0.560 / 0.557 / 0.543
+FEEDBACK_DOCS = 10  # 0 / 5 / 10 / 20 -> 0.515 / 0.554 / 0.557 / 0.556
+FEEDBACK_WEIGHT = 2.0  # 1 / 2 / 4 -> 0.548 / 0.557 / 0.562
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
