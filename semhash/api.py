@@ -974,17 +974,27 @@ class Index:
                 found[i] = (self.rowids[rows[j, : counts[j]]], dists[j, : counts[j]])
         else:
             for i in asked.tolist():
-                found[i] = self._filtered(addresses[i], query_codes[i], texts[i], k, min_distance, max_distance, codes_only)
+                found[i] = self._ranked(
+                    addresses[i], query_codes[i], k, text=texts[i], min_distance=min_distance,
+                    max_distance=max_distance, codes_only=codes_only,
+                )
         return self._hits(found)
 
-    def _filtered(self, address, code, text: str, k: int, min_distance, max_distance, codes_only: bool):
-        """(rowids, distances) of the ``k`` best hits of the default ranking whose code
-        distance lies within the bounds: the ranking grows until ``k`` pass."""
-        n, want = len(self), k
+    def _ranked(
+        self, address, code, k: int, *, text: str = "", vector: rerank.Packed | None = None,
+        exclude: Sequence[int] = (), min_distance=None, max_distance=None, codes_only: bool = False,
+    ):
+        """(rowids, distances) of the ``k`` best hits of the default ranking (for
+        ``text``, or its TF-IDF ``vector``) that are not at rows ``exclude`` and whose
+        code distance lies within the bounds: the ranking grows until ``k`` pass."""
+        n = len(self)
+        want = min(k + len(exclude), n)
         while True:
-            rows, dists, counts = self._search(np.array([address]), code.reshape(1, -1), [text], want, codes_only)
+            rows, dists, counts = self._search(
+                np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector
+            )
             rows, dists = rows[0, : counts[0]], dists[0, : counts[0]]
-            keep = np.ones(rows.shape[0], dtype=bool)
+            keep = ~np.isin(rows, exclude)
             if min_distance is not None:
                 keep &= dists >= min_distance
             if max_distance is not None:
@@ -995,13 +1005,17 @@ class Index:
                 return self.rowids[rows[keep][:k]], dists[keep][:k]
             want = min(4 * want, n)
 
-    def _search(self, addresses, query_codes, texts: Sequence[str], k: int, codes_only: bool = False):
+    def _search(
+        self, addresses, query_codes, texts: Sequence[str], k: int, codes_only: bool = False,
+        vectors: rerank.Packed | None = None,
+    ):
         """The default query path for encoded queries: (rows, code distances, counts),
         rows as positions in ``self.codes``, padded with -1.
 
         The Hamming ball grows to a shortlist (:attr:`shortlist` documents ranked by
         the long code, or ``rerank.SHORTLIST`` when the index has terms), which is
-        ranked by words and codes together (:mod:`semhash.rerank`).
+        ranked by words and codes together (:mod:`semhash.rerank`): the texts' TF-IDF
+        vectors, or ``vectors`` when given.
         """
         n = len(self)
         words = self.n_terms > 0 and not codes_only
@@ -1012,7 +1026,8 @@ class Index:
         )
         if not words:
             return rows, dists, counts
-        vectors = self._query_vectors(texts)
+        if vectors is None:
+            vectors = self._query_vectors(texts)
         present = np.zeros(n, bool)
         present[rows[rows >= 0]] = True
         shortlisted = np.flatnonzero(present)
@@ -1030,8 +1045,10 @@ class Index:
         )
 
     def _term_vectors(self, token_lists: list[list[str]]) -> rerank.Packed:
-        """TF-IDF vectors of token lists over the index's terms, packed."""
-        return rerank.token_vectors(token_lists, self.stored.terms(set().union(*token_lists)))
+        """TF-IDF vectors of token lists over the index's terms, packed (all empty for
+        an index built before terms were stored: its terms table may not exist yet)."""
+        known = self.stored.terms(set().union(*token_lists)) if self.n_terms else {}
+        return rerank.token_vectors(token_lists, known)
 
     def _query_vectors(self, texts: Sequence[str]) -> rerank.Packed:
         """TF-IDF vectors of texts, read as indexing read them. A few are looked up
@@ -1050,9 +1067,11 @@ class Index:
     def similar(
         self, doc_id: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
     ) -> list[Hit]:
-        """The ``k`` nearest neighbours of an indexed document, itself excluded.
+        """The ``k`` nearest neighbours of an indexed document, itself excluded,
+        ranked as :meth:`query` ranks.
 
-        Uses the document's stored address and code: nothing is re-encoded.
+        Uses the document's stored address, code and TF-IDF vector: nothing is
+        re-encoded.
 
         Raises
         ------
@@ -1064,7 +1083,13 @@ class Index:
             if rowid is None:
                 raise DocumentNotFound(f"no document {doc_id!r} in {self.stored.path}")
             row = int(np.searchsorted(self.rowids, rowid))
-            found = self._find(self.table.addresses[row], self.codes[row], k, (row,), min_distance, max_distance)
+            vector = None  # an index built before terms has no vectors (nor their column)
+            if self.n_terms:
+                vector = rerank.pack([rerank.from_blob(self.stored.term_vectors([rowid]).get(rowid))])
+            found = self._ranked(
+                self.table.addresses[row], self.codes[row], k, vector=vector, exclude=(row,),
+                min_distance=min_distance, max_distance=max_distance,
+            )
             return self._hits([found])[0]
 
     def similar_to_text(
@@ -1078,7 +1103,10 @@ class Index:
             if known[0] == 0:
                 raise EmptyQuery(f"the document {_NO_WORDS}")
             same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
-            found = self._find(addresses[0], query_codes[0], k, tuple(same.tolist()), min_distance, max_distance)
+            found = self._ranked(
+                addresses[0], query_codes[0], k, text=text, exclude=same.tolist(),
+                min_distance=min_distance, max_distance=max_distance,
+            )
             return self._hits([found])[0]
 
     def similar_to_file(self, path: str | os.PathLike, k: int = 10, **filters) -> list[Hit]:
@@ -1095,27 +1123,6 @@ class Index:
     #: 20NG (bench/quality.py, precision@100): 100 -> 0.370, 200 -> 0.384,
     #: 500 -> 0.387, 1000 -> 0.386; ranking 500 codes costs microseconds.
     shortlist = 500
-
-    def _find(self, address, code, k: int, exclude: tuple[int, ...], min_distance, max_distance):
-        """(rows, distances) of the ``k`` best hits that are not in ``exclude`` and lie
-        within the distance bounds, widening the search until enough are found."""
-        n = len(self)
-        # The ball is grown to hold at least `shortlist` documents, not just k: the
-        # long code then ranks a wider neighbourhood than the address alone chose.
-        want = min(max(k, self.shortlist) + len(exclude), n)
-        while True:
-            rows, dists, _ = search.search(self.table, self.codes, int(address), code, want)
-            keep = np.ones(rows.shape[0], dtype=bool)
-            if exclude:
-                keep &= ~np.isin(rows, exclude)
-            if min_distance is not None:
-                keep &= dists >= min_distance
-            if max_distance is not None:
-                keep &= dists <= max_distance
-            farther = max_distance is not None and rows.shape[0] and dists[-1] > max_distance
-            if keep.sum() >= k or farther or want >= n:
-                return self.rowids[rows[keep][:k]], dists[keep][:k]
-            want = min(2 * want, n)
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray] | None]) -> list[list[Hit] | None]:
         # One lookup for the whole batch: per-query round trips to SQLite dominated.

@@ -266,7 +266,8 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     """Find the documents nearest in meaning to TEXT.
 
     Prints id<TAB>distance lines, best first (distance: differing bits of the
-    long codes; the codes choose the neighbourhood, words and codes rank it). TEXT "-" reads one query per stdin line; each hit is then a row
+    long codes; the codes choose the neighbourhood, words and codes rank it).
+    TEXT "-" reads one query per stdin line; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
     Exit status 1 when nothing is found, including a query made only of stop
     words or words the index does not know (--json then prints []).
@@ -284,12 +285,12 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     if jsonl_in and text != "-":
         raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
     idx = Index.open(database)
-    filters = {"min_distance": min_distance, "max_distance": max_distance, "codes_only": codes_only}
+    options = {"min_distance": min_distance, "max_distance": max_distance, "codes_only": codes_only}
     if text == "-":
-        batches = _batch_query(idx, limit, filters, fields, jsonl_in, skip_bad_lines)
+        batches = _batch_query(idx, limit, options, fields, jsonl_in, skip_bad_lines)
         sys.exit(0 if _emit_chunks(batches, fmt, ["query", "rank", *fields], no_headers) else 1)
     with _no_words_is_no_hits(fmt):
-        hits = idx.query(text, limit, **filters)
+        hits = idx.query(text, limit, **options)
     _emit_hits(idx, hits, fmt, fields, no_headers)
 
 
@@ -314,7 +315,7 @@ class _no_words_is_no_hits:
         sys.exit(1)
 
 
-def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bool, skip_bad_lines: bool):
+def _batch_query(idx, limit: int, options: dict, fields: list[str], jsonl_in: bool, skip_bad_lines: bool):
     """Answer one query per stdin line, ``BATCH_QUERIES`` lines at a time (bounded
     memory, output as it comes): yields the rows of each batch, one per hit, query
     and rank first."""
@@ -329,7 +330,7 @@ def _batch_query(idx, limit: int, filters: dict, fields: list[str], jsonl_in: bo
     while batch := list(itertools.islice(queries, BATCH_QUERIES)):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.
-        results = idx.query_many(list(texts), limit, skip_empty=True, documents=jsonl_in, **filters)
+        results = idx.query_many(list(texts), limit, skip_empty=True, documents=jsonl_in, **options)
         rows = []
         for name, hits in zip(names, results):
             if hits is None:

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semhash import codes as codes_mod
-from semhash import search
 
 RECALL_LEVELS = np.round(np.linspace(0.1, 1.0, 10), 2)
 

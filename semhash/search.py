@@ -583,7 +583,9 @@ def warmup() -> None:
     # The counting and shortlist-ranking kernels (semhash.vocab, semhash.rerank).
     word_bytes, word_starts = np.frombuffer(b"ab", np.uint8), np.array([0, 2], np.int64)
     slots = kernels.word_table(word_bytes, word_starts)
-    kernels.count_ascii_words(np.frombuffer(b"ab ab", np.uint8), np.array([0, 5], np.int64), word_bytes, word_starts, slots)
+    text, text_starts = np.frombuffer(b"ab ab", np.uint8), np.array([0, 5], np.int64)
+    kernels.count_ascii_words(text, text_starts, word_bytes, word_starts, slots)
+    kernels.ascii_word_ids(text, text_starts, word_bytes, word_starts, slots)
     starts, ids, weights = np.array([0, 1], np.int64), np.zeros(1, np.int32), np.ones(1, np.float32)
     candidates, dists, counts = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int32), np.ones(1, np.int64)
     kernels.rerank_batch(starts, ids, weights, candidates, dists, counts, starts, ids, weights, 1, 0.5, 1, 2.0, 1)

@@ -205,3 +205,12 @@ def test_queries_read_the_same_in_numpy_and_on_the_kernels(corpus_and_db, tiny_c
             index._terms = None
             results[on_kernels] = index.query_many(texts, k=10, documents=True)
     assert results[False] == results[True] and all(len(hits) == 10 for hits in results[True])
+
+
+def test_similar_ranks_as_a_query_of_the_document_does(corpus_and_db, tiny_corpus):
+    path = sorted((tiny_corpus / "sci.space").iterdir())[3]
+    doc = f"sci.space/{path.name}"
+    with Index.open(corpus_and_db / "index.db") as index:
+        as_query = [h for h in index.query_many([path.read_text(encoding="latin-1")], k=11, documents=True)[0]]
+        assert as_query[0].id == doc
+        assert index.similar(doc, k=10) == as_query[1:]

@@ -2,7 +2,6 @@
 terms table) when updated."""
 
 import json
-import shutil
 import sqlite3
 
 import pytest
@@ -32,15 +31,23 @@ def v1_index(tiny_corpus, tmp_path):
 def test_schema_1_is_readable_and_upgraded_by_an_update(v1_index, tiny_corpus):
     result = CliRunner().invoke(cli, ["query", "space", "-d", str(v1_index), "-n", "1", "--fields", "id,title"])
     assert result.exit_code == 0 and result.stdout.endswith("\t\n")  # no title yet
-    result = CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(v1_index), "-s"])
-    assert result.exit_code == 0
+    doc = result.stdout.split("\t")[0]
+    result = CliRunner().invoke(cli, ["similar", doc, "-d", str(v1_index), "-n", "3"])
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3  # by codes: no terms yet
+    # The update that migrates also adds a document: it gets no vector (no terms yet).
+    new = v1_index.parent / "more"
+    new.mkdir()
+    (new / "orbit.txt").write_text("The shuttle reached orbit after the launch.")
+    result = CliRunner().invoke(cli, ["index", str(tiny_corpus), str(new), "-d", str(v1_index), "-s"])
+    assert result.exit_code == 0, result.output
     conn = sqlite3.connect(v1_index)
+    assert conn.execute("SELECT terms FROM documents WHERE id = 'orbit.txt'").fetchone() == (None,)
     assert json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) == 3
     # Unchanged documents keep their (empty) title: titles fill in as documents change.
     assert conn.execute("SELECT count(*) FROM documents WHERE title IS NULL").fetchone()[0] == 60
     # Schema 3 adds the terms, empty: the index ranks by codes until it is retrained.
     assert conn.execute("SELECT count(*) FROM terms").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM documents WHERE terms IS NULL").fetchone()[0] == 60
+    assert conn.execute("SELECT count(*) FROM documents WHERE terms IS NULL").fetchone()[0] == 61
     result = CliRunner().invoke(cli, ["query", "space", "-d", str(v1_index), "-n", "5"])
     distances = [int(line.split("\t")[1]) for line in result.stdout.splitlines()]
     assert result.exit_code == 0 and len(distances) == 5 and distances == sorted(distances)
