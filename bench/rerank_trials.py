@@ -8,9 +8,15 @@ precision@100 and mAP@100 per setting as a Markdown table. Each setting changes
 one of the module's constants from the defaults (the first row); "codes alone" is
 the ball ranked by the 256-bit code (``semhash query --codes-only``).
 
+With ``--leave-one-out N`` the queries are instead N training posts drawn at
+random (seeded), each ranked against the other indexed posts (its own row is
+dropped from its hits): settings can be chosen there and then checked once on the
+test posts.
+
 Usage (from the project root, after ``make bench-quality``)::
 
     .venv/bin/python bench/rerank_trials.py
+    .venv/bin/python bench/rerank_trials.py --leave-one-out 2000 --corpus bench/.data/20news-bydate-train
     .venv/bin/python bench/rerank_trials.py --db bench/.data/20ng-train.db --queries bench/.data/20news-bydate-test
 """
 
@@ -48,6 +54,11 @@ TRIALS = [
     {"FEEDBACK_WEIGHT": 4.0},
     {"SHORTLIST": 500},
     {"SHORTLIST": 2000},
+    {"FEEDBACK_WEIGHT": 4.0, "CODE_WEIGHT": 0.25},
+    {"FEEDBACK_WEIGHT": 8.0},
+    {"FEEDBACK_WEIGHT": 4.0, "FEEDBACK_DOCS": 20},
+    {"FEEDBACK_WEIGHT": 4.0, "SHORTLIST": 2000},
+    {"FEEDBACK_WEIGHT": 4.0, "CODE_WEIGHT": 0.25, "SHORTLIST": 2000},
 ]
 
 
@@ -55,12 +66,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=str(ROOT / "bench/.data/20ng-train.db"))
     parser.add_argument("--queries", default=str(ROOT / "bench/.data/20news-bydate-test"))
+    parser.add_argument("--leave-one-out", type=int, metavar="N", help="query with N indexed posts read from --corpus")
+    parser.add_argument("--corpus", default=str(ROOT / "bench/.data/20news-bydate-train"), help="the indexed posts")
     args = parser.parse_args()
 
     index = Index.open(args.db)
     if not index.n_terms:
         sys.exit(f"{args.db} has no terms: rebuild it with this semhash (make bench-quality)")
-    docs = list(iter_documents([args.queries]))
+    own = None  # with --leave-one-out: each query's own row in the index
+    if args.leave_one_out:
+        docs = list(iter_documents([args.corpus]))
+        rows_of = {i: r for r, (i,) in enumerate(index.stored.conn.execute("SELECT id FROM documents ORDER BY rowid"))}
+        docs = [docs[i] for i in np.sort(np.random.default_rng(0).choice(len(docs), args.leave_one_out, replace=False))]
+        own = np.array([rows_of[d.id] for d in docs])
+    else:
+        docs = list(iter_documents([args.queries]))
     counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text)
     keep = np.flatnonzero(counts.sum(1) > 0)
     texts = [docs[i].text for i in keep]
@@ -75,8 +95,11 @@ def main() -> None:
         for name, value in {**DEFAULTS, **{k: v for k, v in trial.items() if k != "codes_only"}}.items():
             setattr(rerank, name, value)
         start = time.perf_counter()
-        rows, _, _ = index._search(q_addr, q_code, texts, K, trial.get("codes_only", False))
+        rows, _, _ = index._search(q_addr, q_code, texts, K + (own is not None), trial.get("codes_only", False))
         seconds = time.perf_counter() - start
+        if own is not None:  # drop each query's own row, keep the next K
+            mine = rows == own[keep][:, None]
+            rows = np.array([r[~m][:K] for r, m in zip(rows, mine)])
         top = np.full((len(keep), K), -1, np.int64)
         top[:, : rows.shape[1]] = rows
         p, ap = _scores_at_k(top, relevant, relevant.sum(1), K)
