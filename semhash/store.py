@@ -658,12 +658,6 @@ class StoredIndex:
                 found[rowid] = (doc_id, path, tuple(self._json(labels, "a label list")), doc_title or "", address)
         return found
 
-    def n_terms(self) -> int:
-        """How many terms rank shortlists (0 for an index built before schema 3)."""
-        if not self._all("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'terms'"):
-            return 0
-        return self._all("SELECT count(*) FROM terms")[0][0]
-
     def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
         """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
         tokens = list(tokens)
