@@ -83,7 +83,7 @@ def main() -> None:
         docs = list(iter_documents([args.queries]))
     counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text)
     keep = np.flatnonzero(counts.sum(1) > 0)
-    texts = [docs[i].text for i in keep]
+    texts = index._read([docs[i].text for i in keep])
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     relevant = _relevance(db_labels, [set(docs[i].labels) for i in keep])
     q_addr = codes.to_addresses(codes.threshold(_encode(index.address_encoder, counts[keep])))

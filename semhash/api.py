@@ -718,7 +718,16 @@ class Index:
         average code: on the sample corpus, "nasa shuttle launch orbit" found 3
         sci.space posts in its top 10 as is, and 10 of 10 lifted.
         """
-        counts = count_words(list(texts), self.words, whole_text=self.whole_text)
+        return self._encode_read(self._read(texts), lift)
+
+    def _read(self, texts: Sequence[str]) -> list[str]:
+        """The part of each text the index reads (:func:`~semhash.tokenize.content`,
+        or all of it for an index built before), computed once per query."""
+        return list(texts) if self.whole_text else [content(t) for t in texts]
+
+    def _encode_read(self, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`encode` of texts already :meth:`_read`."""
+        counts = count_words(read, self.words, whole_text=True)
         known = counts.sum(axis=1).astype(np.int64)
         if lift:
             target = self.typical_length()
@@ -959,7 +968,8 @@ class Index:
             return self._query_many(texts, k, skip_empty, min_distance, max_distance, not documents, codes_only)
 
     def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only) -> list[list[Hit] | None]:
-        addresses, query_codes, known = self.encode(texts, lift=lift)
+        read = self._read(texts)
+        addresses, query_codes, known = self._encode_read(read, lift)
         empty = np.flatnonzero(known == 0)
         if empty.size and not skip_empty:
             which = f"query {empty[0] + 1}" if len(texts) > 1 else "the query"
@@ -968,14 +978,14 @@ class Index:
         asked = np.flatnonzero(known > 0)
         if min_distance is None and max_distance is None:
             rows, dists, counts = self._search(
-                addresses[asked], query_codes[asked], [texts[i] for i in asked], k, codes_only
+                addresses[asked], query_codes[asked], [read[i] for i in asked], k, codes_only
             )
             for j, i in enumerate(asked.tolist()):
                 found[i] = (self.rowids[rows[j, : counts[j]]], dists[j, : counts[j]])
         else:
             for i in asked.tolist():
                 found[i] = self._ranked(
-                    addresses[i], query_codes[i], k, text=texts[i], min_distance=min_distance,
+                    addresses[i], query_codes[i], k, text=read[i], min_distance=min_distance,
                     max_distance=max_distance, codes_only=codes_only,
                 )
         return self._hits(found)
@@ -985,7 +995,7 @@ class Index:
         exclude: Sequence[int] = (), min_distance=None, max_distance=None, codes_only: bool = False,
     ):
         """(rowids, distances) of the ``k`` best hits of the default ranking (for
-        ``text``, or its TF-IDF ``vector``) that are not at rows ``exclude`` and whose
+        ``text`` as :meth:`_read` gives it, or its TF-IDF ``vector``) that are not at rows ``exclude`` and whose
         code distance lies within the bounds: the ranking grows until ``k`` pass."""
         n = len(self)
         want = min(k + len(exclude), n)
@@ -1014,8 +1024,8 @@ class Index:
 
         The Hamming ball grows to a shortlist (:attr:`shortlist` documents ranked by
         the long code, or ``rerank.SHORTLIST`` when the index has terms), which is
-        ranked by words and codes together (:mod:`semhash.rerank`): the texts' TF-IDF
-        vectors, or ``vectors`` when given.
+        ranked by words and codes together (:mod:`semhash.rerank`): the TF-IDF vectors
+        of ``texts`` (as :meth:`_read` gives them), or ``vectors`` when given.
         """
         n = len(self)
         words = self.n_terms > 0 and not codes_only
@@ -1051,10 +1061,9 @@ class Index:
         return rerank.token_vectors(token_lists, known)
 
     def _query_vectors(self, texts: Sequence[str]) -> rerank.Packed:
-        """TF-IDF vectors of texts, read as indexing read them. A few are looked up
+        """TF-IDF vectors of texts as :meth:`_read` gives them. A few are looked up
         word by word; many (or any once the kernels are loaded) are tokenized by a
         kernel against every term, like :func:`count_words`."""
-        texts = [t if self.whole_text else content(t) for t in texts]
         if not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
             return self._term_vectors([tokenize(t) for t in texts])
         if self._terms is None:
@@ -1099,12 +1108,13 @@ class Index:
         documents with the very same content (itself, if indexed) are excluded."""
         _check_k(k)
         with self._current():
-            addresses, query_codes, known = self.encode([text])
+            read = self._read([text])
+            addresses, query_codes, known = self._encode_read(read, lift=False)
             if known[0] == 0:
                 raise EmptyQuery(f"the document {_NO_WORDS}")
             same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
             found = self._ranked(
-                addresses[0], query_codes[0], k, text=text, exclude=same.tolist(),
+                addresses[0], query_codes[0], k, text=read[0], exclude=same.tolist(),
                 min_distance=min_distance, max_distance=max_distance,
             )
             return self._hits([found])[0]

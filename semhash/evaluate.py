@@ -185,7 +185,7 @@ def evaluate(
 
     # Default path (rows padded with -1 when the index holds fewer than k), then the
     # ball ranked by the long code alone (`semhash query --codes-only`).
-    q_texts = [texts[i] for i in keep]
+    q_texts = index._read([texts[i] for i in keep])
     for codes_only in (False, True) if index.n_terms else (True,):
         top = np.full((len(keep), k), -1, np.int64)
         found, _, _ = index._search(q_addr, q_code, q_texts, k, codes_only)

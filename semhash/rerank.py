@@ -60,18 +60,14 @@ def fit_idf(full: sp.csr_matrix) -> np.ndarray:
 
 def weigh(ids: np.ndarray, counts: np.ndarray, idf: np.ndarray) -> Vector:
     """Unit-length TF-IDF vector of one document's term ids, counts and those terms' idf."""
-    weights = (1 + np.log(counts.astype(np.float32))) * idf.astype(np.float32)
-    norm = float(np.sqrt(np.dot(weights, weights)))
-    if norm == 0:
-        return EMPTY
-    return ids.astype(np.int32), (weights / norm).astype(np.float32)
+    return row(unit_vectors(np.zeros(ids.shape[0], np.int64), ids, counts, idf, 1), 0)
 
 
 def csr_vectors(full: sp.csr_matrix, idf: np.ndarray) -> Iterable[Vector]:
     """:func:`weigh` of each row of a count matrix with sorted indices."""
-    for i in range(full.shape[0]):
-        ids = full.indices[full.indptr[i] : full.indptr[i + 1]]
-        yield weigh(ids, full.data[full.indptr[i] : full.indptr[i + 1]], idf[ids])
+    doc = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
+    packed = unit_vectors(doc, full.indices, full.data, idf[full.indices], full.shape[0])
+    return (row(packed, i) for i in range(full.shape[0]))
 
 
 def token_vectors(token_lists: Sequence[list[str]], known: dict[str, tuple[int, float]]) -> Packed:
@@ -89,16 +85,21 @@ def token_vectors(token_lists: Sequence[list[str]], known: dict[str, tuple[int, 
 
 
 def pack_tokens(doc: np.ndarray, ids: np.ndarray, idf: np.ndarray, n_docs: int) -> Packed:
-    """Unit-length TF-IDF vectors, packed, of known tokens given as each token's
-    document (ascending), term id and that term's idf (as :func:`weigh` weighs)."""
+    """:func:`unit_vectors` of known tokens given as each token's document
+    (ascending), term id and that term's idf."""
     span = int(ids.max()) + 1 if ids.size else 1
     keys, first, counts = np.unique(doc * span + ids, return_index=True, return_counts=True)
-    doc, ids = keys // span, keys % span
-    weights = (1 + np.log(counts.astype(np.float32))) * idf[first].astype(np.float32)
+    return unit_vectors(keys // span, keys % span, counts, idf[first], n_docs)
+
+
+def unit_vectors(doc: np.ndarray, ids: np.ndarray, counts: np.ndarray, idf: np.ndarray, n_docs: int) -> Packed:
+    """Unit-length TF-IDF vectors, packed, of (document, term id, count, idf)
+    entries sorted by document then term: a count ``tf`` weighs ``(1 + ln tf) * idf``."""
+    weights = (1 + np.log(np.asarray(counts, np.float32))) * np.asarray(idf, np.float32)
     norms = np.sqrt(np.bincount(doc, weights.astype(np.float64) ** 2, minlength=n_docs))
     starts = np.zeros(n_docs + 1, np.int64)
     np.cumsum(np.bincount(doc, minlength=n_docs), out=starts[1:])
-    return starts, ids.astype(np.int32), (weights / norms[doc]).astype(np.float32)
+    return starts, np.asarray(ids, np.int32), (weights / norms[doc]).astype(np.float32)
 
 
 def to_blob(vector: Vector) -> bytes | None:
@@ -135,7 +136,7 @@ def rerank(
     candidates: np.ndarray,
     distances: np.ndarray,
     counts: np.ndarray,
-    documents: tuple[np.ndarray, np.ndarray, np.ndarray],
+    documents: Packed,
     n_terms: int,
     code_bits: int,
     k: int,

@@ -581,6 +581,15 @@ class StoredIndex:
         except sqlite3.DatabaseError as e:
             raise self._corrupt(str(e)) from None
 
+    def _all_in(self, sql: str, values: list) -> list[tuple]:
+        """:meth:`_all` of ``sql`` whose ``IN ({})`` takes ``values``, 900 at a time
+        (SQLite's limit on bound variables)."""
+        out: list[tuple] = []
+        for start in range(0, len(values), 900):
+            chunk = values[start : start + 900]
+            out += self._all(sql.format(",".join("?" * len(chunk))), chunk)
+        return out
+
     def _json(self, text, what: str):
         try:
             return json.loads(text)
@@ -623,11 +632,7 @@ class StoredIndex:
     def ids(self, rowids: Iterable[int]) -> list[str]:
         """Document ids of the given rowids, in the same order."""
         rowids = [int(r) for r in rowids]
-        found: dict[int, str] = {}
-        for start in range(0, len(rowids), 900):  # stay under SQLite's variable limit
-            chunk = rowids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            found.update(self._all(f"SELECT rowid, id FROM documents WHERE rowid IN ({marks})", chunk))
+        found = dict(self._all_in("SELECT rowid, id FROM documents WHERE rowid IN ({})", rowids))
         return [found[r] for r in rowids]
 
     def fingerprints(self) -> dict[str, tuple[str, str | None]]:
@@ -649,25 +654,16 @@ class StoredIndex:
         except sqlite3.DatabaseError as e:
             raise self._corrupt(str(e)) from None
         title = "title" if has_title else "''"  # schema 1 has none
-        found = {}
-        for start in range(0, len(rowids), 900):  # stay under SQLite's variable limit
-            chunk = rowids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({marks})"
-            for rowid, doc_id, path, labels, doc_title, address in self._all(query, chunk):
-                found[rowid] = (doc_id, path, tuple(self._json(labels, "a label list")), doc_title or "", address)
-        return found
+        query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({{}})"
+        return {
+            rowid: (doc_id, path, tuple(self._json(labels, "a label list")), doc_title or "", address)
+            for rowid, doc_id, path, labels, doc_title, address in self._all_in(query, rowids)
+        }
 
     def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
         """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
-        tokens = list(tokens)
-        found = {}
-        for start in range(0, len(tokens), 900):  # stay under SQLite's variable limit
-            chunk = tokens[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for term_id, term, idf in self._all(f"SELECT id, term, idf FROM terms WHERE term IN ({marks})", chunk):
-                found[term] = (term_id, idf)
-        return found
+        rows = self._all_in("SELECT id, term, idf FROM terms WHERE term IN ({})", list(tokens))
+        return {term: (term_id, idf) for term_id, term, idf in rows}
 
     def all_terms(self) -> tuple[list[str], np.ndarray]:
         """Every term, in id order, and their idf (float32)."""
@@ -676,13 +672,7 @@ class StoredIndex:
 
     def term_vectors(self, rowids: Iterable[int]) -> dict[int, bytes | None]:
         """{rowid: stored TF-IDF vector blob or None} of the given rowids."""
-        rowids = [int(r) for r in rowids]
-        found = {}
-        for start in range(0, len(rowids), 900):
-            chunk = rowids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            found.update(self._all(f"SELECT rowid, terms FROM documents WHERE rowid IN ({marks})", chunk))
-        return found
+        return dict(self._all_in("SELECT rowid, terms FROM documents WHERE rowid IN ({})", [int(r) for r in rowids]))
 
     def label_counts(self) -> dict[str, int]:
         """{label: number of documents}, most common first (ties by name)."""

@@ -154,6 +154,8 @@ def word_ids(texts: Sequence[str], words: Sequence[str]) -> tuple[np.ndarray, np
         text, doc_starts = _packed([texts[i].encode("ascii") for i in ascii_rows])
         slots = lazy.kernels.word_table(word_bytes, word_starts)
         starts, ids = lazy.kernels.ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots)
+        if len(ascii_rows) == len(texts):
+            return starts, ids
         for j, i in enumerate(ascii_rows):
             per_text[i] = ids[starts[j] : starts[j + 1]]
     if len(ascii_rows) < len(texts):
