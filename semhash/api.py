@@ -503,6 +503,8 @@ def _build_index(
         terms=terms,
         idf=idf,
     )
+    with Index.open(database) as index:
+        index._fill_neighbours(verbose)
     # Compile the kernels now, into numba's on-disk cache, so no query pays for it.
     search.warmup()
     return BuildSummary(
@@ -666,6 +668,8 @@ class Index:
         # Terms rank the shortlist (semhash.rerank); 0 for an index built before.
         self.n_terms = int(self.meta.get("n_terms") or 0)
         self._terms: tuple[list[str], np.ndarray] | None = None  # loaded by the first batch
+        # Neighbour lists smooth the ranking (semhash.rerank); 0 before they are computed.
+        self.n_neighbours = int(self.meta.get("n_neighbours") or 0)
         widths = (int(self.meta["address_bits"]), int(self.meta["code_bits"]))
         arrays = self.stored.arrays()
         _check_model_shapes(arrays, len(self.vocabulary), widths, self.stored.path)
@@ -877,6 +881,7 @@ class Index:
             n_documents = len(stored) + n_added - (len(missing) if prune else 0)
             writer.set_meta({"n_documents": n_documents, "updated": _now()})
         self._reopen()
+        self._fill_neighbours(verbose)
         return UpdateSummary(
             n_added=n_added,
             n_updated=n_updated,
@@ -1042,10 +1047,9 @@ class Index:
         present[rows[rows >= 0]] = True
         shortlisted = np.flatnonzero(present)
         local = (np.cumsum(present) - 1)[np.maximum(rows, 0)]  # position among the shortlisted
-        blobs = self.stored.term_vectors(self.rowids[shortlisted].tolist())
-        documents = rerank.pack([rerank.from_blob(blobs.get(r)) for r in self.rowids[shortlisted].tolist()])
+        documents, neighbours = self._ranking_rows(shortlisted)
         code_bits = int(self.meta["code_bits"])
-        order = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n))
+        order = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
         taken = np.maximum(order, 0)
         valid = order >= 0
         return (
@@ -1053,6 +1057,70 @@ class Index:
             np.where(valid, np.take_along_axis(dists, taken, 1), -1),
             valid.sum(axis=1),
         )
+
+    def _ranking_rows(self, positions: np.ndarray) -> tuple[rerank.Packed, np.ndarray | None]:
+        """The stored TF-IDF vectors of the documents at ``positions`` (ascending),
+        packed, and their neighbour lists as indices into ``positions`` (-1: none, or
+        not among them); ``None`` for an index without neighbour lists."""
+        rowids = self.rowids[positions].tolist()
+        if not self.n_neighbours:
+            blobs = self.stored.term_vectors(rowids)
+            return rerank.pack([rerank.from_blob(blobs.get(r)) for r in rowids]), None
+        found = self.stored.ranking_rows(rowids)
+        documents = rerank.pack([rerank.from_blob(found[r][0]) for r in rowids])
+        lists = [found[r][1] or b"" for r in rowids]
+        lengths = np.array([len(b) // 4 for b in lists], np.int64)
+        listed = np.frombuffer(b"".join(lists), "<i4").astype(np.int64)
+        owner = np.repeat(np.arange(len(rowids)), lengths)
+        column = np.arange(listed.shape[0]) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        # A neighbour that is not indexed any more (removed since) is no neighbour.
+        at = np.minimum(np.searchsorted(self.rowids, listed), len(self) - 1)
+        local = np.full(len(self), -1, np.int64)
+        local[positions] = np.arange(positions.shape[0])
+        neighbours = np.full((len(rowids), rerank.NEIGHBOURS), -1, np.int32)
+        keep = column < rerank.NEIGHBOURS
+        neighbours[owner[keep], column[keep]] = np.where(self.rowids[at] == listed, local[at], -1)[keep]
+        return documents, neighbours
+
+    def _fill_neighbours(self, verbose: bool = False) -> None:
+        """Compute the neighbour lists the index lacks (every one after a build, the
+        new and changed documents' after an update) and store them in one transaction.
+
+        A document's neighbours are the best ``rerank.NEIGHBOURS`` of its own ball of
+        ``rerank.NEIGHBOUR_SHORTLIST`` documents, itself excluded, ranked as a query
+        of its stored vector is ranked by the first pass (no feedback, no neighbours).
+        The caller holds the writer lock.
+        """
+        if not self.n_terms or self.stored.meta.get("schema_version", 0) < 4:
+            return
+        missing = np.searchsorted(self.rowids, self.stored.without_neighbours())
+        if missing.size == 0:
+            return
+        n = len(self)
+        rowids = self.rowids.tolist()
+        blobs = self.stored.term_vectors(rowids)
+        documents = rerank.pack([rerank.from_blob(blobs.get(r)) for r in rowids])
+        width = min(rerank.NEIGHBOUR_SHORTLIST, n)
+        code_bits = int(self.meta["code_bits"])
+        lists = []
+        for start in _progress(range(0, missing.size, 4096), verbose, "finding neighbours", unit="batch"):
+            at = missing[start : start + 4096]
+            rows, dists, counts, _ = search.search_many(
+                self.table, self.codes, self.table.addresses[at], self.codes[at], width, shortlist=width
+            )
+            queries = rerank.pack([rerank.row(documents, i) for i in at.tolist()])
+            order = rerank.rerank(
+                queries, rows, dists, counts, documents, self.n_terms, code_bits, min(rerank.NEIGHBOURS + 1, width),
+                feedback=False,
+            )
+            ranked = np.where(order >= 0, np.take_along_axis(rows, np.maximum(order, 0), 1), -1)
+            for i, found in zip(at.tolist(), ranked):
+                found = found[(found >= 0) & (found != i)][: rerank.NEIGHBOURS]
+                lists.append((rowids[i], rerank.neighbours_to_blob(self.rowids[found])))
+        with store.IndexWriter(self.stored.path) as writer:
+            writer.set_neighbours(lists)
+            writer.set_meta({"n_neighbours": rerank.NEIGHBOURS})
+        self._reopen()
 
     def _term_vectors(self, token_lists: list[list[str]]) -> rerank.Packed:
         """TF-IDF vectors of token lists over the index's terms, packed (all empty for
@@ -1156,8 +1224,10 @@ class Index:
 
         Keys: database, size_bytes, schema_version, semhash_version, created,
         updated, documents, labels ({label: count}, most common first),
-        vocabulary_size, oov_share, reads (how texts are read: "messages as
-        Subject + body", or "whole texts" for indexes built before that), model
+        vocabulary_size, oov_share, terms (that rank the shortlist; 0: codes
+        alone), neighbours (kept per document; 0: none yet), reads (how texts are
+        read: "messages as Subject + body", or "whole texts" for indexes built
+        before that), model
         ({trunk: layer widths from the vocabulary
         up, address_bits, code_bits, trained_on: documents the model was trained on}), bimodality ({address, code}: share of code
         activations near 0 or 1 on the training set), addresses ({distinct,
@@ -1195,6 +1265,7 @@ class Index:
             "labels": self.stored.label_counts(),
             "vocabulary_size": len(self.vocabulary),
             "terms": self.n_terms,
+            "neighbours": self.n_neighbours,
             "oov_share": self.meta.get("oov_share"),
             "reads": "whole texts" if self.whole_text else "messages as Subject + body",
             "model": {

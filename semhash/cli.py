@@ -462,7 +462,9 @@ def _info_text(about: dict) -> str:
         + (f" ({about['oov_share']:.1%} of the corpus's words outside)" if about.get("oov_share") is not None else "")
         + f"; reads {about['reads']}",
         "ranking       "
-        + (f"words ({about['terms']:,} terms) and codes" if about.get("terms") else
+        + (f"words ({about['terms']:,} terms), "
+           + (f"{about['neighbours']} neighbours each" if about.get("neighbours") else "no neighbours yet")
+           + " and codes" if about.get("terms") else
            "codes alone (built before ranking by words: `semhash index --retrain` adds them)"),
         f"model         {'-'.join(map(str, model['trunk']))} trunk; "
         f"heads: {model['address_bits']}-bit address, {model['code_bits']}-bit code"

@@ -1066,41 +1066,50 @@ def _next_word(text, i, end, word_bytes, word_starts, slots):
 @njit(cache=True, parallel=True)
 def rerank_batch(
     q_starts, q_ids, q_weights, candidates, distances, counts, d_starts, d_ids, d_weights,
-    n_terms, penalty_per_bit, n_feedback, feedback_weight, k,
+    n_terms, penalty_per_bit, n_feedback, feedback_weight, neighbours, spread, hops, k,
 ):
     """``semhash.rerank.rerank`` for many queries, in parallel over queries.
 
     Each part keeps one dense query vector of ``n_terms`` floats, and a bitmap and
-    a list of the terms it set, which it clears after each query. Dot products are
-    summed in float32 in storage order and sorted stably (mergesort), as the numpy
-    path does.
+    a list of the terms it set, which it clears after each query; with
+    ``neighbours`` (one row per document, -1 for none), also each document's slot
+    in the current shortlist. Dot products are summed in float32 in storage order,
+    neighbours' scores in float64 in list order, and the scores sorted stably
+    (mergesort), as the numpy path does.
 
     Returns int64 (n_queries, k): positions into each row of ``candidates``, best
     first, -1 past the row's count.
     """
     n_queries, width = candidates.shape
+    n_docs = d_starts.shape[0] - 1
+    smooth = neighbours.shape[1] > 0 and hops > 0
     out = np.full((n_queries, k), -1, np.int64)
     n_parts = min(n_queries, 64)
     for part in prange(n_parts):
         dense = np.zeros(n_terms, np.float32)
         bits = np.zeros((n_terms + 63) // 64, np.uint64)
         touched = np.empty(n_terms, np.int64)
+        cosines = np.empty(width, np.float64)
         scores = np.empty(width, np.float64)
+        smoothed = np.empty(width, np.float64)
+        slot = np.full(n_docs if smooth else 0, -1, np.int32)
         for i in range(n_queries * part // n_parts, n_queries * (part + 1) // n_parts):
             m = counts[i]
             if m == 0:
                 continue
-            for c in range(m):
-                scores[c] = -penalty_per_bit * float(distances[i, c])
             n_touched = 0
             for j in range(q_starts[i], q_starts[i + 1]):
                 n_touched = _touch(dense, bits, touched, n_touched, q_ids[j], q_weights[j])
+            for c in range(m):
+                cosines[c] = 0.0
             if n_touched > 0:
                 for c in range(m):
-                    scores[c] += _dot(dense, candidates[i, c], d_starts, d_ids, d_weights)
+                    cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights)
                 n_top = min(n_feedback, m)
                 if n_top > 0 and feedback_weight != 0:
                     # Rocchio: move the query towards the mean of its best documents.
+                    for c in range(m):
+                        scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
                     top = np.argsort(-scores[:m], kind="mergesort")[:n_top]
                     step = np.float32(feedback_weight / n_top)
                     for t in top:
@@ -1112,17 +1121,42 @@ def rerank_batch(
                         norm2 += float(dense[touched[j]]) * float(dense[touched[j]])
                     norm = math.sqrt(norm2)
                     for c in range(m):
-                        scores[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm - (
-                            penalty_per_bit * float(distances[i, c])
-                        )
+                        cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm
+                if smooth:
+                    _smooth(cosines, smoothed, scores, candidates[i], m, neighbours, slot, spread, hops)
                 for j in range(n_touched):  # clear what this query set, for the next one
                     t = touched[j]
                     dense[t] = 0
                     bits[t >> 6] = np.uint64(0)
+            for c in range(m):
+                scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
             order = np.argsort(-scores[:m], kind="mergesort")
             n_out = min(k, m)
             out[i, :n_out] = order[:n_out]
     return out
+
+
+@njit(inline="always")
+def _smooth(cosines, smoothed, previous, rows, m, neighbours, slot, spread, hops):
+    """cosines[:m] <- each document's cosine plus ``spread`` times the sum of its
+    shortlisted neighbours' smoothed scores, ``hops`` times over (``smoothed`` and
+    ``previous`` are scratch; ``slot`` is all -1 before and after)."""
+    for c in range(m):
+        slot[rows[c]] = c
+        smoothed[c] = cosines[c]
+    for _ in range(hops):
+        for c in range(m):
+            previous[c] = smoothed[c]
+        for c in range(m):
+            total = 0.0
+            for j in range(neighbours.shape[1]):
+                nb = neighbours[rows[c], j]
+                if nb >= 0 and slot[nb] >= 0:
+                    total += previous[slot[nb]]
+            smoothed[c] = cosines[c] + spread * total
+    for c in range(m):
+        slot[rows[c]] = -1
+        cosines[c] = smoothed[c]
 
 
 @njit(inline="always")

@@ -588,4 +588,7 @@ def warmup() -> None:
     kernels.ascii_word_ids(text, text_starts, word_bytes, word_starts, slots)
     starts, ids, weights = np.array([0, 1], np.int64), np.zeros(1, np.int32), np.ones(1, np.float32)
     candidates, dists, counts = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int32), np.ones(1, np.int64)
-    kernels.rerank_batch(starts, ids, weights, candidates, dists, counts, starts, ids, weights, 1, 0.5, 1, 2.0, 1)
+    neighbours = np.full((1, 1), -1, np.int32)
+    kernels.rerank_batch(
+        starts, ids, weights, candidates, dists, counts, starts, ids, weights, 1, 0.5, 1, 2.0, neighbours, 1.0, 2, 1
+    )

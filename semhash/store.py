@@ -49,9 +49,11 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 3  # 2: documents.title; 3: terms, documents.terms
+SCHEMA_VERSION = 4  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours
 OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
-DOCUMENT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms")
+DOCUMENT_COLUMNS = (
+    "id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms", "neighbours",
+)
 TABLES = ("meta", "vocabulary", "weights", "documents", "terms")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -63,7 +65,7 @@ _SCHEMA = (
     'CREATE TABLE vocabulary ("column" INTEGER PRIMARY KEY, word TEXT, df INTEGER)',
     "CREATE TABLE weights (name TEXT PRIMARY KEY, dtype TEXT, shape TEXT, data BLOB)",
     "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, "
-    "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT, terms BLOB)",
+    "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT, terms BLOB, neighbours BLOB)",
     "CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)",
     "CREATE INDEX idx_documents_address ON documents (address)",
     "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
@@ -101,6 +103,7 @@ def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
         "counts": json.dumps(d.counts),
         "title": d.title,
         "terms": d.terms,
+        "neighbours": None,  # not computed yet (a changed document's old list is dropped)
     }
 
 
@@ -121,10 +124,17 @@ def _m003_terms(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE documents ADD COLUMN terms BLOB")
 
 
+def _m004_neighbours(conn: sqlite3.Connection) -> None:
+    """Schema 4: ``documents.neighbours``, NULL (not computed): the update that
+    migrates computes them (``Index.add``)."""
+    if "neighbours" not in _columns(conn, "documents"):
+        conn.execute("ALTER TABLE documents ADD COLUMN neighbours BLOB")
+
+
 #: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
 #: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m004_...`` here with ``SCHEMA_VERSION = 4``.
-MIGRATIONS = {2: _m002_title, 3: _m003_terms}
+#: the index at its old schema. Add ``_m005_...`` here with ``SCHEMA_VERSION = 5``.
+MIGRATIONS = {2: _m002_title, 3: _m003_terms, 4: _m004_neighbours}
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -478,6 +488,10 @@ class IndexWriter:
             (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
         )
 
+    def set_neighbours(self, rows: Iterable[tuple[int, bytes]]) -> None:
+        """Store neighbour lists: (rowid, ``semhash.rerank.neighbours_to_blob``) pairs."""
+        self._run(self.conn.executemany, "UPDATE documents SET neighbours = ? WHERE rowid = ?", ((b, r) for r, b in rows))
+
     def delete(self, ids: Iterable[str]) -> None:
         self._run(self.conn.executemany, "DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
 
@@ -673,6 +687,16 @@ class StoredIndex:
     def term_vectors(self, rowids: Iterable[int]) -> dict[int, bytes | None]:
         """{rowid: stored TF-IDF vector blob or None} of the given rowids."""
         return dict(self._all_in("SELECT rowid, terms FROM documents WHERE rowid IN ({})", [int(r) for r in rowids]))
+
+    def ranking_rows(self, rowids: Iterable[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids
+        (schema 4; a blob is None where there is none)."""
+        query = "SELECT rowid, terms, neighbours FROM documents WHERE rowid IN ({})"
+        return {r: (t, n) for r, t, n in self._all_in(query, [int(r) for r in rowids])}
+
+    def without_neighbours(self) -> list[int]:
+        """Rowids of the documents whose neighbour list is not computed yet (schema 4)."""
+        return [r for (r,) in self._all("SELECT rowid FROM documents WHERE neighbours IS NULL ORDER BY rowid")]
 
     def label_counts(self) -> dict[str, int]:
         """{label: number of documents}, most common first (ties by name)."""

@@ -185,6 +185,64 @@ def test_added_documents_are_ranked_by_their_words_too(copy):
         assert index.query_many([text], k=1, documents=True)[0][0].id == "sci.space/zz-new"
 
 
+def _neighbour_lists(db) -> dict[str, list[str]]:
+    conn = sqlite3.connect(db)
+    ids = dict(conn.execute("SELECT rowid, id FROM documents"))
+    lists = {
+        ids[r]: [ids.get(n, n) for n in semhash.rerank.neighbours_from_blob(b).tolist()] if b is not None else None
+        for r, b in conn.execute("SELECT rowid, neighbours FROM documents")
+    }
+    conn.close()
+    return lists
+
+
+def test_every_document_gets_its_neighbours(corpus_and_db):
+    lists = _neighbour_lists(corpus_and_db / "index.db")
+    assert len(lists) == 60
+    for doc, found in lists.items():
+        # 59 others, at most NEIGHBOURS of them, never itself, each once.
+        assert len(found) == min(59, semhash.rerank.NEIGHBOURS) and doc not in found and len(set(found)) == len(found)
+    # Neighbours share their document's topic far more often than chance (1/3).
+    same = np.mean([doc.split("/")[0] == n.split("/")[0] for doc, found in lists.items() for n in found[:5]])
+    assert same > 0.6
+
+
+def test_an_update_finds_the_neighbours_of_new_and_changed_documents(copy):
+    before = _neighbour_lists(copy / "index.db")
+    text = "The shuttle launch put the satellite in orbit. Shuttle orbit again."
+    (copy / "corpus" / "sci.space" / "zz-new").write_text(text)
+    changed = sorted((copy / "corpus" / "rec.sport.hockey").iterdir())[0]
+    changed.write_text("Goalie and playoffs: the hockey season " * 5)
+    with Index.open(copy / "index.db") as index:
+        index.add([str(copy / "corpus")])
+        assert index.n_neighbours == semhash.rerank.NEIGHBOURS
+    after = _neighbour_lists(copy / "index.db")
+    assert len(after["sci.space/zz-new"]) == semhash.rerank.NEIGHBOURS
+    assert after[f"rec.sport.hockey/{changed.name}"] != before[f"rec.sport.hockey/{changed.name}"]
+    unchanged = [d for d in before if d != f"rec.sport.hockey/{changed.name}"]
+    assert all(after[d] == before[d] for d in unchanged)  # computed once, kept
+
+
+def test_the_ranking_reads_neighbours_among_the_shortlisted(copy):
+    with Index.open(copy / "index.db") as index:
+        gone = index.query("space shuttle orbit launch", k=1)[0].id
+        with store.IndexWriter(copy / "index.db") as writer:  # what `semhash index --prune` does
+            writer.delete([gone])
+        index.query("space shuttle orbit launch", k=1)  # reloads the index
+        lists = _neighbour_lists(copy / "index.db")
+        ids = index.stored.ids(index.rowids)
+        # _neighbour_lists leaves a removed document's rowid as an int.
+        assert len(ids) == 59 and sum(isinstance(n, int) for found in lists.values() for n in found) > 0
+        shortlisted = np.arange(0, 59, 2)  # every other document
+        _, neighbours = index._ranking_rows(shortlisted)
+        local = {ids[p]: i for i, p in enumerate(shortlisted.tolist())}
+        for i, p in enumerate(shortlisted.tolist()):
+            # A removed document, or one outside the shortlist, is no neighbour (-1).
+            expected = [local.get(n, -1) for n in lists[ids[p]]]
+            expected += [-1] * (semhash.rerank.NEIGHBOURS - len(expected))
+            assert neighbours[i].tolist() == expected
+
+
 def test_filters_only_filter_the_ranking(corpus_and_db):
     with Index.open(corpus_and_db / "index.db") as index:
         text = "hockey goalie playoffs and the space shuttle"

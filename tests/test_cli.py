@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from semhash import cli as cli_module
+from semhash import rerank
 from semhash.cli import cli
 from tests.conftest import GROUPS, TINY_MODEL
 
@@ -518,19 +519,19 @@ def test_info(db):
     assert {k: v for k, v in info["addresses"]["histogram"].items() if v} == histogram
     assert info["addresses"]["distinct"] == len(per_address)
     assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
-    assert info["vocabulary_size"] == 300 and info["schema_version"] == 3
+    assert info["vocabulary_size"] == 300 and info["schema_version"] == 4
     assert info["reads"] == "messages as Subject + body"
     assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32, "trained_on": 60}
     assert info["size_bytes"] == db.stat().st_size
     text = run("info", "-d", str(db)).stdout.splitlines()
-    assert text[0].startswith(f"database      {db} (") and text[0].endswith(" KiB, schema 3)")
+    assert text[0].startswith(f"database      {db} (") and text[0].endswith(" KiB, schema 4)")
     n_terms = sqlite3.connect(db).execute("SELECT count(*) FROM terms").fetchone()[0]
-    assert info["terms"] == n_terms > 300
+    assert info["terms"] == n_terms > 300 and info["neighbours"] == rerank.NEIGHBOURS
     assert text[2:7] == [
         "documents     60",
         "labels        comp.graphics 20, rec.sport.hockey 20, sci.space 20",
         f"vocabulary    300 words ({OOV_BUILD} of the corpus's words outside); reads messages as Subject + body",
-        f"ranking       words ({n_terms:,} terms) and codes",
+        f"ranking       words ({n_terms:,} terms), {rerank.NEIGHBOURS} neighbours each and codes",
         "model         300-32 trunk; heads: 8-bit address, 32-bit code; trained on 60 documents",
     ]
     assert text[8] == f"addresses     {len(per_address)} distinct of 2^8"

@@ -86,7 +86,9 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
     assert order[0, -2:].tolist() == [11, 10]
 
 
-def test_kernel_agrees_with_numpy(monkeypatch):
+@pytest.mark.parametrize("with_neighbours", [False, True])
+@pytest.mark.parametrize("feedback", [True, False])
+def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback):
     rng = np.random.default_rng(0)
     n_docs, n_terms, width = 60, 40, 25
 
@@ -99,12 +101,46 @@ def test_kernel_agrees_with_numpy(monkeypatch):
     candidates = np.stack([rng.permutation(n_docs)[:width] for _ in queries])
     distances = rng.integers(0, 33, candidates.shape).astype(np.int32)
     counts = rng.integers(0, width + 1, len(queries))
+    neighbours = None
+    if with_neighbours:  # some lists shorter than others (-1), some neighbours outside every shortlist
+        neighbours = rng.integers(-1, n_docs, (n_docs, 6)).astype(np.int32)
     results = {}
     for name in ("numpy", "kernel"):
         monkeypatch.setattr(lazy, "use_kernels", lambda cost, name=name: name == "kernel")
-        results[name] = rerank.rerank(rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, 10)
+        results[name] = rerank.rerank(
+            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, 10, neighbours, feedback
+        )
     assert np.array_equal(results["numpy"], results["kernel"])
     assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, 10)).all()
+
+
+@pytest.mark.parametrize("path", ["numpy", "kernel"])
+def test_neighbours_lift_a_document_whose_neighbours_match(path, monkeypatch):
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost: path == "kernel")
+    monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
+    # Documents 0 and 1 match the query equally; 0's neighbour (2) matches it fully,
+    # 1's neighbour (3) not at all.
+    docs = rerank.pack([unit([(0, 1.0), (1, 1.0)]), unit([(0, 1.0), (2, 1.0)]), unit([(0, 1.0)]), unit([(3, 1.0)])])
+    neighbours = np.array([[2, -1], [3, -1], [-1, -1], [-1, -1]], np.int32)
+    query = rerank.pack([unit([(0, 1.0)])])
+
+    def ranked(candidates, with_neighbours=True):
+        candidates = np.array([candidates])
+        order = rerank.rerank(
+            query, candidates, np.zeros(candidates.shape, np.int32), np.array([candidates.shape[1]]), docs, 4, 32, 4,
+            neighbours if with_neighbours else None,
+        )
+        return candidates[0, order[0][order[0] >= 0]].tolist()
+
+    assert ranked([1, 0, 2, 3], with_neighbours=False) == [2, 1, 0, 3]  # a tie: shortlist order
+    smoothed = ranked([1, 0, 2, 3])
+    assert smoothed.index(0) < smoothed.index(1) and smoothed[-1] == 3
+    assert ranked([1, 0, 3]) == [1, 0, 3]  # a neighbour outside the shortlist vouches for nothing
+
+
+def test_neighbour_lists_round_trip():
+    assert rerank.neighbours_from_blob(rerank.neighbours_to_blob(np.array([7, 3, 2**31 - 1]))).tolist() == [7, 3, 2**31 - 1]
+    assert rerank.neighbours_to_blob(np.zeros(0, np.int64)) == b"" and rerank.neighbours_from_blob(None).size == 0
 
 
 def test_feedback_can_be_switched_off(path, monkeypatch):

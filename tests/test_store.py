@@ -1,5 +1,5 @@
 """The index file: schema 1 indexes stay readable and gain a title (and an empty
-terms table) when updated."""
+terms table) when updated; schema 3 indexes gain their neighbour lists."""
 
 import json
 import sqlite3
@@ -7,8 +7,10 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
+from semhash import rerank
+from semhash.api import Index
 from semhash.cli import cli
-from semhash.store import IndexWriter, StoredIndex
+from semhash.store import SCHEMA_VERSION, IndexWriter, StoredIndex
 from tests.conftest import TINY_MODEL
 
 
@@ -20,8 +22,9 @@ def v1_index(tiny_corpus, tmp_path):
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE documents DROP COLUMN title")
     conn.execute("ALTER TABLE documents DROP COLUMN terms")
+    conn.execute("ALTER TABLE documents DROP COLUMN neighbours")
     conn.execute("DROP TABLE terms")
-    conn.execute("DELETE FROM meta WHERE key = 'n_terms'")
+    conn.execute("DELETE FROM meta WHERE key IN ('n_terms', 'n_neighbours')")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -42,15 +45,37 @@ def test_schema_1_is_readable_and_upgraded_by_an_update(v1_index, tiny_corpus):
     assert result.exit_code == 0, result.output
     conn = sqlite3.connect(v1_index)
     assert conn.execute("SELECT terms FROM documents WHERE id = 'orbit.txt'").fetchone() == (None,)
-    assert json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) == 3
+    assert json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) == SCHEMA_VERSION
     # Unchanged documents keep their (empty) title: titles fill in as documents change.
     assert conn.execute("SELECT count(*) FROM documents WHERE title IS NULL").fetchone()[0] == 60
     # Schema 3 adds the terms, empty: the index ranks by codes until it is retrained.
     assert conn.execute("SELECT count(*) FROM terms").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM documents WHERE terms IS NULL").fetchone()[0] == 61
+    # Without terms, no neighbour lists either.
+    assert conn.execute("SELECT count(*) FROM documents WHERE neighbours IS NULL").fetchone()[0] == 61
     result = CliRunner().invoke(cli, ["query", "space", "-d", str(v1_index), "-n", "5"])
     distances = [int(line.split("\t")[1]) for line in result.stdout.splitlines()]
     assert result.exit_code == 0 and len(distances) == 5 and distances == sorted(distances)
+
+
+def test_schema_3_ranks_without_neighbours_until_an_update_finds_them(tiny_corpus, tmp_path):
+    db = tmp_path / "v3.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    with Index.open(db) as index:
+        text = "hockey goalie playoffs and the space shuttle"
+        smoothed = index.query(text, k=20)
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE documents DROP COLUMN neighbours")
+    conn.execute("DELETE FROM meta WHERE key = 'n_neighbours'")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.commit()
+    with Index.open(db) as index:
+        assert index.n_neighbours == 0 and len(index.query(text, k=20)) == 20
+    result = CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s"])
+    assert result.exit_code == 0, result.output
+    assert conn.execute("SELECT count(*) FROM documents WHERE length(neighbours) = 4 * ?", (min(59, rerank.NEIGHBOURS),)).fetchone()[0] == 60
+    with Index.open(db) as index:
+        assert index.n_neighbours == rerank.NEIGHBOURS and index.query(text, k=20) == smoothed
 
 
 def test_writer_rolls_back_on_error(v1_index):
