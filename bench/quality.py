@@ -50,6 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sections import cpu_model, git_state, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from semhash import rerank  # noqa: E402  (the shortlist size, for the notes)
+
 # The Makefile's default, relative to the project root.
 MAKE_DEFAULT_CORPUS = "../shared/corpora-src/20news-bydate/20news-bydate.tar.gz"
 TRAIN, TEST = "20news-bydate-train", "20news-bydate-test"
@@ -351,9 +354,10 @@ def render_section(r: dict) -> str:
     ]
     hs = params
     sh_notes = (
-        f"{hs.get('address_bits')}-bit address Hamming ball grown to 1,000 posts, ranked by TF-IDF cosine over "
-        f"{hs.get('n_terms') or 0:,} terms blended with {hs.get('code_bits')}-bit code distance, with pseudo-relevance "
-        f"feedback (`semhash query` default path, `semhash.rerank`); index: {hs.get('vocab_size')} words, hidden "
+        f"{hs.get('address_bits')}-bit address Hamming ball grown to {rerank.SHORTLIST:,} posts, ranked by TF-IDF cosine "
+        f"over {hs.get('n_terms') or 0:,} terms blended with {hs.get('code_bits')}-bit code distance, with pseudo-relevance "
+        f"feedback and each post's {hs.get('n_neighbours') or 0} stored neighbours (`semhash query` default path, "
+        f"`semhash.rerank`); index: {hs.get('vocab_size')} words, hidden "
         f"{','.join(map(str, hs.get('hidden_sizes') or []))}, epochs pretrain {hs.get('n_epochs_pretrain')} / "
         f"fine-tune {hs.get('n_epochs_finetune')}, seed {hs.get('random_state')}; "
         f"{sh['queries_with_fewer_than_100_hits']} of {sh['queries']} queries got < {K} hits "
@@ -671,7 +675,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_test": len(test_ids),
         "index_args": args.index_args,
         "index_params": {
-            **{k: meta.get(k) for k in ("address_bits", "code_bits", "vocab_size", "n_terms", "hidden_sizes")},
+            **{k: meta.get(k) for k in ("address_bits", "code_bits", "vocab_size", "n_terms", "n_neighbours", "hidden_sizes")},
             **{k: (meta.get("params") or {}).get(k) for k in ("n_epochs_pretrain", "n_epochs_finetune", "random_state")},
         },
         "commands": {
