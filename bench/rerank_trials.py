@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--queries", default=str(ROOT / "bench/.data/20news-bydate-test"))
     parser.add_argument("--leave-one-out", type=int, metavar="N", help="query with N indexed posts read from --corpus")
     parser.add_argument("--corpus", default=str(ROOT / "bench/.data/20news-bydate-train"), help="the indexed posts")
+    parser.add_argument("--first", type=int, metavar="N", help="run only the first N settings (2: defaults, codes alone)")
     args = parser.parse_args()
 
     index = Index.open(args.db)
@@ -116,7 +117,7 @@ def main() -> None:
 
     print(f"| setting | precision@{K} | mAP@{K} | s |")
     print("|---|---:|---:|---:|")
-    for trial in TRIALS:
+    for trial in TRIALS[: args.first]:
         for name, value in {**DEFAULTS, **{k: v for k, v in trial.items() if k != "codes_only"}}.items():
             setattr(rerank, name, value)
         start = time.perf_counter()
