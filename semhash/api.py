@@ -1098,8 +1098,7 @@ class Index:
             return
         n = len(self)
         rowids = self.rowids.tolist()
-        blobs = self.stored.term_vectors(rowids)
-        documents = rerank.pack([rerank.from_blob(blobs.get(r)) for r in rowids])
+        documents = self.stored.all_term_vectors()  # in rowid order: row i is position i
         width = min(rerank.NEIGHBOUR_SHORTLIST, n)
         code_bits = int(self.meta["code_bits"])
         lists = []

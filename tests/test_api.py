@@ -207,6 +207,16 @@ def test_every_document_gets_its_neighbours(corpus_and_db):
     assert same > 0.6
 
 
+def test_all_term_vectors_reads_every_vector_in_rowid_order(corpus_and_db):
+    with Index.open(corpus_and_db / "index.db") as index:
+        rowids = index.rowids.tolist()
+        blobs = index.stored.term_vectors(rowids)
+        expected = semhash.rerank.pack([semhash.rerank.from_blob(blobs.get(r)) for r in rowids])
+        for want, got in zip(expected, index.stored.all_term_vectors()):
+            np.testing.assert_array_equal(want, got)
+        assert expected[0][-1] > 1000  # the vectors are not all empty
+
+
 def test_an_update_finds_the_neighbours_of_new_and_changed_documents(copy):
     before = _neighbour_lists(copy / "index.db")
     text = "The shuttle launch put the satellite in orbit. Shuttle orbit again."
