@@ -12,7 +12,7 @@ Last, each document's cosine is smoothed by its neighbours' (the cluster
 hypothesis: a document whose nearest documents match the query is likely to be
 relevant too, even if its own words match less well; Diaz, "Regularizing ad hoc
 retrieval scores", CIKM 2005). Every indexed document keeps the ``NEIGHBOURS``
-documents nearest to it (:func:`neighbour_lists`, computed once at index time),
+documents nearest to it (``Index._fill_neighbours``, once at index time),
 and its score becomes its cosine plus ``NEIGHBOUR_WEIGHT`` times the mean smoothed
 score of those of its neighbours that are in the same shortlist, ``HOPS`` times
 over. On 20 Newsgroups (bydate; train indexed, test posts as queries;
@@ -44,23 +44,24 @@ if TYPE_CHECKING:
 
 # Chosen on the 20NG training posts, each queried against the others (precision@100,
 # bench/rerank_trials.py --leave-one-out 2000), then checked once on the test posts;
-# the comments give leave-one-out / test figures with the other settings as here.
+# the comments give leave-one-out (test) figures with the other settings as here.
 #: Documents ranked after the ball lookup: the ball grows to at least this many.
-#: Without neighbours 1000 / 2000 -> 0.589 / 0.600 (test 0.565 / 0.576); with them
-#: 0.624 / 0.643 (test 0.598 / 0.620). 2000 costs twice the ranking time.
+#: 1000 / 2000 / 3000 -> 0.610 / 0.629 / 0.640 (test 0.595 / 0.618 / 0.630); each
+#: 1000 more costs about as much ranking time again. Without neighbours: 0.576 / 0.587.
 SHORTLIST = 2000
-CODE_WEIGHT = 0.25  # 0.25 / 0.5 -> 0.589 / 0.585 (test 0.565 / 0.562), shortlist 1000, no neighbours
-FEEDBACK_DOCS = 10
-FEEDBACK_WEIGHT = 4.0  # 2 / 4 -> 0.582 / 0.589 (test 0.560 / 0.565), shortlist 1000, no neighbours
-#: Neighbours kept per document, and the weight of their mean score: 30 / 50
-#: neighbours -> 0.640 / 0.643, weight 2 / 4 with 50 -> 0.640 / 0.643.
+CODE_WEIGHT = 0.25  # 0 / 0.25 / 0.5 -> 0.631 / 0.629 / 0.626 (test 0.620 / 0.618 / 0.614)
+FEEDBACK_DOCS = 10  # 0 / 10 / 20 -> 0.617 / 0.629 / 0.624
+FEEDBACK_WEIGHT = 4.0  # 2 / 4 -> 0.629 / 0.629 (chosen without neighbours: 0.582 / 0.589)
+#: Neighbours kept per document (30 / 50 -> 0.626 / 0.629), the weight of their
+#: mean score (2 / 4 / 8 -> 0.627 / 0.629 / 0.629), and how many times the
+#: smoothing is applied (0 / 1 / 2 / 3 -> 0.587 / 0.620 / 0.629 / 0.624).
 NEIGHBOURS = 50
 NEIGHBOUR_WEIGHT = 4.0
-HOPS = 2  # 1 / 2 / 3 -> 0.636 / 0.643 / 0.636
+HOPS = 2
 #: Each document's neighbours are the best of its own ball of this many documents,
-#: ranked by the first pass (words and codes, no feedback): nearly as good as
-#: its exact TF-IDF neighbours (0.619 against 0.621, shortlist 1000), and the
-#: graph costs one batch query per document.
+#: ranked by the first pass (words and codes, no feedback): in the prototype nearly
+#: as good as its exact TF-IDF nearest neighbours (0.616 against 0.618, 30
+#: neighbours, 1 hop, shortlist 1000), and the graph costs one batch query per document.
 NEIGHBOUR_SHORTLIST = 1000
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
