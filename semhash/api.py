@@ -388,14 +388,22 @@ def build_index(
         vocab_size, address_bits, code_bits, hidden_sizes, n_epochs_pretrain, n_epochs_finetune, random_state,
         train_sample,
     )
+    start = time.perf_counter()
     with store.writer_lock(database, wait=wait):
         store.kind_of(database)  # refuse a foreign file before minutes of training
-        return _build_index(
+        summary = _build_index(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
             n_epochs_finetune=n_epochs_finetune, random_state=random_state, train_sample=train_sample,
             verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines,
         )
+        # Once the build's count matrices are freed: the graph holds every vector.
+        with Index.open(database) as index:
+            index._fill_neighbours(verbose)
+        # Compile the kernels now, into numba's on-disk cache, so no query pays for it.
+        search.warmup()
+    summary.seconds = time.perf_counter() - start
+    return summary
 
 
 def _build_index(
@@ -503,10 +511,6 @@ def _build_index(
         terms=terms,
         idf=idf,
     )
-    with Index.open(database) as index:
-        index._fill_neighbours(verbose)
-    # Compile the kernels now, into numba's on-disk cache, so no query pays for it.
-    search.warmup()
     return BuildSummary(
         n_documents=len(docs),
         n_binary=stats.n_binary,
