@@ -410,11 +410,11 @@ def _build_index(
     paths, database, *, files, vocab_size, address_bits, code_bits, hidden_sizes,
     n_epochs_pretrain, n_epochs_finetune, random_state, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
 ) -> BuildSummary:
-    """:func:`build_index`, its options checked and the writer lock held."""
+    """:func:`build_index`, its options checked and the writer lock held (the
+    summary's ``seconds`` is left for :func:`build_index`, which times the whole run)."""
     from semhash.hasher import SemanticHasher
     from semhash.vocab import count_terms, top_words
 
-    start = time.perf_counter()
     previous = _previous_index(database)
     stats = ReadStats()
     docs: list[tuple[str, str | None, tuple[str, ...], str, str]] = []
@@ -518,7 +518,7 @@ def _build_index(
         n_truncated=stats.n_truncated,
         n_duplicates=n_duplicates,
         vocabulary_size=len(words),
-        seconds=time.perf_counter() - start,
+        seconds=0.0,
         bimodality=hasher.bimodality_,
         oov_share=corpus.oov_share,
         drift=drift.oov_share,
@@ -1067,11 +1067,13 @@ class Index:
         packed, and their neighbour lists as indices into ``positions`` (-1: none, or
         not among them); ``None`` for an index without neighbour lists."""
         rowids = self.rowids[positions].tolist()
-        if not self.n_neighbours:
-            blobs = self.stored.term_vectors(rowids)
-            return rerank.pack([rerank.from_blob(blobs.get(r)) for r in rowids]), None
-        found = self.stored.ranking_rows(rowids)
+        if not self.n_neighbours:  # an index built before schema 4 has no such column
+            found = {r: (blob, None) for r, blob in self.stored.term_vectors(rowids).items()}
+        else:
+            found = self.stored.ranking_rows(rowids)
         documents = rerank.pack([rerank.from_blob(found[r][0]) for r in rowids])
+        if not self.n_neighbours:
+            return documents, None
         lists = [found[r][1] or b"" for r in rowids]
         lengths = np.array([len(b) // 4 for b in lists], np.int64)
         listed = np.frombuffer(b"".join(lists), "<i4").astype(np.int64)
@@ -1102,7 +1104,8 @@ class Index:
             return
         n = len(self)
         rowids = self.rowids.tolist()
-        documents = self.stored.all_term_vectors()  # in rowid order: row i is position i
+        n_bytes, blobs = self.stored.all_term_blobs()
+        documents = rerank.pack_blobs(blobs, n_bytes)  # in rowid order: row i is position i
         width = min(rerank.NEIGHBOUR_SHORTLIST, n)
         code_bits = int(self.meta["code_bits"])
         lists = []

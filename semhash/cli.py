@@ -448,6 +448,14 @@ def info(database, json_):
     click.echo(json.dumps(about, indent=2) if json_ else _info_text(about))
 
 
+def _ranking(about: dict) -> str:
+    """What ranks the shortlist, as `semhash info` says it."""
+    if not about.get("terms"):
+        return "codes alone (built before ranking by words: `semhash index --retrain` adds them)"
+    neighbours = f"{about['neighbours']} neighbours each" if about.get("neighbours") else "no neighbours yet"
+    return f"words ({about['terms']:,} terms), {neighbours} and codes"
+
+
 def _info_text(about: dict) -> str:
     model = about["model"]
     bimodality = about["bimodality"]
@@ -461,11 +469,7 @@ def _info_text(about: dict) -> str:
         f"vocabulary    {about['vocabulary_size']} words"
         + (f" ({about['oov_share']:.1%} of the corpus's words outside)" if about.get("oov_share") is not None else "")
         + f"; reads {about['reads']}",
-        "ranking       "
-        + (f"words ({about['terms']:,} terms), "
-           + (f"{about['neighbours']} neighbours each" if about.get("neighbours") else "no neighbours yet")
-           + " and codes" if about.get("terms") else
-           "codes alone (built before ranking by words: `semhash index --retrain` adds them)"),
+        f"ranking       {_ranking(about)}",
         f"model         {'-'.join(map(str, model['trunk']))} trunk; "
         f"heads: {model['address_bits']}-bit address, {model['code_bits']}-bit code"
         + (f"; trained on {model['trained_on']} documents" if model.get("trained_on") is not None else ""),

@@ -144,6 +144,22 @@ def pack(vectors: Sequence[Vector]) -> Packed:
     return starts, ids, weights
 
 
+def pack_blobs(blobs: Iterable[bytes | None], n_bytes: int) -> Packed:
+    """:func:`pack` of stored vector blobs (:func:`to_blob`) whose sizes add up to
+    ``n_bytes``, filled into arrays sized up front: the vectors are held once."""
+    ids, weights = np.empty(n_bytes // 8, np.int32), np.empty(n_bytes // 8, np.float32)
+    lengths, at = [], 0
+    for blob in blobs:
+        vector_ids, vector_weights = from_blob(blob)
+        n = vector_ids.shape[0]
+        ids[at : at + n], weights[at : at + n] = vector_ids, vector_weights
+        lengths.append(n)
+        at += n
+    starts = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    return starts, ids, weights
+
+
 def neighbours_to_blob(rowids: np.ndarray) -> bytes:
     """A document's neighbour list as stored: int32 rowids, nearest first (empty
     bytes for none: NULL means "not computed yet")."""

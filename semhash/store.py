@@ -688,29 +688,21 @@ class StoredIndex:
         """{rowid: stored TF-IDF vector blob or None} of the given rowids."""
         return dict(self._all_in("SELECT rowid, terms FROM documents WHERE rowid IN ({})", [int(r) for r in rowids]))
 
-    def all_term_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every document's TF-IDF vector in rowid order, packed as
-        ``semhash.rerank.pack`` packs them, read in chunks into arrays sized up
-        front: memory holds the vectors once (a million documents: ~1.6 GB)."""
+    def all_term_blobs(self) -> tuple[int, Iterator[bytes | None]]:
+        """The total size in bytes of the stored TF-IDF vectors, and every
+        document's vector blob in rowid order, streamed (a million documents'
+        vectors are never all held as blobs at once)."""
         (total,) = self._all("SELECT coalesce(sum(length(terms)), 0) FROM documents")[0]
-        n_pairs = total // 8
-        ids, weights = np.empty(n_pairs, np.int32), np.empty(n_pairs, np.float32)
-        lengths, at = [], 0
-        try:
-            cursor = self.conn.execute("SELECT terms FROM documents ORDER BY rowid")
-            while chunk := cursor.fetchmany(10_000):
-                for (blob,) in chunk:
-                    n = len(blob) // 8 if blob else 0
-                    if n:
-                        ids[at : at + n] = np.frombuffer(blob, "<i4", n)
-                        weights[at : at + n] = np.frombuffer(blob, "<f4", n, offset=4 * n)
-                    lengths.append(n)
-                    at += n
-        except sqlite3.DatabaseError as e:
-            raise self._corrupt(str(e)) from None
-        starts = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        return starts, ids, weights
+
+        def blobs() -> Iterator[bytes | None]:
+            try:
+                cursor = self.conn.execute("SELECT terms FROM documents ORDER BY rowid")
+                while chunk := cursor.fetchmany(10_000):
+                    yield from (blob for (blob,) in chunk)
+            except sqlite3.DatabaseError as e:
+                raise self._corrupt(str(e)) from None
+
+        return total, blobs()
 
     def ranking_rows(self, rowids: Iterable[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
         """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids

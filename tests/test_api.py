@@ -207,12 +207,13 @@ def test_every_document_gets_its_neighbours(corpus_and_db):
     assert same > 0.6
 
 
-def test_all_term_vectors_reads_every_vector_in_rowid_order(corpus_and_db):
+def test_every_stored_vector_packs_in_rowid_order(corpus_and_db):
     with Index.open(corpus_and_db / "index.db") as index:
         rowids = index.rowids.tolist()
         blobs = index.stored.term_vectors(rowids)
         expected = semhash.rerank.pack([semhash.rerank.from_blob(blobs.get(r)) for r in rowids])
-        for want, got in zip(expected, index.stored.all_term_vectors()):
+        n_bytes, blobs = index.stored.all_term_blobs()
+        for want, got in zip(expected, semhash.rerank.pack_blobs(blobs, n_bytes)):
             np.testing.assert_array_equal(want, got)
         assert expected[0][-1] > 1000  # the vectors are not all empty
 
