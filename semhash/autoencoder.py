@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semhash.rbm import RBM, sigmoid, softmax
+from semhash.rbm import RBM, sigmoid, softmax, to_dense
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W of shape (n_in, n_out), b of shape (n_out,))
 
@@ -68,7 +68,7 @@ def loss_and_gradients(
     Parameters
     ----------
     ae : Autoencoder
-    counts : ndarray, shape (batch, n_words)
+    counts : ndarray or scipy sparse matrix, shape (batch, n_words)
     noise : ndarray, shape (batch, n_code), optional
         Added to the code units' total input.
 
@@ -80,6 +80,7 @@ def loss_and_gradients(
         Same order and shapes as ``ae.params()``.
     """
     n = counts.shape[0]
+    dense = to_dense(counts)  # the bottom layer's products read counts as they came
     # Forward, keeping each layer's input for the backward pass.
     inputs = []
     a = counts
@@ -97,11 +98,11 @@ def loss_and_gradients(
     logits = a @ W_out + b_out  # (batch, n_words)
     log_q = logits - logits.max(axis=1, keepdims=True)
     log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
-    loss = float(-(counts * log_q).sum() / n)
+    loss = float(-(dense * log_q).sum() / n)
 
     # Backward. d loss / d logits = (N q - counts) / batch.
-    length = counts.sum(axis=1, keepdims=True)
-    delta = (np.exp(log_q) * length - counts) / n
+    length = dense.sum(axis=1, keepdims=True)
+    delta = (np.exp(log_q) * length - dense) / n
     layers = ae.encoder + ae.decoder
     grads: list[np.ndarray] = [None] * (2 * len(layers))  # type: ignore[list-item]
     for k in range(len(layers) - 1, -1, -1):

@@ -16,8 +16,10 @@ The default heads are a 28-bit address and a 256-bit code over the reference
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -25,7 +27,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from semhash import autoencoder
+from semhash import autoencoder, kernels
 from semhash.autoencoder import Autoencoder
 from semhash.codes import threshold
 from semhash.rbm import RBM, cd1_gradients
@@ -38,27 +40,31 @@ def _progress(iterable: Iterable, verbose: bool, desc: str, total: int | None = 
 
 
 def _minibatches(X, batch_size: int, rng: np.random.Generator):
-    """Yield dense float32 minibatches of the rows of ``X`` (dense or sparse) in a
-    random order; only one batch is ever densified."""
+    """Yield minibatches of the rows of ``X`` in a random order, sparse if ``X`` is:
+    the layers that read word counts multiply them sparse (4-6x faster than dense
+    at 2.5% non-zeros, 20NG) and densify each batch only for elementwise work."""
     order = rng.permutation(X.shape[0])
     for start in range(0, len(order), batch_size):
-        rows = X[order[start : start + batch_size]]
-        yield rows.toarray() if hasattr(rows, "toarray") else rows
+        yield X[order[start : start + batch_size]]
 
 
 def _transform_in_batches(X, fn, batch_size: int = 4096) -> np.ndarray:
-    """Apply ``fn`` to dense row blocks of ``X`` and stack the results."""
-    out = []
-    for start in range(0, X.shape[0], batch_size):
-        rows = X[start : start + batch_size]
-        out.append(fn(rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)))
+    """Apply ``fn`` to row blocks of ``X`` (sparse or dense) and stack the results."""
+    out = [fn(X[start : start + batch_size]) for start in range(0, X.shape[0], batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A gradient as the contiguous float32 vector the update kernels take."""
+    return np.ascontiguousarray(a, np.float32).reshape(-1)
 
 
 class Adam:
     """Adam (Kingma & Ba) over a list of arrays, updated in place."""
 
     def __init__(self, params: list[np.ndarray], lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
+        # The kernel updates flat views: a copy would drop the update silently.
+        assert all(p.dtype == np.float32 and p.flags.c_contiguous for p in params)
         self.params, self.lr, self.b1, self.b2, self.eps = params, lr, beta1, beta2, eps
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
@@ -68,11 +74,9 @@ class Adam:
         self.t += 1
         scale = self.lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m *= self.b1
-            m += (1 - self.b1) * g
-            v *= self.b2
-            v += (1 - self.b2) * g * g
-            p -= (scale * m / (np.sqrt(v) + self.eps)).astype(p.dtype)
+            kernels.adam_step(
+                p.reshape(-1), _flat(g), m.reshape(-1), v.reshape(-1), self.b1, self.b2, scale, self.eps
+            )
 
 
 class SemanticHasher(TransformerMixin, BaseEstimator):
@@ -196,8 +200,9 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             raise ValueError(f"noise_std must be >= 0, one per code width, got {self.noise_std!r}")
 
     # -- training schedule -------------------------------------------------------
-    def _pretrain_rbm(self, X, n_hidden: int, kind: str, rng, desc: str) -> RBM:
-        """CD-1 with momentum 0.5 -> 0.9 after 5 epochs and L2 weight cost."""
+    def _pretrain_rbm(self, X, n_hidden: int, kind: str, rng, desc: str, pool=None, n_parts: int = 1) -> RBM:
+        """CD-1 with momentum 0.5 -> 0.9 after 5 epochs and L2 weight cost; with a
+        thread pool, each batch is split in ``n_parts`` (see ``cd1_gradients``)."""
         rbm = RBM.init(X.shape[1], n_hidden, kind, rng)
         lr = self.learning_rate_pretrain
         if kind == "poisson":
@@ -208,12 +213,11 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             momentum = 0.5 if epoch < 5 else 0.9
             errors = []
             for v in _minibatches(X, self.batch_size, rng):
-                dW, dbv, dbh, err = cd1_gradients(rbm, v, rng)
-                dW -= self.weight_decay * rbm.W
-                for vel, g, p in zip(velocity, (dW, dbv, dbh), (rbm.W, rbm.b_visible, rbm.b_hidden)):
-                    vel *= momentum
-                    vel += lr * g
-                    p += vel
+                dW, dbv, dbh, err = cd1_gradients(rbm, v, rng, pool, n_parts)
+                for vel, g, p, decay in zip(
+                    velocity, (dW, dbv, dbh), (rbm.W, rbm.b_visible, rbm.b_hidden), (self.weight_decay, 0.0, 0.0)
+                ):
+                    kernels.momentum_step(p.reshape(-1), vel.reshape(-1), _flat(g), momentum, lr, decay)
                 errors.append(err)
             bar.set_postfix(recon_error=f"{np.mean(errors):.4g}")
         return rbm
@@ -263,26 +267,40 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             return self._fit(X, rng)
 
     def _fit(self, X, rng) -> SemanticHasher:
-        trunk: list[RBM] = []
-        data = X
-        for k, size in enumerate(self.hidden_sizes):
-            kind = "poisson" if k == 0 else "binary"
-            rbm = self._pretrain_rbm(data, size, kind, rng, f"pretrain {data.shape[1]}-{size}")
-            trunk.append(rbm)
-            data = _transform_in_batches(data, rbm.hidden_probs)
+        # Two ways to use the cores (numpy, scipy and the update kernels release the
+        # GIL): the bottom RBM, the biggest, splits each batch between threads (on
+        # 20NG 1.25x faster with two; the smaller RBMs gained nothing from it); the
+        # heads, which share nothing after the trunk, train side by side, each with
+        # its own random stream so the result does not depend on the threads' timing.
+        n_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            trunk: list[RBM] = []
+            data = X
+            for k, size in enumerate(self.hidden_sizes):
+                kind = "poisson" if k == 0 else "binary"
+                desc = f"pretrain {data.shape[1]}-{size}"
+                split = (pool, n_threads) if k == 0 else (None, 1)
+                rbm = self._pretrain_rbm(data, size, kind, rng, desc, *split)
+                trunk.append(rbm)
+                data = _transform_in_batches(data, rbm.hidden_probs)
 
-        self.heads_, self.bimodality_, self.finetune_loss_ = [], [], []
-        for bits, noise_std in zip(self._bits, self._noise):
             bottom = X if not trunk else data
-            code_rbm = self._pretrain_rbm(
-                bottom, bits, "poisson" if not trunk else "binary", rng, f"pretrain {bottom.shape[1]}-{bits}"
-            )
-            ae = Autoencoder.unroll(trunk + [code_rbm])
-            self.finetune_loss_.append(self._finetune(ae, X, noise_std, rng, f"fine-tune {bits}-bit"))
-            self.heads_.append(ae)
-            acts = _transform_in_batches(X, lambda v: autoencoder.encode(ae.encoder, v))
-            self.bimodality_.append(bimodality(acts))
+            heads = list(zip(self._bits, self._noise, rng.spawn(len(self._bits))))
+            fitted = list(pool.map(lambda head: self._fit_head(trunk, bottom, X, *head), heads))
+        self.heads_ = [ae for ae, _, _ in fitted]
+        self.finetune_loss_ = [loss for _, loss, _ in fitted]
+        self.bimodality_ = [b for _, _, b in fitted]
         return self
+
+    def _fit_head(self, trunk: list[RBM], bottom, X, bits: int, noise_std: float, rng):
+        """One code head: its RBM on the trunk's top activations (``bottom``), then the
+        unrolled stack fine-tuned on ``X``; returns (autoencoder, loss, bimodality)."""
+        kind = "poisson" if not trunk else "binary"
+        code_rbm = self._pretrain_rbm(bottom, bits, kind, rng, f"pretrain {bottom.shape[1]}-{bits}")
+        ae = Autoencoder.unroll(trunk + [code_rbm])
+        loss = self._finetune(ae, X, noise_std, rng, f"fine-tune {bits}-bit")
+        acts = _transform_in_batches(X, lambda v: autoencoder.encode(ae.encoder, v))
+        return ae, loss, bimodality(acts)
 
     # -- inference -----------------------------------------------------------------
     def transform(self, X) -> np.ndarray:

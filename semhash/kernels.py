@@ -1179,3 +1179,45 @@ def _dot(dense, row, starts, ids, weights):
     for j in range(starts[row], starts[row + 1]):
         s += dense[ids[j]] * weights[j]
     return np.float64(s)
+
+
+# ---------------------------------------------------------------- training
+
+_F32 = types.Array(types.float32, 1, "C")
+_F32_RO = types.Array(types.float32, 1, "C", readonly=True)
+
+
+@njit(
+    [types.void(_F32, _F32, _F32, _F32, types.float64, types.float64, types.float64, types.float64)]
+    + [types.void(_F32, _F32_RO, _F32, _F32, types.float64, types.float64, types.float64, types.float64)],
+    cache=True,
+    nogil=True,
+)
+def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
+    """One Adam update of ``param`` in place, in one pass over the four arrays.
+
+    numpy needs ten passes and their temporaries for the same update; on the
+    20NG fine-tuning (2.3 M parameters a head, batches of 100) that was 37% of
+    the fine-tuning time.
+    """
+    b1, b2, s, e = np.float32(beta1), np.float32(beta2), np.float32(scale), np.float32(eps)
+    for i in range(param.shape[0]):
+        g = grad[i]
+        m[i] = b1 * m[i] + (np.float32(1) - b1) * g
+        v[i] = b2 * v[i] + (np.float32(1) - b2) * g * g
+        param[i] -= s * m[i] / (np.sqrt(v[i]) + e)
+
+
+@njit(
+    [types.void(_F32, _F32, _F32, types.float64, types.float64, types.float64)]
+    + [types.void(_F32, _F32, _F32_RO, types.float64, types.float64, types.float64)],
+    cache=True,
+    nogil=True,
+)
+def momentum_step(param, velocity, grad, momentum, lr, weight_decay):
+    """``velocity = momentum * velocity + lr * (grad - weight_decay * param)``, then
+    ``param += velocity``, in place and in one pass (pretraining's update)."""
+    mu, a, wd = np.float32(momentum), np.float32(lr), np.float32(weight_decay)
+    for i in range(param.shape[0]):
+        velocity[i] = mu * velocity[i] + a * (grad[i] - wd * param[i])
+        param[i] += velocity[i]

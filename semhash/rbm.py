@@ -18,6 +18,7 @@ This module holds the model only; the schedule (epochs, momentum ramp) lives in
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function, overflow-free for float32 inputs."""
     # exp(-x) overflows for x < -88 in float32; clipping changes nothing visible.
     return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def to_dense(x) -> np.ndarray:
+    """``x`` as an ndarray; a scipy sparse matrix is densified (without importing scipy:
+    the query path imports this module)."""
+    return x.toarray() if hasattr(x, "toarray") else x
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -78,17 +85,23 @@ class RBM:
 
 
 def cd1_gradients(
-    rbm: RBM, v: np.ndarray, rng: np.random.Generator
+    rbm: RBM, v: np.ndarray, rng: np.random.Generator, pool: Executor | None = None, n_parts: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """CD-1 estimate of the log-likelihood gradient on a minibatch.
 
     Parameters
     ----------
     rbm : RBM
-    v : ndarray, shape (batch, n_visible)
+    v : ndarray or scipy sparse matrix, shape (batch, n_visible)
         Data (counts for the Poisson layer, probabilities in [0, 1] otherwise).
     rng : numpy Generator
         Draws the binary hidden states of the positive phase.
+    pool : concurrent.futures.Executor, optional
+    n_parts : int, default=1
+        With a pool of threads, the batch's rows are split in ``n_parts`` computed
+        side by side (numpy and scipy release the GIL in the products). The random
+        draws are made before the split, so the result does not depend on it, up to
+        float rounding.
 
     Returns
     -------
@@ -97,14 +110,24 @@ def cd1_gradients(
     error : float
         Mean squared reconstruction error per visible unit (for progress display).
     """
-    n = v.shape[0]
-    h_pos = rbm.hidden_probs(v)  # (batch, n_hidden)
-    h_sample = (rng.random(h_pos.shape, dtype=np.float32) < h_pos).astype(np.float32)
-    length = v.sum(axis=1) if rbm.kind == "poisson" else None
-    v_neg = rbm.visible_mean(h_sample, length)  # (batch, n_visible)
+    n, (n_visible, n_hidden) = v.shape[0], rbm.W.shape
+    uniforms = rng.random((n, n_hidden), dtype=np.float32)
+    n_parts = min(n_parts, n) if pool is not None else 1
+    bounds = [n * i // n_parts for i in range(n_parts + 1)]
+    parts = [(v[a:b], uniforms[a:b]) for a, b in zip(bounds, bounds[1:])]
+    sums = list(pool.map(lambda p: _cd1_sums(rbm, *p), parts)) if n_parts > 1 else [_cd1_sums(rbm, *parts[0])]
+    dW, db_visible, db_hidden, error = (sum(x) for x in zip(*sums))
+    return dW / n, db_visible / n, db_hidden / n, float(error) / (n * n_visible)
+
+
+def _cd1_sums(rbm: RBM, v, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """CD-1 statistics of some rows, summed (not averaged) over them."""
+    dense = to_dense(v)  # the products below read v as it came (sparse is faster)
+    h_pos = rbm.hidden_probs(v)  # (rows, n_hidden)
+    h_sample = (uniforms < h_pos).astype(np.float32)
+    length = dense.sum(axis=1) if rbm.kind == "poisson" else None
+    v_neg = rbm.visible_mean(h_sample, length)  # (rows, n_visible)
     h_neg = rbm.hidden_probs(v_neg)
-    dW = (v.T @ h_pos - v_neg.T @ h_neg) / n
-    db_visible = (v - v_neg).mean(axis=0)
-    db_hidden = (h_pos - h_neg).mean(axis=0)
-    error = float(np.mean((v - v_neg) ** 2))
-    return dW, db_visible, db_hidden, error
+    dW = v.T @ h_pos - v_neg.T @ h_neg
+    diff = dense - v_neg
+    return dW, diff.sum(axis=0), (h_pos - h_neg).sum(axis=0), float(np.sum(diff * diff))

@@ -67,6 +67,63 @@ def test_cd1_matches_its_definition_for_poisson_layer():
     np.testing.assert_allclose(dbh, (h_pos - h_neg).mean(0), rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["poisson", "binary"])
+def test_cd1_split_between_threads_matches_one_batch(kind):
+    """The same statistics whether the batch is computed whole or in parts, and for
+    sparse counts as for dense ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import scipy.sparse
+
+    rng = np.random.default_rng(6)
+    rbm = RBM.init(30, 7, kind, rng)
+    v = rng.poisson(0.3, (11, 30)).astype(np.float32) if kind == "poisson" else rng.random((11, 30), np.float32)
+    whole = cd1_gradients(rbm, v, np.random.default_rng(7))
+    with ThreadPoolExecutor(3) as pool:
+        for data in (v, scipy.sparse.csr_matrix(v)):
+            parts = cd1_gradients(rbm, data, np.random.default_rng(7), pool, 3)
+            for a, b in zip(whole, parts):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_sparse_counts_give_the_same_loss_and_gradients():
+    import scipy.sparse
+
+    rng = np.random.default_rng(8)
+    ae = tiny_autoencoder(rng)
+    counts = rng.poisson(0.5, (6, 7)).astype(np.float64)
+    noise = rng.normal(0, 4, (6, 3))
+    loss, grads = autoencoder.loss_and_gradients(ae, counts, noise)
+    sparse_loss, sparse_grads = autoencoder.loss_and_gradients(ae, scipy.sparse.csr_matrix(counts), noise)
+    assert sparse_loss == pytest.approx(loss, rel=1e-12)
+    for a, b in zip(grads, sparse_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_update_kernels_match_their_formulas():
+    from semhash.hasher import Adam
+    from semhash.kernels import momentum_step
+
+    rng = np.random.default_rng(9)
+    p, g = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    # Adam, two steps (the bias correction differs between them).
+    m, v, expected = np.zeros_like(p), np.zeros_like(p), p.astype(np.float64)
+    param = p.copy()
+    opt = Adam([param], lr=0.01)
+    for t in (1, 2):
+        opt.step([g])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        expected -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(param, expected, rtol=1e-5)
+    # Momentum with weight decay.
+    param, velocity = p.copy(), rng.standard_normal(p.shape).astype(np.float32)
+    expected_velocity = 0.9 * velocity + 0.1 * (g - 2e-4 * p)
+    momentum_step(param.reshape(-1), velocity.reshape(-1), g.reshape(-1), 0.9, 0.1, 2e-4)
+    np.testing.assert_allclose(velocity, expected_velocity, rtol=1e-5)
+    np.testing.assert_allclose(param, p + expected_velocity, rtol=1e-5)
+
+
 def test_binary_rbm_training_lowers_reconstruction_error():
     rng = np.random.default_rng(4)
     protos = rng.random((3, 20)) < 0.5
