@@ -675,7 +675,7 @@ class Index:
         # Neighbour lists smooth the ranking (semhash.rerank); 0 before they are computed.
         self.n_neighbours = int(self.meta.get("n_neighbours") or 0)
         widths = (int(self.meta["address_bits"]), int(self.meta["code_bits"]))
-        arrays = self.stored.arrays()
+        arrays = self.stored.arrays(encoders_only=True)
         _check_model_shapes(arrays, len(self.vocabulary), widths, self.stored.path)
         heads = autoencoder.from_arrays(arrays, encoder_only=True)
         self.address_encoder, self.code_encoder = heads[0].encoder, heads[1].encoder
@@ -1210,8 +1210,9 @@ class Index:
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray] | None]) -> list[list[Hit] | None]:
         # One lookup for the whole batch: per-query round trips to SQLite dominated.
-        hit_rowids = np.unique(np.concatenate([f[0] for f in found if f is not None] or [np.zeros(0, np.int64)]))
-        rows = self.stored.rows(hit_rowids.tolist())
+        # (dict.fromkeys, not np.unique: that loads numpy.lib's rest, 0.05 s of a one-shot query)
+        hit_rowids = dict.fromkeys(r for f in found if f is not None for r in f[0].tolist())
+        rows = self.stored.rows(list(hit_rowids))
         out: list[list[Hit] | None] = []
         for f in found:
             if f is None:

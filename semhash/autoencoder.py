@@ -61,7 +61,7 @@ def encode(encoder: list[Layer], counts: np.ndarray) -> np.ndarray:
 
 
 def loss_and_gradients(
-    ae: Autoencoder, counts: np.ndarray, noise: np.ndarray | None = None
+    ae: Autoencoder, counts: np.ndarray, noise: np.ndarray | None = None, code_penalty: float = 0.0
 ) -> tuple[float, list[np.ndarray]]:
     """Mean per-document loss and its gradient with respect to ``ae.params()``.
 
@@ -71,11 +71,14 @@ def loss_and_gradients(
     counts : ndarray or scipy sparse matrix, shape (batch, n_words)
     noise : ndarray, shape (batch, n_code), optional
         Added to the code units' total input.
+    code_penalty : float, default=0
+        Weight of ``sum(c * (1 - c))`` over the noise-free code activations ``c``,
+        which is 0 only where every activation is 0 or 1.
 
     Returns
     -------
     loss : float
-        ``-sum(counts * log softmax(logits)) / batch``.
+        ``(-sum(counts * log softmax(logits)) + code_penalty * sum(c * (1 - c))) / batch``.
     grads : list of ndarray
         Same order and shapes as ``ae.params()``.
     """
@@ -87,8 +90,10 @@ def loss_and_gradients(
     for k, (W, b) in enumerate(ae.encoder):
         inputs.append(a)
         z = a @ W + b  # (batch, n_out)
-        if k == len(ae.encoder) - 1 and noise is not None:
-            z = z + noise
+        if k == len(ae.encoder) - 1:
+            code = sigmoid(z)
+            if noise is not None:
+                z = z + noise
         a = sigmoid(z)
     for W, b in ae.decoder[:-1]:
         inputs.append(a)
@@ -98,7 +103,7 @@ def loss_and_gradients(
     logits = a @ W_out + b_out  # (batch, n_words)
     log_q = logits - logits.max(axis=1, keepdims=True)
     log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
-    loss = float(-(dense * log_q).sum() / n)
+    loss = float((-(dense * log_q).sum() + code_penalty * (code * (1 - code)).sum()) / n)
 
     # Backward. d loss / d logits = (N q - counts) / batch.
     length = dense.sum(axis=1, keepdims=True)
@@ -112,6 +117,8 @@ def loss_and_gradients(
         grads[2 * k + 1] = delta.sum(axis=0)
         if k > 0:  # the bottom layer's input is data: no gradient needed
             delta = (delta @ W.T) * x * (1.0 - x)  # x is the previous layer's sigmoid output
+            if k == len(ae.encoder) and code_penalty:  # delta is now the code units' input's
+                delta += code_penalty / n * (1 - 2 * code) * code * (1 - code)
     return loss, grads
 
 

@@ -113,6 +113,10 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         precision@100 0.367, std 8 gives 78% and 0.381).
     weight_decay : float, default=2e-4
         L2 weight cost in pretraining (Hinton's recipe).
+    code_penalty : float, default=0
+        Fine-tuning adds this times ``sum(c * (1 - c))`` over each document's
+        noise-free code activations ``c`` to its loss: a push towards 0 and 1 on the
+        units the noise alone leaves in between.
     random_state : int, RandomState or None, default=0
     verbose : bool, default=False
         Progress bars on stderr.
@@ -157,6 +161,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         learning_rate_finetune: float = 1e-3,
         noise_std: float | Sequence[float] | None = None,
         weight_decay: float = 2e-4,
+        code_penalty: float = 0.0,
         random_state=0,
         verbose: bool = False,
     ):
@@ -170,6 +175,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         self.learning_rate_finetune = learning_rate_finetune
         self.noise_std = noise_std
         self.weight_decay = weight_decay
+        self.code_penalty = code_penalty
         self.random_state = random_state
         self.verbose = verbose
 
@@ -233,7 +239,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             losses, sizes = [], []
             for v in _minibatches(X, self.batch_size, rng):
                 noise = (noise_std * rng.standard_normal((v.shape[0], n_code))).astype(np.float32)
-                batch_loss, grads = autoencoder.loss_and_gradients(ae, v, noise)
+                batch_loss, grads = autoencoder.loss_and_gradients(ae, v, noise, self.code_penalty)
                 opt.step(grads)
                 losses.append(batch_loss * v.shape[0])
                 sizes.append(v.shape[0])

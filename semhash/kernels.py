@@ -1092,7 +1092,9 @@ def rerank_batch(
         cosines = np.empty(width, np.float64)
         scores = np.empty(width, np.float64)
         smoothed = np.empty(width, np.float64)
-        slot = np.full(n_docs if smooth else 0, -1, np.int32)
+        slot = np.full(n_docs + 1 if smooth else 0, -1, np.int32)
+        adjacent = np.empty(width * neighbours.shape[1] + width + 1 if smooth else 0, np.int32)
+        best = np.empty(max(min(k, 64), n_feedback, 1), np.int64)
         for i in range(n_queries * part // n_parts, n_queries * (part + 1) // n_parts):
             m = counts[i]
             if m == 0:
@@ -1110,9 +1112,8 @@ def rerank_batch(
                     # Rocchio: move the query towards the mean of its best documents.
                     for c in range(m):
                         scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
-                    top = np.argsort(-scores[:m], kind="mergesort")[:n_top]
                     step = np.float32(feedback_weight / n_top)
-                    for t in top:
+                    for t in _best(scores, m, n_top, best):
                         r = candidates[i, t]
                         for j in range(d_starts[r], d_starts[r + 1]):
                             n_touched = _touch(dense, bits, touched, n_touched, d_ids[j], step * d_weights[j])
@@ -1123,36 +1124,73 @@ def rerank_batch(
                     for c in range(m):
                         cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm
                 if smooth:
-                    _smooth(cosines, smoothed, scores, candidates[i], m, neighbours, slot, spread, hops)
+                    _smooth(cosines, smoothed, scores, candidates[i], m, neighbours, slot, adjacent, spread, hops)
                 for j in range(n_touched):  # clear what this query set, for the next one
                     t = touched[j]
                     dense[t] = 0
                     bits[t >> 6] = np.uint64(0)
             for c in range(m):
                 scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
-            order = np.argsort(-scores[:m], kind="mergesort")
             n_out = min(k, m)
-            out[i, :n_out] = order[:n_out]
+            out[i, :n_out] = _best(scores, m, n_out, best)
     return out
 
 
 @njit(inline="always")
-def _smooth(cosines, smoothed, previous, rows, m, neighbours, slot, spread, hops):
+def _best(scores, m, n, out):
+    """Positions of the ``n`` highest of ``scores[:m]``, best first, ties in position
+    order: ``np.argsort(-scores[:m], kind="mergesort")[:n]``. Few are wanted from a
+    long shortlist (10 of 2,000 by default), so keeping a sorted list of the best
+    so far beats sorting everything; past 64 wanted, it sorts."""
+    if n > 64:
+        return np.argsort(-scores[:m], kind="mergesort")[:n]
+    kept = 0
+    for c in range(m):
+        x = scores[c]
+        if kept == n and not x > scores[out[n - 1]]:
+            continue
+        j = kept if kept < n else n - 1  # where c goes, moving worse ones down
+        while j > 0 and x > scores[out[j - 1]]:
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = c
+        if kept < n:
+            kept += 1
+    return out[:n]
+
+
+@njit(inline="always")
+def _smooth(cosines, smoothed, previous, rows, m, neighbours, slot, adjacent, spread, hops):
     """cosines[:m] <- each document's cosine plus ``spread`` times the sum of its
-    shortlisted neighbours' smoothed scores, ``hops`` times over (``smoothed`` and
-    ``previous`` are scratch; ``slot`` is all -1 before and after)."""
+    shortlisted neighbours' smoothed scores, ``hops`` times over (``smoothed``,
+    ``previous`` and ``adjacent`` are scratch; ``slot`` is all -1 before and after).
+
+    Each document's shortlisted neighbours are looked up once, into ``adjacent``
+    (their slots, after the m + 1 start offsets), not once per hop, and without a
+    branch: about half of the listed neighbours are in the shortlist, a coin flip
+    the branch predictor loses (3x slower on 20NG). ``slot`` has one entry more
+    than there are documents, always -1, for the lists' -1s."""
+    none = slot.shape[0] - 1
     for c in range(m):
         slot[rows[c]] = c
         smoothed[c] = cosines[c]
+    at = m + 1
+    for c in range(m):
+        adjacent[c] = at
+        r = rows[c]
+        for j in range(neighbours.shape[1]):
+            nb = neighbours[r, j]
+            s = slot[nb if nb >= 0 else none]
+            adjacent[at] = s  # overwritten by the next one if s is -1
+            at += s >= 0
+    adjacent[m] = at
     for _ in range(hops):
         for c in range(m):
             previous[c] = smoothed[c]
         for c in range(m):
             total = 0.0
-            for j in range(neighbours.shape[1]):
-                nb = neighbours[rows[c], j]
-                if nb >= 0 and slot[nb] >= 0:
-                    total += previous[slot[nb]]
+            for j in range(adjacent[c], adjacent[c + 1]):
+                total += previous[adjacent[j]]
             smoothed[c] = cosines[c] + spread * total
     for c in range(m):
         slot[rows[c]] = -1

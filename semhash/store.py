@@ -616,10 +616,12 @@ class StoredIndex:
             raise self._corrupt(f"{len(words)} vocabulary words, meta says {self.meta['vocab_size']}")
         return words
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Model weights as float32 arrays, shapes checked against their stored shape."""
+    def arrays(self, encoders_only: bool = False) -> dict[str, np.ndarray]:
+        """Model weights as float32 arrays, shapes checked against their stored shape;
+        with ``encoders_only``, only the encoders' (half the bytes: what queries need)."""
         out = {}
-        for name, dtype, shape, data in self._all("SELECT name, dtype, shape, data FROM weights"):
+        where = " WHERE name LIKE '%.encoder%'" if encoders_only else ""
+        for name, dtype, shape, data in self._all("SELECT name, dtype, shape, data FROM weights" + where):
             shape = self._json(shape, f"the shape of weight {name!r}")
             ok = isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)
             if not ok or dtype != "float32" or not isinstance(data, bytes) or len(data) != 4 * int(np.prod(shape)):

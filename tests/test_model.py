@@ -17,22 +17,22 @@ def tiny_autoencoder(rng, sizes=(7, 5, 3)):
     return Autoencoder(enc, dec)
 
 
-@pytest.mark.parametrize("with_noise", [False, True])
-def test_autoencoder_gradients_match_finite_differences(with_noise):
+@pytest.mark.parametrize("with_noise, penalty", [(False, 0.0), (True, 0.0), (True, 3.0)])
+def test_autoencoder_gradients_match_finite_differences(with_noise, penalty):
     rng = np.random.default_rng(0)
     ae = tiny_autoencoder(rng)
     counts = rng.poisson(2.0, (4, 7)).astype(np.float64)
     noise = rng.normal(0, 4, (4, 3)) if with_noise else None
-    _, grads = autoencoder.loss_and_gradients(ae, counts, noise)
+    _, grads = autoencoder.loss_and_gradients(ae, counts, noise, penalty)
     eps = 1e-6
     for p, g in zip(ae.params(), grads):
         assert g.shape == p.shape
         for idx in np.ndindex(p.shape):
             old = p[idx]
             p[idx] = old + eps
-            up, _ = autoencoder.loss_and_gradients(ae, counts, noise)
+            up, _ = autoencoder.loss_and_gradients(ae, counts, noise, penalty)
             p[idx] = old - eps
-            down, _ = autoencoder.loss_and_gradients(ae, counts, noise)
+            down, _ = autoencoder.loss_and_gradients(ae, counts, noise, penalty)
             p[idx] = old
             assert g[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7)
 

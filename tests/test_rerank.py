@@ -88,9 +88,10 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
 
 @pytest.mark.parametrize("with_neighbours", [False, True])
 @pytest.mark.parametrize("feedback", [True, False])
-def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback):
+@pytest.mark.parametrize("k", [10, 80])  # the kernel keeps the best few by insertion, sorts for many
+def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k):
     rng = np.random.default_rng(0)
-    n_docs, n_terms, width = 60, 40, 25
+    n_docs, n_terms, width = 160, 40, 100
 
     def random_vector():
         ids = rng.choice(n_terms, rng.integers(1, 8), replace=False)
@@ -108,10 +109,10 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback):
     for name in ("numpy", "kernel"):
         monkeypatch.setattr(lazy, "use_kernels", lambda cost, name=name: name == "kernel")
         results[name] = rerank.rerank(
-            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, 10, neighbours, feedback
+            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback
         )
     assert np.array_equal(results["numpy"], results["kernel"])
-    assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, 10)).all()
+    assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, k)).all()
 
 
 @pytest.mark.parametrize("path", ["numpy", "kernel"])
