@@ -57,7 +57,8 @@ def cpu_model() -> str:
 
 def git_state(root: Path) -> dict:
     """``{"git_commit": short hash, "git_dirty": tracked files changed}`` of the
-    checkout at ``root`` (both None outside git); read-only queries."""
+    checkout at ``root`` (both None outside git); read-only queries. What the
+    benchmarks themselves write (BENCHMARKS.md, docs' figures) does not count."""
     import subprocess
 
     state = {"git_commit": None, "git_dirty": None}
@@ -65,7 +66,7 @@ def git_state(root: Path) -> dict:
     try:
         head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
         status = subprocess.run(
-            git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+            git + ["status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md", ":!docs/*.png"], capture_output=True, text=True, check=True
         )
     except (OSError, subprocess.CalledProcessError):
         return state
