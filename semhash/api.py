@@ -747,7 +747,7 @@ class Index:
     def typical_length(self) -> float:
         """Median number of vocabulary words in the indexed documents."""
         if getattr(self, "_typical_length", None) is None:
-            lengths = [n for (n,) in self.stored.conn.execute("SELECT n_words FROM documents")]
+            lengths = self.stored.lengths()
             self._typical_length = float(np.median(lengths)) if lengths else 1.0
         return self._typical_length
 

@@ -41,6 +41,7 @@ import glob
 import json
 import os
 import sqlite3
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 4  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours
+SCHEMA_VERSION = 5  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
+# 5: the address index also holds the code and n_words
 OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
 DOCUMENT_COLUMNS = (
     "id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms", "neighbours",
@@ -66,7 +68,11 @@ _SCHEMA = (
     "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, "
     "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT, terms BLOB, neighbours BLOB)",
     "CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)",
-    "CREATE INDEX idx_documents_address ON documents (address)",
+    # Covering: a query loads every (rowid, address, code), and every n_words, from
+    # this index's pages alone, not from the table's, which also hold each document's
+    # counts, terms and neighbours (20NG, warm cache: 28 -> 14 ms for the codes; the
+    # table is 30x the index).
+    "CREATE INDEX idx_documents_codes ON documents (address, code, n_words)",
     "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
 )
 
@@ -130,10 +136,16 @@ def _m004_neighbours(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE documents ADD COLUMN neighbours BLOB")
 
 
+def _m005_codes_index(conn: sqlite3.Connection) -> None:
+    """Schema 5: the address index covers the codes and lengths too (see ``_SCHEMA``)."""
+    conn.execute("DROP INDEX IF EXISTS idx_documents_address")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_documents_codes ON documents (address, code, n_words)")
+
+
 #: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
 #: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m005_...`` here with ``SCHEMA_VERSION = 5``.
-MIGRATIONS = {2: _m002_title, 3: _m003_terms, 4: _m004_neighbours}
+#: the index at its old schema. Add ``_m006_...`` here with ``SCHEMA_VERSION = 6``.
+MIGRATIONS = {2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index}
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -516,6 +528,17 @@ def _ro_uri(path: str | os.PathLike) -> str:
     return Path(path).absolute().as_uri() + "?mode=ro"
 
 
+def _integers(text: str | None) -> np.ndarray:
+    """int64 array of comma-separated integers, cut short at the first token that is
+    not one (the caller checks the count)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # numpy's word for "cut short"
+            return np.fromstring(text or "", np.int64, sep=",")  # text mode: not deprecated
+    except ValueError:
+        return np.zeros(0, np.int64)
+
+
 class StoredIndex:
     """Read-only view of an index file, loaded lazily.
 
@@ -632,19 +655,36 @@ class StoredIndex:
 
     def codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rowids int64 (n,), addresses int64 (n,), codes uint64 (n, n_words)) in one read,
-        each code's length and each address's range checked against the metadata."""
+        each code's length and each address's range checked against the metadata.
+
+        SQLite concatenates the columns and checks them (one aggregate over the
+        covering index, in its order; the rows are put in rowid order here): one
+        Python tuple per document cost 4 s of a one-shot query on a million
+        documents. The codes are concatenated as they are (group_concat reads a
+        blob's bytes as UTF-8 text without converting them, and the cast takes
+        them back), 4x faster than through hex()."""
         n_words = (int(self.meta["code_bits"]) + 63) // 64
-        rows = self._all("SELECT rowid, address, code FROM documents ORDER BY rowid")
-        if not rows:
+        size, limit = 8 * n_words, 2 ** int(self.meta["address_bits"])
+        ((n, shortest, longest, rowids, addresses, blob),) = self._all(
+            "SELECT count(*), min(length(code)), max(length(code)), "
+            "group_concat(rowid), group_concat(address), CAST(group_concat(code, '') AS BLOB) FROM documents"
+        )
+        if not n:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_words), np.uint64)
-        rowids, addresses, blobs = zip(*rows)
-        if any(not isinstance(b, bytes) or len(b) != 8 * n_words for b in blobs):
-            raise self._corrupt(f"a stored code is not {8 * n_words} bytes long")
-        limit = 2 ** int(self.meta["address_bits"])
-        if any(not isinstance(a, int) or not 0 <= a < limit for a in addresses):
+        # A NULL is left out of the concatenation, a UTF-16 database would convert it.
+        if shortest != size or longest != size or len(blob or b"") != size * n:
+            raise self._corrupt(f"a stored code is not {size} bytes long")
+        addresses = _integers(addresses)
+        if addresses.shape[0] != n or addresses.min() < 0 or addresses.max() >= limit:
             raise self._corrupt(f"a stored address is not an integer in [0, {limit})")
-        codes = np.frombuffer(b"".join(blobs), dtype="<u8").reshape(len(rows), n_words).astype(np.uint64)
-        return np.asarray(rowids, np.int64), np.asarray(addresses, np.int64), codes
+        codes = np.frombuffer(blob, dtype="<u8").reshape(n, n_words).astype(np.uint64)
+        rowids = _integers(rowids)
+        order = np.argsort(rowids, kind="stable")
+        return rowids[order], addresses[order], codes[order]
+
+    def lengths(self) -> list[int]:
+        """Every document's number of vocabulary words (in no particular order)."""
+        return [n for (n,) in self._all("SELECT n_words FROM documents")]
 
     def ids(self, rowids: Iterable[int]) -> list[str]:
         """Document ids of the given rowids, in the same order."""

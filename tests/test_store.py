@@ -1,9 +1,11 @@
 """The index file: schema 1 indexes stay readable and gain a title (and an empty
-terms table) when updated; schema 3 indexes gain their neighbour lists."""
+terms table) when updated; schema 3 indexes gain their neighbour lists, schema 4
+ones the codes' covering index."""
 
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -76,6 +78,32 @@ def test_schema_3_ranks_without_neighbours_until_an_update_finds_them(tiny_corpu
     assert conn.execute("SELECT count(*) FROM documents WHERE length(neighbours) = 4 * ?", (min(59, rerank.NEIGHBOURS),)).fetchone()[0] == 60
     with Index.open(db) as index:
         assert index.n_neighbours == rerank.NEIGHBOURS and index.query(text, k=20) == smoothed
+
+
+def test_schema_4_reads_codes_from_the_table_until_an_update_indexes_them(tiny_corpus, tmp_path):
+    db = tmp_path / "v4.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+
+    def plan() -> str:  # from a new connection each time: one keeps its prepared plans
+        return str(sqlite3.connect(db).execute("EXPLAIN QUERY PLAN SELECT rowid, address, code FROM documents").fetchall())
+
+    assert "COVERING INDEX idx_documents_codes" in plan()
+    conn = sqlite3.connect(db)
+    with Index.open(db) as index:
+        text = "hockey goalie playoffs and the space shuttle"
+        before, codes = index.query(text, k=20), index.codes.copy()
+    conn.execute("DROP INDEX idx_documents_codes")
+    conn.execute("CREATE INDEX idx_documents_address ON documents (address)")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    conn.commit()
+    assert "COVERING" not in plan()
+    with Index.open(db) as index:  # read as it is: same codes, in the same (rowid) order
+        assert np.array_equal(index.codes, codes) and index.query(text, k=20) == before
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s"]).exit_code == 0
+    assert "COVERING INDEX idx_documents_codes" in plan()
+    assert StoredIndex(db).meta["schema_version"] == SCHEMA_VERSION
+    with Index.open(db) as index:
+        assert np.array_equal(index.codes, codes) and index.query(text, k=20) == before
 
 
 def test_writer_rolls_back_on_error(v1_index):
