@@ -748,7 +748,7 @@ class Index:
         """Median number of vocabulary words in the indexed documents."""
         if getattr(self, "_typical_length", None) is None:
             lengths = self.stored.lengths()
-            self._typical_length = float(np.median(lengths)) if lengths else 1.0
+            self._typical_length = float(np.median(lengths)) if lengths.size else 1.0
         return self._typical_length
 
 

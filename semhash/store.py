@@ -682,9 +682,14 @@ class StoredIndex:
         order = np.argsort(rowids, kind="stable")
         return rowids[order], addresses[order], codes[order]
 
-    def lengths(self) -> list[int]:
-        """Every document's number of vocabulary words (in no particular order)."""
-        return [n for (n,) in self._all("SELECT n_words FROM documents")]
+    def lengths(self) -> np.ndarray:
+        """Every document's number of vocabulary words (in no particular order), read
+        as :meth:`codes` reads (one tuple per document cost 0.6 s at a million)."""
+        ((n, lengths),) = self._all("SELECT count(*), group_concat(n_words) FROM documents")
+        lengths = _integers(lengths)
+        if lengths.shape[0] != n:
+            raise self._corrupt("a stored word count is not an integer")
+        return lengths
 
     def ids(self, rowids: Iterable[int]) -> list[str]:
         """Document ids of the given rowids, in the same order."""

@@ -230,6 +230,8 @@ BAD_INPUT = [
      "a stored address is not an integer in [0, 256)"),
     ("address negative", _edit("UPDATE documents SET address = -1 WHERE rowid = 3"), 2,
      "a stored address is not an integer in [0, 256)"),
+    ("word count not an integer", _edit("UPDATE documents SET n_words = 'x' WHERE rowid = 3"), 2,
+     "is corrupt (a stored word count is not an integer)"),
     ("labels not JSON", _edit("UPDATE documents SET labels = 'x'"), 2, "is corrupt (a label list is not JSON)"),
     ("--retrain over a text file", _index_over("notes.txt", lambda p: p.write_text("notes")), 2,
      "notes.txt exists and is not a semhash index: choose another -d/--database, or remove it"),
