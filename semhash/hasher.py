@@ -204,6 +204,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if len(self._noise) != len(self._bits) or min(self._noise) < 0:
             raise ValueError(f"noise_std must be >= 0, one per code width, got {self.noise_std!r}")
+        if self.code_penalty < 0:
+            raise ValueError(f"code_penalty must be >= 0, got {self.code_penalty!r}")
 
     # -- training schedule -------------------------------------------------------
     def _pretrain_rbm(self, X, n_hidden: int, kind: str, rng, desc: str, pool=None, n_parts: int = 1) -> RBM:

@@ -1,4 +1,5 @@
-"""Numba kernels for semhash: Hamming distances, top-k selection and Hamming-ball lookup.
+"""Numba kernels for semhash: Hamming distances, top-k selection, Hamming-ball lookup,
+word counting, the shortlist's ranking and the training updates.
 
 Every ``@njit`` of the project lives in this file, and this file imports only numpy
 and numba. Numba invalidates its on-disk cache by *source file* and freezes globals
@@ -1144,6 +1145,8 @@ def _best(scores, m, n, out):
     so far beats sorting everything; past 64 wanted, it sorts."""
     if n > 64:
         return np.argsort(-scores[:m], kind="mergesort")[:n]
+    if n <= 0:
+        return out[:0]
     kept = 0
     for c in range(m):
         x = scores[c]

@@ -195,7 +195,7 @@ def test_bimodality():
     assert bimodality(np.array([0.0, 0.05, 0.5, 0.95])) == 0.75
 
 
-@pytest.mark.parametrize("bad", [dict(n_bits=0), dict(hidden_sizes=(0,)), dict(batch_size=0), dict(noise_std=-1)])
+@pytest.mark.parametrize("bad", [dict(n_bits=0), dict(hidden_sizes=(0,)), dict(batch_size=0), dict(noise_std=-1), dict(code_penalty=-1)])
 def test_bad_parameters_raise(topics, bad):
     with pytest.raises(ValueError):
         SemanticHasher(**bad).fit(topics[0])

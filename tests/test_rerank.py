@@ -32,6 +32,12 @@ def test_idf_and_weights_by_hand():
     assert ids.tolist() == [0, 2] and weights == pytest.approx(expected / np.linalg.norm(expected))
     rows = list(rerank.csr_vectors(counts, idf))
     assert rows[1][0].tolist() == [2] and rows[1][1] == pytest.approx([1.0])
+    # Blocks of rows (bounded memory) give the same vectors, an empty row included.
+    counts = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 0], [3, 1, 0], [0, 2, 0], [1, 1, 1]], np.float32))
+    whole = list(rerank.csr_vectors(counts, idf, block=100))
+    for block in (1, 2, 3):
+        for a, b in zip(whole, rerank.csr_vectors(counts, idf, block=block), strict=True):
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 def test_query_tokens_unknown_to_the_terms_are_dropped():
