@@ -131,6 +131,16 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
     finetune_loss_ : list of float
         Per head, the mean training loss of the last fine-tuning epoch.
 
+    Notes
+    -----
+    ``fit`` uses as many threads as the process may run on cores
+    (``os.sched_getaffinity``), each with one BLAS thread: the bottom RBM splits
+    each batch between them, and the heads are fine-tuned side by side (with the
+    sparse products and the one-pass updates, training on 20NG became 2.0x faster
+    on 2 cores; BENCHMARKS.md, "Training speed"). The result does not depend on the
+    threads' timing; their number changes only the float rounding of the bottom
+    RBM's split batches.
+
     References
     ----------
     R. Salakhutdinov and G. Hinton, "Semantic hashing", International Journal of
