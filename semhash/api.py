@@ -1067,10 +1067,7 @@ class Index:
         packed, and their neighbour lists as indices into ``positions`` (-1: none, or
         not among them); ``None`` for an index without neighbour lists."""
         rowids = self.rowids[positions].tolist()
-        if not self.n_neighbours:  # an index built before schema 4 has no such column
-            found = {r: (blob, None) for r, blob in self.stored.term_vectors(rowids).items()}
-        else:
-            found = self.stored.ranking_rows(rowids)
+        found = self.stored.ranking_rows(rowids)
         documents = rerank.pack([rerank.from_blob(found[r][0]) for r in rowids])
         if not self.n_neighbours:
             return documents, None

@@ -91,7 +91,7 @@ def loss_and_gradients(
         inputs.append(a)
         z = a @ W + b  # (batch, n_out)
         if k == len(ae.encoder) - 1:
-            code = sigmoid(z)
+            code = sigmoid(z) if code_penalty else None  # the noise-free activations
             if noise is not None:
                 z = z + noise
         a = sigmoid(z)
@@ -103,7 +103,10 @@ def loss_and_gradients(
     logits = a @ W_out + b_out  # (batch, n_words)
     log_q = logits - logits.max(axis=1, keepdims=True)
     log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
-    loss = float((-(dense * log_q).sum() + code_penalty * (code * (1 - code)).sum()) / n)
+    loss = -(dense * log_q).sum()
+    if code_penalty:
+        loss += code_penalty * (code * (1 - code)).sum()
+    loss = float(loss / n)
 
     # Backward. d loss / d logits = (N q - counts) / batch.
     length = dense.sum(axis=1, keepdims=True)

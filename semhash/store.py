@@ -753,9 +753,13 @@ class StoredIndex:
         return total, blobs()
 
     def ranking_rows(self, rowids: Iterable[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
-        """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids
-        (schema 4; a blob is None where there is none)."""
-        query = "SELECT rowid, terms, neighbours FROM documents WHERE rowid IN ({})"
+        """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids (a
+        blob is None where there is none, every list before schema 4)."""
+        try:
+            neighbours = "neighbours" if "neighbours" in _columns(self.conn, "documents") else "NULL"
+        except sqlite3.DatabaseError as e:
+            raise self._corrupt(str(e)) from None
+        query = f"SELECT rowid, terms, {neighbours} FROM documents WHERE rowid IN ({{}})"
         return {r: (t, n) for r, t, n in self._all_in(query, [int(r) for r in rowids])}
 
     def without_neighbours(self) -> list[int]:
