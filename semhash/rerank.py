@@ -227,8 +227,22 @@ def rerank(
     # One float64 weight per neighbour, computed here for both paths: same sums.
     spread = NEIGHBOUR_WEIGHT / neighbours.shape[1] if neighbours.shape[1] else 0.0
     if lazy.use_kernels(float(counts.sum()) * 2000):  # ~2 us per candidate in numpy
+        d_starts, d_ids, d_weights = documents
+        # The kernel's dot products look each document term up in a dense query
+        # vector of n_terms floats (400 KB on 20NG, more than a core's L2 beside the
+        # documents). Numbered by frequency, the terms most lookups hit share a few
+        # cache lines: 1.6x faster on 20NG. Each sum still adds the same products in
+        # the same (storage) order, so the scores are bit for bit the same.
+        frequency = np.bincount(d_ids, minlength=n_terms)
+        by_frequency = np.empty(n_terms, np.int32)
+        by_frequency[np.argsort(-frequency, kind="stable")] = np.arange(n_terms, dtype=np.int32)
+        q_ids, d_ids = by_frequency[q_ids], by_frequency[d_ids]
+        posted = _no_postings
+        if _postings_pay(frequency, queries, counts, documents):
+            posted = lazy.kernels.postings(d_starts, d_ids, d_weights, n_terms)
         return lazy.kernels.rerank_batch(
-            q_starts, q_ids, q_weights, candidates, distances.astype(np.int32), counts, *documents,
+            q_starts, q_ids, q_weights, candidates, distances.astype(np.int32), counts,
+            d_starts, d_ids, d_weights, *posted,
             n_terms, CODE_WEIGHT / code_bits, n_feedback, FEEDBACK_WEIGHT, neighbours, spread, HOPS, k,
         )
     out = np.full((n_queries, k), -1, np.int64)
@@ -243,6 +257,27 @@ def rerank(
             scores = _smooth(scores, candidates[i, :m], neighbours, spread)
         out[i, : min(k, m)] = np.argsort(penalty - scores, kind="stable")[:k]
     return out
+
+
+_no_postings = (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+
+
+def _postings_pay(frequency: np.ndarray, queries: Packed, counts: np.ndarray, documents: Packed) -> bool:
+    """Whether to build the documents' postings for the kernel's first pass: when
+    the entries the queries would read from them, twice (adding, then clearing),
+    are fewer than those of their shortlists' vectors by more than the postings
+    hold. On 20NG yes (1 M entries to spare 1.1 G reads); on a million documents
+    no (each query's terms have 100x longer postings than on 20NG, longer than
+    its shortlist's vectors)."""
+    q_starts, q_ids, _ = queries
+    d_starts = documents[0]
+    posted = np.zeros(q_starts.shape[0] - 1, np.int64)
+    filled = np.diff(q_starts) > 0
+    if q_ids.size:
+        posted[filled] = np.add.reduceat(frequency[q_ids], q_starts[:-1][filled])
+    per_vector = d_starts[-1] / max(d_starts.shape[0] - 1, 1)  # the shortlists' own sizes cost a pass to read
+    saved = np.maximum(counts * per_vector - 2 * posted, 0).sum()
+    return bool(saved > 2 * d_starts[-1])
 
 
 def _cosines(query: Vector, rows, penalty, documents: Packed, n_terms: int, n_feedback: int) -> np.ndarray:
@@ -273,16 +308,16 @@ def _cosines(query: Vector, rows, penalty, documents: Packed, n_terms: int, n_fe
 def _smooth(cosines: np.ndarray, rows: np.ndarray, neighbours: np.ndarray, spread: float) -> np.ndarray:
     """Each document's cosine plus ``spread`` times the sum of its shortlisted
     neighbours' smoothed scores, ``HOPS`` times over (neighbours summed in list
-    order, in float64, as the kernel sums)."""
-    slot = np.full(neighbours.shape[0], -1, np.int64)
-    slot[rows] = np.arange(rows.shape[0])
-    listed = neighbours[rows]
-    at = np.where(listed >= 0, slot[np.maximum(listed, 0)], -1)
+    order, in float64, those outside the shortlist as 0, as the kernel sums)."""
+    none = neighbours.shape[0]  # the -1s read this entry, always 0
+    listed = np.where(neighbours[rows] >= 0, neighbours[rows], none)
+    by_doc = np.zeros(none + 1)
     scores = cosines
     for _ in range(HOPS):
+        by_doc[rows] = scores
         total = np.zeros(rows.shape[0])
-        for j in range(at.shape[1]):
-            total += np.where(at[:, j] >= 0, scores[at[:, j]], 0.0)
+        for j in range(listed.shape[1]):
+            total += by_doc[listed[:, j]]
         scores = cosines + spread * total
     return scores
 

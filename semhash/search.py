@@ -589,6 +589,7 @@ def warmup() -> None:
     starts, ids, weights = np.array([0, 1], np.int64), np.zeros(1, np.int32), np.ones(1, np.float32)
     candidates, dists, counts = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int32), np.ones(1, np.int64)
     neighbours = np.full((1, 1), -1, np.int32)
+    posted = kernels.postings(starts, ids, weights, 1)
     kernels.rerank_batch(
-        starts, ids, weights, candidates, dists, counts, starts, ids, weights, 1, 0.5, 1, 2.0, neighbours, 1.0, 2, 1
+        starts, ids, weights, candidates, dists, counts, starts, ids, weights, *posted, 1, 0.5, 1, 2.0, neighbours, 1.0, 2, 1
     )

@@ -95,7 +95,8 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
 @pytest.mark.parametrize("with_neighbours", [False, True])
 @pytest.mark.parametrize("feedback", [True, False])
 @pytest.mark.parametrize("k", [10, 80])  # the kernel keeps the best few by insertion, sorts for many
-def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k):
+@pytest.mark.parametrize("postings", [True, False])  # with postings, queries take both first passes
+def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, postings):
     rng = np.random.default_rng(0)
     n_docs, n_terms, width = 160, 40, 100
 
@@ -104,13 +105,15 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k):
         return unit(list(zip(ids.tolist(), rng.random(ids.shape[0]).tolist())))
 
     documents = rerank.pack([random_vector() for _ in range(n_docs)])
-    queries = [random_vector() for _ in range(29)] + [rerank.EMPTY]
+    # More queries than the kernel has parts (64): each part reuses its scratch.
+    queries = [random_vector() for _ in range(149)] + [rerank.EMPTY]
     candidates = np.stack([rng.permutation(n_docs)[:width] for _ in queries])
     distances = rng.integers(0, 33, candidates.shape).astype(np.int32)
     counts = rng.integers(0, width + 1, len(queries))
     neighbours = None
     if with_neighbours:  # some lists shorter than others (-1), some neighbours outside every shortlist
         neighbours = rng.integers(-1, n_docs, (n_docs, 6)).astype(np.int32)
+    monkeypatch.setattr(rerank, "_postings_pay", lambda *args: postings)
     results = {}
     for name in ("numpy", "kernel"):
         monkeypatch.setattr(lazy, "use_kernels", lambda cost, name=name: name == "kernel")
