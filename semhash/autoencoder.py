@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semhash import lazy
 from semhash.rbm import RBM, sigmoid, softmax, to_dense
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W of shape (n_in, n_out), b of shape (n_out,))
@@ -54,10 +55,23 @@ class Autoencoder:
 
 def encode(encoder: list[Layer], counts: np.ndarray) -> np.ndarray:
     """Code activations (probabilities, no noise), shape (n, n_code)."""
-    a = counts
-    for W, b in encoder:
+    (W, b), rest = encoder[0], encoder[1:]
+    a = sigmoid(_counts_times(counts, W) + b)
+    for W, b in rest:
         a = sigmoid(a @ W + b)
     return a
+
+
+def _counts_times(counts, W: np.ndarray) -> np.ndarray:
+    """``counts @ W``: for many dense rows, by :func:`semhash.kernels.counts_times`
+    once the kernels pay (it skips the zeros BLAS multiplies: 7,532 20NG test posts,
+    two heads, 0.4 s of BLAS)."""
+    if isinstance(counts, np.ndarray) and lazy.use_kernels(_BLAS_NS_PER_MAC * counts.shape[0] * W.size):
+        return lazy.kernels.counts_times(np.ascontiguousarray(counts, np.float32), np.ascontiguousarray(W, np.float32))
+    return counts @ W
+
+
+_BLAS_NS_PER_MAC = 0.027  # a dense float32 product's time per multiply-add, 2 cores (20NG test posts)
 
 
 def loss_and_gradients(

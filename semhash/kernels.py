@@ -1276,6 +1276,30 @@ def _dot(dense, row, starts, ids, weights):
     return np.float64(s)
 
 
+# ---------------------------------------------------------------- encoding
+
+
+@njit(cache=True, parallel=True)
+def counts_times(counts, W):
+    """``counts @ W`` (float32) for rows of word counts, skipping their zeros.
+
+    A document holds few of the vocabulary's words (2.5% of the 2000 on 20NG), so
+    BLAS's dense product spends 97% of its work on zeros. Each row adds ``count *
+    W[j]`` for its non-zero columns ``j`` in ascending order, in float32: the
+    order and precision of scipy's sparse product, which encodes documents at
+    indexing, so a text encodes to the same code either way.
+    """
+    n, d = counts.shape
+    out = np.zeros((n, W.shape[1]), np.float32)
+    for i in prange(n):
+        for j in range(d):
+            c = counts[i, j]
+            if c != 0:
+                for h in range(W.shape[1]):
+                    out[i, h] += c * W[j, h]
+    return out
+
+
 # ---------------------------------------------------------------- training
 
 _F32 = types.Array(types.float32, 1, "C")

@@ -422,3 +422,16 @@ def test_address_histogram_matches_naive(n_bits):
         expected = np.bincount(naive.address_distances(addresses, query), minlength=n_bits + 1)
         np.testing.assert_array_equal(got, expected)
     assert kernels.address_histogram(np.zeros(0, np.int64), 0, 4).tolist() == [0] * 5
+
+
+def test_counts_times_adds_as_the_sparse_product_at_indexing_does():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.05, (37, 300)).astype(np.float32)  # mostly zeros, like word counts
+    counts[5] = 0  # a document without a known word
+    W = rng.standard_normal((300, 17)).astype(np.float32)
+    product = kernels.counts_times(counts, W)
+    assert product.dtype == np.float32
+    assert np.array_equal(product, sp.csr_matrix(counts) @ W)  # bit for bit: the same codes
+    assert np.allclose(product, counts @ W, atol=1e-5)
