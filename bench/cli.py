@@ -252,7 +252,7 @@ def render(r: dict) -> str:
         f"Batch: the 7,532 test posts as queries (top 10), output to /dev/null, {runs} runs of each after a "
         "warm-up, interleaved; start-up and index load included:",
         "",
-        "| ranking | command | median s | min s | max s | queries/s | first 100: median s | queries/s once started |",
+        f"| ranking | command | median s | min s | max s | queries/s | first {HEAD}: median s | queries/s once started |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, b in r["batch"].items():
