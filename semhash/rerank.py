@@ -26,8 +26,9 @@ added later get vectors over the same terms and weights (a new word is unknown t
 them until ``semhash index --retrain``).
 
 numpy only: one query costs a few milliseconds. Many queries go through
-:func:`semhash.kernels.rerank_batch` once the kernels are loaded; the ranking then
-costs about as much as everything else a batch does (``--codes-only`` skips it).
+:func:`semhash.kernels.rerank_batch` once the kernels are loaded; the ranking is
+still the larger part of a batch's time (20NG: 5.6-7.0 s of 11 s for 7,532
+queries, BENCHMARKS.md; ``--codes-only`` skips it).
 """
 
 from __future__ import annotations
