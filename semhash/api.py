@@ -1103,6 +1103,9 @@ class Index:
         rowids = self.rowids.tolist()
         n_bytes, blobs = self.stored.all_term_blobs()
         documents = rerank.pack_blobs(blobs, n_bytes)  # in rowid order: row i is position i
+        # Prepared once for every batch below (each batch's own preparation was 10%
+        # of a million-document index's build).
+        prepared = rerank.KernelDocuments(documents, self.n_terms)
         width = min(rerank.NEIGHBOUR_SHORTLIST, n)
         code_bits = int(self.meta["code_bits"])
         lists = []
@@ -1113,7 +1116,7 @@ class Index:
             )
             queries = rerank.pack([rerank.row(documents, i) for i in at.tolist()])
             order = rerank.rerank(
-                queries, rows, dists, counts, documents, self.n_terms, code_bits, min(rerank.NEIGHBOURS + 1, width),
+                queries, rows, dists, counts, prepared, self.n_terms, code_bits, min(rerank.NEIGHBOURS + 1, width),
                 feedback=False,
             )
             ranked = np.where(order >= 0, np.take_along_axis(rows, np.maximum(order, 0), 1), -1)

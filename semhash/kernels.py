@@ -1114,7 +1114,7 @@ def rerank_batch(
     out = np.full((n_queries, k), -1, np.int64)
     n_parts = min(n_queries, 64)
     for part in prange(n_parts):
-        by_term = np.zeros(n_docs if p_starts.shape[0] else 0, np.float32)
+        doc_sums = np.zeros(n_docs if p_starts.shape[0] else 0, np.float32)
         dense = np.zeros(n_terms, np.float32)
         bits = np.zeros((n_terms + 63) // 64, np.uint64)
         touched = np.empty(n_terms, np.int64)
@@ -1135,7 +1135,7 @@ def rerank_batch(
             if n_touched > 0:
                 if _postings_pay(q_ids[q_starts[i] : q_starts[i + 1]], candidates[i], m, d_starts, p_starts):
                     _posted_dots(q_ids[q_starts[i] : q_starts[i + 1]], q_weights[q_starts[i] : q_starts[i + 1]],
-                                 candidates[i], m, p_starts, p_docs, p_weights, by_term, cosines)
+                                 candidates[i], m, p_starts, p_docs, p_weights, doc_sums, cosines)
                 else:
                     for c in range(m):
                         cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights)
@@ -1184,19 +1184,19 @@ def _postings_pay(terms, rows, m, d_starts, p_starts):
 
 
 @njit(inline="always")
-def _posted_dots(terms, weights, rows, m, p_starts, p_docs, p_weights, by_term, out):
+def _posted_dots(terms, weights, rows, m, p_starts, p_docs, p_weights, doc_sums, out):
     """out[:m] <- each document at ``rows``' dot product with the query (``terms``,
-    ``weights``), summed in float32 over the postings (``by_term`` is all 0 before
+    ``weights``), summed in float32 over the postings (``doc_sums`` is all 0 before
     and after)."""
     for j in range(terms.shape[0]):
         t, w = terms[j], weights[j]
         for p in range(p_starts[t], p_starts[t + 1]):
-            by_term[p_docs[p]] += w * p_weights[p]
+            doc_sums[p_docs[p]] += w * p_weights[p]
     for c in range(m):
-        out[c] = np.float64(by_term[rows[c]])
+        out[c] = np.float64(doc_sums[rows[c]])
     for t in terms:
         for p in range(p_starts[t], p_starts[t + 1]):
-            by_term[p_docs[p]] = 0
+            doc_sums[p_docs[p]] = 0
 
 
 @njit(inline="always")

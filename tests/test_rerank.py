@@ -122,6 +122,15 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
         )
     assert np.array_equal(results["numpy"], results["kernel"])
     assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, k)).all()
+    # The documents prepared once for the kernel serve several calls (index time).
+    prepared = rerank.KernelDocuments(documents, n_terms)
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost: True)
+    for half in (slice(0, 75), slice(75, None)):
+        part = rerank.pack(queries[half])
+        again = rerank.rerank(
+            part, candidates[half], distances[half], counts[half], prepared, n_terms, 32, k, neighbours, feedback
+        )
+        assert np.array_equal(again, results["numpy"][half])
 
 
 @pytest.mark.parametrize("path", ["numpy", "kernel"])
