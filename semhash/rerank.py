@@ -300,7 +300,7 @@ def _postings_pay(frequency: np.ndarray, queries: Packed, counts: np.ndarray, do
     filled = np.diff(q_starts) > 0
     if q_ids.size:
         posted[filled] = np.add.reduceat(frequency[q_ids], q_starts[:-1][filled])
-    per_vector = d_starts[-1] / max(d_starts.shape[0] - 1, 1)  # the shortlists' own sizes cost a pass to read
+    per_vector = d_starts[-1] / max(d_starts.shape[0] - 1, 1)  # mean length: summing the shortlists exactly is a pass itself
     saved = np.maximum(counts * per_vector - 2 * posted, 0).sum()
     return bool(saved > 2 * d_starts[-1])
 
