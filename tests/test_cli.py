@@ -605,3 +605,29 @@ def test_codes_only_ranks_the_ball_by_code_distance(db, tiny_corpus):
     assert result.exit_code == 0 and len(distances) == 20 and distances == sorted(distances)
     ranked = run("query", text, "-d", str(db), "-n", "20").stdout.splitlines()
     assert ranked[0] == result.stdout.splitlines()[0]  # the post itself, either way
+
+
+@pytest.mark.parametrize("fmt", [None, "nl"])
+@pytest.mark.parametrize(
+    "fields", [["id", "distance"], ["distance", "id"], ["id", "path", "label", "distance", "address", "title"], ["title", "label"], ["distance"]]
+)
+def test_batch_lines_match_the_generic_rows(capsys, fmt, fields):
+    # `semhash query -` formats each document's cells once and reuses them; its lines
+    # must be exactly what _emit prints for the same rows, escapes included.
+    from semhash.api import Hit
+
+    docs = [
+        Hit("a/1", 0, "/c/a/1", ("a",), 'Re: "quotes" and \\ back', 0x1F),
+        Hit("b/é", 0, None, (), "naïve {braces} %s", 0),
+        Hit("c/3", 0, "/c/c/3", ("x", "y"), "", 0xABCDEF0),
+    ]
+    answered = [
+        (1, [Hit(d.id, dist, d.path, d.labels, d.title, d.address) for d, dist in zip(docs, (3, 17, 255))]),
+        ('q "é"', [Hit(d.id, dist, d.path, d.labels, d.title, d.address) for d, dist in zip(docs[::-1], (0, 1, 2))]),
+    ]
+    rows = [{"query": name, "rank": r, **cli_module._hit_row(h, 7)} for name, hits in answered for r, h in enumerate(hits, 1)]
+    cli_module._emit(rows, fmt, ["query", "rank", *fields])
+    expected = capsys.readouterr().out
+    lines = cli_module._HitLines(fmt == "nl", fields, 7)
+    assert lines.format(answered[:1]) + lines.format(answered[1:]) == expected.splitlines()
+    assert len(lines.cells) == 3  # each document formatted once
