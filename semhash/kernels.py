@@ -451,9 +451,11 @@ def topk_scan(codes, query, k):
     written (at 10^7 rows that array alone costs more than the scan). Rows whose
     distance beats the current bound go to a small candidate buffer, compacted
     by counting (see :func:`_admit`); the bound drops fast, so after the first
-    few thousand rows almost every row costs one compare. Single-threaded, like
-    :func:`hamming_distances`: it is memory bound, and ``nogil`` lets callers
-    run several queries in threads.
+    few thousand rows almost every row costs one compare. Single-threaded;
+    ``nogil`` lets callers run several queries in threads, and
+    :func:`topk_batch` splits one query's rows between threads (one core's
+    popcounts can fall behind the memory: 1.5-1.8x the time to stream the
+    codes on the 2-vCPU dev VM, 2026-11-30).
 
     Parameters
     ----------

@@ -83,6 +83,22 @@ def test_topk_full_scan_matches_naive_with_ties(k):
     assert rows.dtype == np.int64 and distances.dtype == np.int32
 
 
+@pytest.mark.parametrize("n_threads", [None, 1])  # None: every thread numba has
+def test_topk_full_scan_split_between_threads_matches_naive(n_threads):
+    # Enough codes for the threads to split them (2 x 65,536 rows at least), with
+    # ties straddling the split: the near copies sit at both ends.
+    rng = np.random.default_rng(7)
+    base = random_words(rng, 1)[0]
+    near = near_copies(rng, base, 40, 2)
+    codes = np.concatenate([near, random_words(rng, 140_000), near, near_copies(rng, base, 3, 0)])
+    for k in (1, 50, 200):
+        rows, distances = search.topk(codes, base, k, n_threads=n_threads)
+        expected_rows, expected_distances = naive.topk(codes, base, k)
+        np.testing.assert_array_equal(rows, expected_rows)
+        np.testing.assert_array_equal(distances, expected_distances)
+        assert rows.dtype == np.int64 and distances.dtype == np.int32
+
+
 def test_topk_with_rows_reports_original_rows_and_ignores_duplicates():
     rng = np.random.default_rng(1)
     codes = random_words(rng, 40)
