@@ -195,9 +195,10 @@ def bench_scan(rows: list[Row], n: int, threads: list[int], faiss, cfg: dict, rn
             row = Row("scan", f"single query, k={K}: FAISS IndexBinaryFlat", n, t)
             run = with_threads(faiss, t, lambda q: index.search(q.view(np.uint8)[None, :], K))
             faiss_single[t] = (row, run, 1, one)
-    # The 1-thread runs are interleaved with each other only (threads that linger
-    # after a parallel call would slow down whatever runs next), then each thread
-    # count's runs together.
+    # The 1-thread runs are interleaved with each other only, then semhash's
+    # runs of each thread count, then FAISS's: threads that linger after a
+    # parallel call (FAISS's OpenMP workers spin) slow down whatever runs next,
+    # which made split scans look slower than one thread when interleaved.
     measure(rows, runs + [faiss_single[t] for t in faiss_single if t == 1], reps, budget)
     streams, singles = [stream], [single]
     for t in threads:
@@ -206,9 +207,11 @@ def bench_scan(rows: list[Row], n: int, threads: list[int], faiss, cfg: dict, rn
         split = Row("scan", f"stream the codes once (numba XOR, split between {t} threads)", n, t)
         ours = Row("scan", f"single query, k={K}: semhash topk (codes split between threads)", n, t)
         runs = [(split, stream_split, 1, lambda i: (codes, t)), (ours, lambda q: search.topk(codes, q, K, n_threads=t), 1, one)]
-        measure(rows, runs + ([faiss_single[t]] if t in faiss_single else []), reps, budget)
+        measure(rows, runs, reps, budget)
         streams.append(split)
         singles.append(ours)
+        if t in faiss_single:
+            measure(rows, [faiss_single[t]], reps, budget)
     faiss_single = {t: run[0] for t, run in faiss_single.items()}
     bandwidth = min(row.median for row in streams)  # the machine's: whichever stream was faster
     for row in [*singles, *faiss_single.values()]:
