@@ -672,6 +672,7 @@ class Index:
         # Terms rank the shortlist (semhash.rerank); 0 for an index built before.
         self.n_terms = int(self.meta.get("n_terms") or 0)
         self._terms: tuple[list[str], np.ndarray] | None = None  # loaded by the first batch
+        self._typical_length: float | None = None  # read by the first short query
         # Neighbour lists smooth the ranking (semhash.rerank); 0 before they are computed.
         self.n_neighbours = int(self.meta.get("n_neighbours") or 0)
         widths = (int(self.meta["address_bits"]), int(self.meta["code_bits"]))
@@ -746,9 +747,8 @@ class Index:
 
     def typical_length(self) -> float:
         """Median number of vocabulary words in the indexed documents."""
-        if getattr(self, "_typical_length", None) is None:
-            lengths = self.stored.lengths()
-            self._typical_length = float(np.median(lengths)) if lengths.size else 1.0
+        if self._typical_length is None:
+            self._typical_length = self.stored.typical_length()
         return self._typical_length
 
 

@@ -139,11 +139,13 @@ def _corrupt_page(table):
 
 
 def _edit(sql, *params):
-    """Change an index with one statement, then query it."""
+    """Change an index with one statement (or a list of them, without parameters),
+    then query it."""
 
     def edit(w):
         conn = sqlite3.connect(w / "index.db")
-        conn.execute(sql, params)
+        for statement in [sql] if isinstance(sql, str) else sql:
+            conn.execute(statement, params)
         conn.commit()
         conn.close()
         return ["query", "space", "-d", w / "index.db"]
@@ -230,7 +232,9 @@ BAD_INPUT = [
      "a stored address is not an integer in [0, 256)"),
     ("address negative", _edit("UPDATE documents SET address = -1 WHERE rowid = 3"), 2,
      "a stored address is not an integer in [0, 256)"),
-    ("word count not an integer", _edit("UPDATE documents SET n_words = 'x' WHERE rowid = 3"), 2,
+    # (read by a short query when the index predates the median length kept in meta)
+    ("word count not an integer", _edit(["UPDATE documents SET n_words = 'x' WHERE rowid = 3",
+                                         "DELETE FROM meta WHERE key = 'typical_length'"]), 2,
      "is corrupt (a stored word count is not an integer)"),
     ("labels not JSON", _edit("UPDATE documents SET labels = 'x'"), 2, "is corrupt (a label list is not JSON)"),
     ("--retrain over a text file", _index_over("notes.txt", lambda p: p.write_text("notes")), 2,
@@ -387,6 +391,42 @@ def test_writers_leave_no_log_for_queries_to_read(built, work):
     with IndexWriter(work / "index.db") as writer:  # the next write empties the log
         writer.set_meta({"note": 1})
     assert log_bytes(work / "index.db") == 0
+
+
+def test_the_typical_length_is_kept_with_the_documents(work):
+    # Short queries are read as a document of the median length: the writers keep
+    # it in meta (a query at a million documents would read them all for it).
+    db = work / "index.db"
+
+    def stored_and_true():
+        conn = sqlite3.connect(db)
+        (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'typical_length'").fetchone()
+        lengths = [n for (n,) in conn.execute("SELECT n_words FROM documents")]
+        conn.close()
+        return json.loads(stored), float(np.median(lengths))
+
+    before, true = stored_and_true()
+    assert before == true
+    long_post = "Subject: orbit\n\n" + " ".join(["shuttle orbit launch nasa space mission"] * 200)
+    for i in range(40):  # enough long posts to move the median
+        (work / "corpus" / "sci.space" / f"long{i}").write_text(long_post, encoding="latin-1")
+    assert run("index", work / "corpus", "-d", db, "-s").exit_code == 0
+    grown, true = stored_and_true()
+    assert grown == true > before
+    with IndexWriter(db) as writer:
+        writer.delete([f"sci.space/long{i}" for i in range(40)])
+    assert stored_and_true() == (before, before)
+    with Index.open(db) as index:
+        kept = index.typical_length()
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM meta WHERE key = 'typical_length'")  # as an index written before
+    conn.commit()
+    conn.close()
+    with Index.open(db) as index:
+        assert index.typical_length() == kept
+    with IndexWriter(db) as writer:  # any write stores it again
+        writer.set_meta({"note": 1})
+    assert stored_and_true() == (kept, kept)
 
 
 def test_rebuild_keeps_readers_and_stays_wal(work):
