@@ -337,8 +337,8 @@ def topk(
         With ``rows=None``, threads that split the codes between them (as
         :func:`topk_batch`; the result is the same). By default numba's setting
         (all cores). One core's popcounts fall behind the memory: on the 2-vCPU
-        dev VM one thread scanned 10^6 codes in 1.6-2.1x the time it takes to
-        stream them, two in 0.9-1.2x. Codes too few to split (fewer than
+        dev VM one thread scanned 10^6 codes in 1.5-2.1x the time it takes to
+        stream them, two in 0.85-1.17x. Codes too few to split (fewer than
         131,072) are scanned by one thread.
 
     Returns
