@@ -41,7 +41,7 @@ from semhash.evaluate import _encode, _relevance, _scores_at_k  # noqa: E402
 from semhash.vocab import count_words  # noqa: E402
 
 K = 100
-SETTINGS = ("SHORTLIST", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT", "NEIGHBOURS", "NEIGHBOUR_WEIGHT", "HOPS")
+SETTINGS = ("SHORTLIST", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT", "FEEDBACK_TERMS", "NEIGHBOURS", "NEIGHBOUR_WEIGHT", "HOPS")
 DEFAULTS = {name: getattr(rerank, name) for name in SETTINGS}
 TRIALS = [
     {},
@@ -62,6 +62,9 @@ TRIALS = [
     {"FEEDBACK_DOCS": 0, "HOPS": 0, "CODE_WEIGHT": 0.0},  # TF-IDF alone over the shortlist
     {"FEEDBACK_DOCS": 20},
     {"FEEDBACK_WEIGHT": 2.0},
+    {"FEEDBACK_TERMS": 0},  # every term the feedback brings
+    {"FEEDBACK_TERMS": 50},
+    {"FEEDBACK_TERMS": 200},
 ]
 
 

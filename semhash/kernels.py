@@ -1093,7 +1093,8 @@ def postings(d_starts, d_ids, d_weights, n_terms):
 @njit(cache=True, parallel=True)
 def rerank_batch(
     q_starts, q_ids, q_weights, candidates, distances, counts, d_starts, d_ids, d_weights,
-    p_starts, p_docs, p_weights, n_terms, penalty_per_bit, n_feedback, feedback_weight, neighbours, spread, hops, k,
+    p_starts, p_docs, p_weights, original, n_terms, penalty_per_bit, n_feedback, feedback_weight, n_expansion,
+    neighbours, spread, hops, k,
 ):
     """``semhash.rerank.rerank`` for many queries, in parallel over queries.
 
@@ -1108,7 +1109,11 @@ def rerank_batch(
     pass walks its terms' postings instead when that reads fewer entries than its
     shortlist's vectors (20NG: 36,000 against 190,000 a query, 3x faster). The
     query's terms are in storage order, so each document's products are added in
-    the same order as by a dot product, and the sums are the same.
+    the same order as by a dot product, and the sums are the same. The feedback
+    adds only the ``n_expansion`` largest of its terms' weights (every term tied
+    with the last one kept; 0: all of them), which keeps the grown query short
+    enough for its postings too; its terms are walked in storage order as well
+    (``original`` maps the kernel's term ids back to the stored ones).
 
     Returns int64 (n_queries, k): positions into each row of ``candidates``, best
     first, -1 past the row's count.
@@ -1123,6 +1128,9 @@ def rerank_batch(
         dense = np.zeros(n_terms, np.float32)
         bits = np.zeros((n_terms + 63) // 64, np.uint64)
         touched = np.empty(n_terms, np.int64)
+        grown = np.zeros(n_terms if n_feedback > 0 else 0, np.float32)  # what the feedback adds
+        grown_bits = np.zeros(grown.shape[0] // 64 + 1, np.uint64)
+        grown_touched = np.empty(grown.shape[0], np.int64)
         cosines = np.empty(width, np.float64)
         scores = np.empty(width, np.float64)
         smoothed = np.empty(width, np.float64)
@@ -1150,16 +1158,38 @@ def rerank_batch(
                     for c in range(m):
                         scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
                     step = np.float32(feedback_weight / n_top)
+                    n_grown = 0
                     for t in _best(scores, m, n_top, best):
                         r = candidates[i, t]
                         for j in range(d_starts[r], d_starts[r + 1]):
-                            n_touched = _touch(dense, bits, touched, n_touched, d_ids[j], step * d_weights[j])
+                            n_grown = _touch(grown, grown_bits, grown_touched, n_grown, d_ids[j], step * d_weights[j])
+                    cut = np.float32(0.0)
+                    if 0 < n_expansion < n_grown:
+                        added = np.empty(n_grown, np.float32)
+                        for j in range(n_grown):
+                            added[j] = grown[grown_touched[j]]
+                        cut = np.sort(added)[n_grown - n_expansion]
+                    for j in range(n_grown):
+                        t = grown_touched[j]
+                        if grown[t] >= cut:
+                            n_touched = _touch(dense, bits, touched, n_touched, t, grown[t])
+                        grown[t] = 0
+                        grown_bits[t >> 6] = np.uint64(0)
                     norm2 = 0.0
                     for j in range(n_touched):
                         norm2 += float(dense[touched[j]]) * float(dense[touched[j]])
                     norm = math.sqrt(norm2)
-                    for c in range(m):
-                        cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm
+                    terms = touched[:n_touched][np.argsort(original[touched[:n_touched]])]  # storage order
+                    if _postings_pay(terms, candidates[i], m, d_starts, p_starts):
+                        weights = np.empty(n_touched, np.float32)
+                        for j in range(n_touched):
+                            weights[j] = dense[terms[j]]
+                        _posted_dots(terms, weights, candidates[i], m, p_starts, p_docs, p_weights, doc_sums, cosines)
+                        for c in range(m):
+                            cosines[c] /= norm
+                    else:
+                        for c in range(m):
+                            cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm
                 if smooth:
                     _smooth(cosines, smoothed, candidates[i], m, neighbours, by_doc, spread, hops)
                 for j in range(n_touched):  # clear what this query set, for the next one

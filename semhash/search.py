@@ -601,5 +601,6 @@ def warmup() -> None:
     neighbours = np.full((1, 1), -1, np.int32)
     posted = kernels.postings(starts, ids, weights, 1)
     kernels.rerank_batch(
-        starts, ids, weights, candidates, dists, counts, starts, ids, weights, *posted, 1, 0.5, 1, 2.0, neighbours, 1.0, 2, 1
+        starts, ids, weights, candidates, dists, counts, starts, ids, weights, *posted, np.zeros(1, np.int64),
+        1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1,
     )

@@ -96,13 +96,16 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
 @pytest.mark.parametrize("feedback", [True, False])
 @pytest.mark.parametrize("k", [10, 80])  # the kernel keeps the best few by insertion, sorts for many
 @pytest.mark.parametrize("postings", [True, False])  # with postings, queries take both first passes
-def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, postings):
+@pytest.mark.parametrize("feedback_terms", [0, 7])  # 7: the feedback's terms are cut, ties at the cut kept
+def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, postings, feedback_terms):
     rng = np.random.default_rng(0)
     n_docs, n_terms, width = 160, 40, 100
+    monkeypatch.setattr(rerank, "FEEDBACK_TERMS", feedback_terms)
 
     def random_vector():
         ids = rng.choice(n_terms, rng.integers(1, 8), replace=False)
-        return unit(list(zip(ids.tolist(), rng.random(ids.shape[0]).tolist())))
+        weights = rng.integers(1, 4, ids.shape[0]).tolist()  # few values: equal weights tie
+        return unit(list(zip(ids.tolist(), weights)))
 
     documents = rerank.pack([random_vector() for _ in range(n_docs)])
     # More queries than the kernel has parts (64): each part reuses its scratch.
