@@ -1204,18 +1204,26 @@ def rerank_batch(
 
 
 @njit(inline="always")
-def _postings_pay(terms, rows, m, d_starts, p_starts):
-    """Whether walking the postings of ``terms`` twice (to add, then to clear)
-    reads fewer entries than the vectors of the ``m`` documents at ``rows``."""
-    if p_starts.shape[0] == 0:
-        return False
+def _posted(terms, p_starts):
+    """How many postings entries ``terms`` hold."""
     posted = 0
     for t in terms:
         posted += p_starts[t + 1] - p_starts[t]
+    return posted
+
+
+@njit(inline="always")
+def _postings_pay(terms, rows, m, d_starts, p_starts):
+    """Whether walking the postings of ``terms`` and clearing what it summed (by a
+    second walk, or by clearing every document's sum when they are fewer) reads
+    fewer entries than the vectors of the ``m`` documents at ``rows``."""
+    if p_starts.shape[0] == 0:
+        return False
+    posted = _posted(terms, p_starts)
     vectors = 0
     for c in range(m):
         vectors += d_starts[rows[c] + 1] - d_starts[rows[c]]
-    return 2 * posted < vectors
+    return posted + min(posted, d_starts.shape[0] - 1) < vectors
 
 
 @njit(inline="always")
@@ -1229,6 +1237,9 @@ def _posted_dots(terms, weights, rows, m, p_starts, p_docs, p_weights, doc_sums,
             doc_sums[p_docs[p]] += w * p_weights[p]
     for c in range(m):
         out[c] = np.float64(doc_sums[rows[c]])
+    if doc_sums.shape[0] < _posted(terms, p_starts):  # clearing all is the shorter pass
+        doc_sums[:] = 0
+        return
     for t in terms:
         for p in range(p_starts[t], p_starts[t + 1]):
             doc_sums[p_docs[p]] = 0
