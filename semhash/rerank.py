@@ -297,10 +297,11 @@ _NO_POSTINGS = (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.flo
 
 def _postings_pay(frequency: np.ndarray, queries: Packed, counts: np.ndarray, documents: Packed) -> bool:
     """Whether to build the documents' postings for the kernel's first pass: when
-    the entries the queries would read from them, twice (adding, then clearing),
-    are fewer than those of their shortlists' vectors by more than the postings
-    hold. On 20NG yes (postings of 1 M entries spare 0.9 G reads in a batch of the
-    test posts); over a million documents, by the same estimate, no: a query's
+    the entries the queries would read from them (to add, then to clear, or to
+    clear every document's sum when there are fewer documents) are fewer than
+    those of their shortlists' vectors by more than the postings hold. On 20NG
+    yes (postings of 1 M entries spare 0.9 G reads in a batch of the test
+    posts); over a million documents, by the same estimate, no: a query's
     terms' postings there would be about 90 times longer, longer than its
     shortlist's vectors."""
     q_starts, q_ids, _ = queries
@@ -310,7 +311,8 @@ def _postings_pay(frequency: np.ndarray, queries: Packed, counts: np.ndarray, do
     if q_ids.size:
         posted[filled] = np.add.reduceat(frequency[q_ids], q_starts[:-1][filled])
     per_vector = d_starts[-1] / max(d_starts.shape[0] - 1, 1)  # mean length: summing the shortlists exactly is a pass itself
-    saved = np.maximum(counts * per_vector - 2 * posted, 0).sum()
+    n_docs = d_starts.shape[0] - 1
+    saved = np.maximum(counts * per_vector - posted - np.minimum(posted, n_docs), 0).sum()
     return bool(saved > 2 * d_starts[-1])
 
 
