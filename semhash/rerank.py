@@ -28,7 +28,7 @@ them until ``semhash index --retrain``).
 
 numpy only: one query costs a few milliseconds. Many queries go through
 :func:`semhash.kernels.rerank_batch` once the kernels are loaded; the ranking is
-still the larger part of a batch's time (20NG: about 5 s of 10 s for 7,532
+still the larger part of a batch's time (20NG: about 3.3 s of 8.3 s for 7,532
 queries on the 2-vCPU dev VM, BENCHMARKS.md; ``--codes-only`` skips it).
 """
 
