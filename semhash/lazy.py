@@ -1,8 +1,8 @@
 """Load the numba kernels only once they pay for themselves (rent or buy).
 
 Importing numba and loading semhash's cached kernels costs about 0.5 s per process
-(numba's import pulls in scipy, and the first cached load sets up its typing
-context: 0.15-0.25 s plus 0.35-0.52 s measured on the 2-vCPU dev VM). numpy and
+(numba's import, then the first cached load sets up its typing context: 0.15-0.25
+s plus 0.35-0.52 s measured on the 2-vCPU dev VM; see :func:`_load`). numpy and
 Python do the same work with nothing to load, only slower. A process that answers
 one query should never pay the load; one that encodes a million documents must.
 
@@ -30,13 +30,34 @@ def use_kernels(cost_ns: float) -> bool:
     return False
 
 
+def _load():
+    """``semhash.kernels``, loaded without numba's probe for scipy's BLAS where it can.
+
+    The first kernel numba loads sets up its CPU target, whose numpy support checks
+    for BLAS by importing scipy.linalg: 0.33 s of a 1.67 s load (median of 10
+    processes). semhash's kernels make no BLAS call, so a process that has not
+    imported scipy.linalg yet (a query process) has the probe fail at once. numba's
+    own ``np.dot`` still imports scipy when it compiles one; only its
+    ``np.convolve``/``np.correlate`` of floats would run as a plain loop here.
+    """
+    probe = "scipy.linalg.cython_blas"
+    if "semhash.kernels" in sys.modules or probe in sys.modules:
+        from semhash import kernels as loaded
+
+        return loaded
+    sys.modules[probe] = None  # an import of None fails without importing its parents
+    try:
+        from semhash import kernels as loaded
+    finally:
+        del sys.modules[probe]
+    return loaded
+
+
 class _Kernels:
     """``semhash.kernels``, imported on first attribute access (``lazy.kernels.topk_scan``)."""
 
     def __getattr__(self, name):
-        from semhash import kernels as loaded
-
-        return getattr(loaded, name)
+        return getattr(_load(), name)
 
 
 kernels = _Kernels()

@@ -120,6 +120,18 @@ def test_a_one_shot_query_never_loads_numba(corpus_and_db):
     assert out.split() == ["3", "False", "False"]
 
 
+def test_loading_the_kernels_skips_numbas_blas_probe():
+    # numba's probe imports scipy.linalg (0.33 s); the kernels need no BLAS. numba's
+    # own np.dot still finds it afterwards.
+    code = (
+        "import sys, numpy as np, numba; from semhash.lazy import kernels; kernels.topk_scan; "
+        "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules); "
+        "print(numba.njit(lambda a: np.dot(a, a))(np.eye(2)).sum(), 'scipy.linalg' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "2.0", "True"]
+
+
 def test_batch_and_one_by_one_queries_agree(corpus_and_db):
     texts = ["space shuttle orbit", "god bible church", "graphics image format", "nasa launch"] * 3
     with Index.open(corpus_and_db / "index.db") as index:
