@@ -49,13 +49,13 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 5  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
-# 5: the address index also holds the code and n_words
+SCHEMA_VERSION = 6  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
+# 5: the address index also holds the code and n_words; 6: code_blocks
 OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
 DOCUMENT_COLUMNS = (
     "id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms", "neighbours",
 )
-TABLES = ("meta", "vocabulary", "weights", "documents", "terms")
+TABLES = ("meta", "vocabulary", "weights", "documents", "terms", "code_blocks")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
 REBUILD = "rebuild it with `semhash index --retrain PATHS`"
@@ -75,6 +75,19 @@ _SCHEMA = (
     "CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)",
     "CREATE INDEX " + _CODES_INDEX,
     "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
+    "CREATE TABLE code_blocks (block INTEGER PRIMARY KEY, rowids BLOB, addresses BLOB, codes BLOB)",
+)
+
+# Every document's rowid, address and code, packed in rowid order into blocks of
+# BLOCK_DOCUMENTS (little-endian int64, int64, uint64 words): what a query loads,
+# in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,
+# warm cache; 0.13 s as one 48 MB blob). A copy of the documents' columns: the
+# writers rewrite it with every change of the documents, and these triggers empty
+# it whenever a row changes in any other way (a query then reads the documents).
+BLOCK_DOCUMENTS = 2**20
+_TRIGGERS = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS code_blocks_{name} AFTER {event} ON documents BEGIN DELETE FROM code_blocks; END"
+    for name, event in (("insert", "INSERT"), ("delete", "DELETE"), ("update", "UPDATE OF rowid, address, code"))
 )
 
 
@@ -143,10 +156,17 @@ def _m005_codes_index(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS " + _CODES_INDEX)
 
 
+def _m006_code_blocks(conn: sqlite3.Connection) -> None:
+    """Schema 6: the ``code_blocks`` table and its triggers (the writer fills it)."""
+    conn.execute(_SCHEMA[-1].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+    for statement in _TRIGGERS:
+        conn.execute(statement)
+
+
 #: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
 #: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m006_...`` here with ``SCHEMA_VERSION = 6``.
-MIGRATIONS = {2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index}
+#: the index at its old schema. Add ``_m007_...`` here with ``SCHEMA_VERSION = 7``.
+MIGRATIONS = {2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index, 6: _m006_code_blocks}
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -415,6 +435,9 @@ def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf
     )
     _insert_documents(conn, documents, addresses, codes)
     _store_typical_length(conn)
+    _store_code_blocks(conn)
+    for statement in _TRIGGERS:  # after the inserts, which need not fire them
+        conn.execute(statement)
 
 
 def typical_length(lengths: np.ndarray) -> float:
@@ -436,6 +459,60 @@ def _store_typical_length(conn: sqlite3.Connection, if_missing: bool = False) ->
     if if_missing and conn.execute("SELECT 1 FROM meta WHERE key = 'typical_length'").fetchone():
         return
     _set_meta(conn, {"typical_length": typical_length(_lengths(conn)[1])})
+
+
+def read_codes(conn: sqlite3.Connection, meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rowids int64 (n,), addresses int64 (n,), codes uint64 (n, n_words)) of every
+    document, in rowid order, from the documents table; each code's length and each
+    address's range checked against ``meta`` (``ValueError`` says which is wrong).
+
+    SQLite concatenates the columns (one aggregate over the covering index, in its
+    order; the rows are put in rowid order here): one Python tuple per document
+    cost 4 s of a one-shot query on a million documents. The codes are concatenated
+    as they are (group_concat reads a blob's bytes as UTF-8 text without converting
+    them, and the cast takes them back), 4x faster than through hex()."""
+    n_words = (int(meta["code_bits"]) + 63) // 64
+    size = 8 * n_words
+    ((n, shortest, longest, rowids, addresses, blob),) = conn.execute(
+        "SELECT count(*), min(length(code)), max(length(code)), "
+        "group_concat(rowid), group_concat(address), CAST(group_concat(code, '') AS BLOB) FROM documents"
+    ).fetchall()
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_words), np.uint64)
+    # A NULL is left out of the concatenation, a UTF-16 database would convert it.
+    if shortest != size or longest != size or len(blob or b"") != size * n:
+        raise ValueError(f"a stored code is not {size} bytes long")
+    addresses = _check_addresses(_integers(addresses), n, meta)
+    codes = np.frombuffer(blob, dtype="<u8").reshape(n, n_words).astype(np.uint64)
+    rowids = _integers(rowids)
+    order = np.argsort(rowids, kind="stable")
+    return rowids[order], addresses[order], codes[order]
+
+
+def _check_addresses(addresses: np.ndarray, n: int, meta: dict) -> np.ndarray:
+    limit = 2 ** int(meta["address_bits"])
+    if addresses.shape[0] != n or (n and (addresses.min() < 0 or addresses.max() >= limit)):
+        raise ValueError(f"a stored address is not an integer in [0, {limit})")
+    return addresses
+
+
+def _store_code_blocks(conn: sqlite3.Connection, if_missing: bool = False) -> None:
+    """Rewrite ``code_blocks`` from the documents (inside the writer's transaction).
+    An index without documents gets one empty block: no block means out of date."""
+    if if_missing and conn.execute("SELECT 1 FROM code_blocks LIMIT 1").fetchone():
+        return
+    meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    rowids, addresses, codes = read_codes(conn, meta)
+    conn.execute("DELETE FROM code_blocks")
+    conn.executemany(
+        "INSERT INTO code_blocks (block, rowids, addresses, codes) VALUES (?, ?, ?, ?)",
+        (
+            (b, rowids[s : s + BLOCK_DOCUMENTS].astype("<i8").tobytes(),
+             addresses[s : s + BLOCK_DOCUMENTS].astype("<i8").tobytes(),
+             codes[s : s + BLOCK_DOCUMENTS].astype("<u8").tobytes())
+            for b, s in enumerate(range(0, max(len(rowids), 1), BLOCK_DOCUMENTS))
+        ),
+    )
 
 
 def _insert_documents(conn: sqlite3.Connection, documents, addresses, codes) -> None:
@@ -525,6 +602,7 @@ class IndexWriter:
             else:
                 # (an index written before the length was kept gets it now)
                 self._run(_store_typical_length, self.conn, not self._documents_changed)
+                self._run(_store_code_blocks, self.conn, not self._documents_changed)
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.DatabaseError as e:
@@ -560,7 +638,7 @@ class IndexWriter:
     def _run(self, fn, *args) -> None:
         try:
             fn(*args)
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, ValueError) as e:  # ValueError: read_codes found a bad row
             raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
 
 
@@ -700,33 +778,33 @@ class StoredIndex:
         return out
 
     def codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rowids int64 (n,), addresses int64 (n,), codes uint64 (n, n_words)) in one read,
-        each code's length and each address's range checked against the metadata.
+        """(rowids int64 (n,), addresses int64 (n,), codes uint64 (n, n_words)) in rowid
+        order: from ``code_blocks``, or from the documents where it is out of date or
+        older than schema 6 (:func:`read_codes`); checked against the metadata."""
+        packed = int(self.meta["schema_version"]) >= 6
+        blocks = self._all("SELECT rowids, addresses, codes FROM code_blocks ORDER BY block") if packed else []
+        try:
+            return self._unpack_blocks(blocks) if blocks else read_codes(self.conn, self.meta)
+        except (sqlite3.DatabaseError, ValueError) as e:
+            raise self._corrupt(str(e)) from None
 
-        SQLite concatenates the columns and checks them (one aggregate over the
-        covering index, in its order; the rows are put in rowid order here): one
-        Python tuple per document cost 4 s of a one-shot query on a million
-        documents. The codes are concatenated as they are (group_concat reads a
-        blob's bytes as UTF-8 text without converting them, and the cast takes
-        them back), 4x faster than through hex()."""
+    def _unpack_blocks(self, blocks: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_words = (int(self.meta["code_bits"]) + 63) // 64
-        size, limit = 8 * n_words, 2 ** int(self.meta["address_bits"])
-        ((n, shortest, longest, rowids, addresses, blob),) = self._all(
-            "SELECT count(*), min(length(code)), max(length(code)), "
-            "group_concat(rowid), group_concat(address), CAST(group_concat(code, '') AS BLOB) FROM documents"
-        )
-        if not n:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_words), np.uint64)
-        # A NULL is left out of the concatenation, a UTF-16 database would convert it.
-        if shortest != size or longest != size or len(blob or b"") != size * n:
-            raise self._corrupt(f"a stored code is not {size} bytes long")
-        addresses = _integers(addresses)
-        if addresses.shape[0] != n or addresses.min() < 0 or addresses.max() >= limit:
-            raise self._corrupt(f"a stored address is not an integer in [0, {limit})")
-        codes = np.frombuffer(blob, dtype="<u8").reshape(n, n_words).astype(np.uint64)
-        rowids = _integers(rowids)
-        order = np.argsort(rowids, kind="stable")
-        return rowids[order], addresses[order], codes[order]
+        for block in blocks:
+            rowids, addresses, codes = block
+            if not all(isinstance(x, bytes) for x in block) or not (
+                len(rowids) % 8 == 0 and len(addresses) == len(rowids) and len(codes) == len(rowids) * n_words
+            ):
+                raise ValueError("its packed codes (code_blocks) are damaged")
+
+        def column(i: int, dtype: str) -> np.ndarray:  # one copy: writable, native order
+            return np.concatenate([np.frombuffer(b[i], dtype) for b in blocks]).astype(dtype[1:], copy=False)
+
+        rowids, addresses, codes = column(0, "<i8"), column(1, "<i8"), column(2, "<u8")
+        n = rowids.shape[0]
+        if n > 1 and not (rowids[1:] > rowids[:-1]).all():
+            raise ValueError("its packed codes (code_blocks) are damaged")
+        return rowids, _check_addresses(addresses, n, self.meta), codes.reshape(n, n_words)
 
     def typical_length(self) -> float:
         """:func:`typical_length` of the documents, as the writers keep it in meta

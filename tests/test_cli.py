@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from semhash import cli as cli_module
-from semhash import rerank
+from semhash import rerank, store
 from semhash.cli import cli
 from tests.conftest import GROUPS, TINY_MODEL
 
@@ -519,12 +519,12 @@ def test_info(db):
     assert {k: v for k, v in info["addresses"]["histogram"].items() if v} == histogram
     assert info["addresses"]["distinct"] == len(per_address)
     assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
-    assert info["vocabulary_size"] == 300 and info["schema_version"] == 5
+    assert info["vocabulary_size"] == 300 and info["schema_version"] == store.SCHEMA_VERSION
     assert info["reads"] == "messages as Subject + body"
     assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32, "trained_on": 60}
     assert info["size_bytes"] == db.stat().st_size
     text = run("info", "-d", str(db)).stdout.splitlines()
-    assert text[0].startswith(f"database      {db} (") and text[0].endswith(" KiB, schema 5)")
+    assert text[0].startswith(f"database      {db} (") and text[0].endswith(f" KiB, schema {store.SCHEMA_VERSION})")
     n_terms = sqlite3.connect(db).execute("SELECT count(*) FROM terms").fetchone()[0]
     assert info["terms"] == n_terms > 300 and info["neighbours"] == rerank.NEIGHBOURS
     assert text[2:7] == [

@@ -232,6 +232,12 @@ BAD_INPUT = [
      "a stored address is not an integer in [0, 256)"),
     ("address negative", _edit("UPDATE documents SET address = -1 WHERE rowid = 3"), 2,
      "a stored address is not an integer in [0, 256)"),
+    ("packed codes cut short", _edit("UPDATE code_blocks SET codes = substr(codes, 1, 5)"), 2,
+     "is corrupt (its packed codes (code_blocks) are damaged)"),
+    ("packed codes out of order", _edit("UPDATE code_blocks SET rowids = zeroblob(length(rowids))"), 2,
+     "is corrupt (its packed codes (code_blocks) are damaged)"),
+    ("packed address out of range", _edit("UPDATE code_blocks SET addresses = CAST(x'ffffffffffffffff' || substr(addresses, 9) AS BLOB)"), 2,
+     "a stored address is not an integer in [0, 256)"),
     # (read by a short query when the index predates the median length kept in meta)
     ("word count not an integer", _edit(["UPDATE documents SET n_words = 'x' WHERE rowid = 3",
                                          "DELETE FROM meta WHERE key = 'typical_length'"]), 2,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from semhash import rerank
+from semhash import rerank, store
 from semhash.api import Index
 from semhash.cli import cli
 from semhash.store import SCHEMA_VERSION, IndexWriter, StoredIndex
@@ -116,3 +116,70 @@ def test_writer_rolls_back_on_error(v1_index):
     assert conn.execute("SELECT id FROM documents ORDER BY id").fetchall() == before
     assert "title" not in [r[1] for r in conn.execute("PRAGMA table_info(documents)")]  # the upgrade rolled back too
     assert StoredIndex(v1_index).meta["schema_version"] == 1
+
+
+def _packed(db) -> int:
+    """How many documents the index's code blocks hold (None: no block, out of date)."""
+    rows = sqlite3.connect(db).execute("SELECT length(rowids) / 8 FROM code_blocks").fetchall()
+    return sum(n for (n,) in rows) if rows else None
+
+
+def test_schema_5_reads_codes_from_the_documents_until_an_update_packs_them(tiny_corpus, tmp_path):
+    db = tmp_path / "v5.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    assert _packed(db) == 60
+    text = "hockey goalie playoffs and the space shuttle"
+    with Index.open(db) as index:
+        before, codes, rowids = index.query(text, k=20), index.codes.copy(), index.rowids.copy()
+    conn = sqlite3.connect(db)
+    for name in ("insert", "delete", "update"):
+        conn.execute(f"DROP TRIGGER code_blocks_{name}")
+    conn.execute("DROP TABLE code_blocks")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    conn.commit()
+    with Index.open(db) as index:
+        assert np.array_equal(index.codes, codes) and np.array_equal(index.rowids, rowids)
+        assert index.query(text, k=20) == before
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s"]).exit_code == 0
+    assert StoredIndex(db).meta["schema_version"] == SCHEMA_VERSION and _packed(db) == 60
+    with Index.open(db) as index:
+        assert np.array_equal(index.codes, codes) and index.query(text, k=20) == before
+
+
+def test_the_packed_codes_follow_every_change_of_the_documents(tiny_corpus, tmp_path):
+    db = tmp_path / "index.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+
+    def packed_and_stored():
+        index = StoredIndex(db)
+        assert _packed(db) is not None
+        return index.codes(), store.read_codes(index.conn, index.meta)
+
+    # Writers rewrite them: documents added, changed and removed.
+    new = tmp_path / "more"
+    new.mkdir()
+    (new / "orbit.txt").write_text("The shuttle reached orbit after the launch.")
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]).exit_code == 0
+    assert _packed(db) == 61
+    (new / "orbit.txt").write_text("Goalies and playoffs: the hockey season.")
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]).exit_code == 0
+    (packed, stored) = packed_and_stored()
+    for a, b in zip(packed, stored):
+        assert np.array_equal(a, b)
+    (new / "orbit.txt").unlink()
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), str(new), "-d", str(db), "-s", "--prune"]).exit_code == 0
+    assert _packed(db) == 60
+    # Any other change of a document's code empties them: a query reads the documents.
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE documents SET code = ? WHERE rowid = 5", (bytes(8),))
+    conn.commit()
+    assert _packed(db) is None
+    with Index.open(db) as index:
+        assert not index.codes[index.rowids == 5].any()
+    # Neighbour lists are no code: storing them leaves the blocks as they are.
+    with IndexWriter(db) as writer:
+        writer.set_neighbours([(6, b"")])
+    assert _packed(db) == 60
+    with IndexWriter(db) as writer:
+        writer.set_neighbours([(7, b"")])
+    assert conn.execute("SELECT count(*) FROM code_blocks").fetchone()[0] == 1 and _packed(db) == 60
