@@ -1047,10 +1047,11 @@ class Index:
             return rows, dists, counts
         if vectors is None:
             vectors = self._query_vectors(texts)
-        present = np.zeros(n, bool)
-        present[rows[rows >= 0]] = True
-        shortlisted = np.flatnonzero(present)
-        local = (np.cumsum(present) - 1)[np.maximum(rows, 0)]  # position among the shortlisted
+        # rows' -1 padding marks the spare last entry (no mask: 15M rows in a batch of 7,500)
+        present = np.zeros(n + 1, bool)
+        present[rows] = True
+        shortlisted = np.flatnonzero(present[:n])
+        local = (np.cumsum(present) - 1)[rows]  # position among the shortlisted (padding: any)
         documents, neighbours = self._ranking_rows(shortlisted)
         code_bits = int(self.meta["code_bits"])
         order = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
