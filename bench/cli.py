@@ -16,7 +16,8 @@ Measured, each as wall time of separate processes (start-up and index load inclu
   made of words drawn from the posts of the shipped sample corpus (seeded, written
   once to ``bench/.data``); ``semhash encode`` of all of it with the 20NG index's
   model (documents per second, peak memory), and ``semhash index --train-sample``
-  on it (training on a sample, encoding and storing everything).
+  on it (training on a sample, encoding and storing everything), then one query on
+  that index beside the same query on the 20NG index, interleaved.
 
 It needs the index and the query file that ``bench/quality.py`` (``make
 bench-quality``) leaves in ``bench/.data``. It prints the results and rewrites the
@@ -220,6 +221,14 @@ def measure_scale(args, db: str) -> dict:
         "command": shown(index_cmd, corpus), "docs": args.docs, "train_sample": args.train_sample,
         "seconds": wall, "max_rss_kib": rss, "db_bytes": scale_db.stat().st_size,
     }
+    log("one query on it, beside the same query on the 20NG index ...")
+    report["query"] = interleaved(
+        {
+            "20NG index": [SEMHASH, "query", "-d", db, QUERY],
+            f"{args.docs:,} documents": [SEMHASH, "query", "-d", str(scale_db.relative_to(ROOT)), QUERY],
+        },
+        args.runs,
+    )
     return report
 
 
@@ -275,7 +284,8 @@ def render(r: dict) -> str:
 
 
 def render_scale(r: dict) -> str:
-    e, i = r["encode"], r["index"]
+    e, i, q = r["encode"], r["index"], r["query"]
+    small = "20NG index"
     return "\n".join([
         SCALE_START,
         "### Indexing at scale",
@@ -291,6 +301,17 @@ def render_scale(r: dict) -> str:
         f"| `{i['command']}` | {i['seconds']:.1f} | {i['docs'] / i['seconds']:,.0f} | {i['max_rss_kib'] / 2**20:.2f} GiB |",
         "",
         f"The index file of the {i['docs']:,} documents: {i['db_bytes'] / 2**30:.2f} GiB.",
+        "",
+        f"One query on it beside the same query on the 20NG index (11,314 documents), run interleaved, "
+        f"{len(q[small]['runs'])} runs each after 2 warm-up rounds:",
+        "",
+        "| command | median s | min s | max s | / 20NG |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| `{row['command']}` | {row['median']:.3f} | {row['min']:.3f} | {row['max']:.3f} | "
+            f"{row['median'] / q[small]['median']:.2f} |"
+            for row in q.values()
+        ),
         SCALE_END,
         "",
     ])
