@@ -791,9 +791,8 @@ class StoredIndex:
     def _unpack_blocks(self, blocks: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_words = (int(self.meta["code_bits"]) + 63) // 64
         for block in blocks:
-            rowids, addresses, codes = block
             if not all(isinstance(x, bytes) for x in block) or not (
-                len(rowids) % 8 == 0 and len(addresses) == len(rowids) and len(codes) == len(rowids) * n_words
+                len(block[0]) % 8 == 0 and len(block[1]) == len(block[0]) and len(block[2]) == len(block[0]) * n_words
             ):
                 raise ValueError("its packed codes (code_blocks) are damaged")
 
