@@ -13,6 +13,10 @@ Tables (open it in ``sqlite-utils`` or Datasette):
 - ``weights``: name, dtype, shape (JSON), data (raw little-endian float32 bytes, never
   pickle);
 - ``meta``: key, value (JSON): schema version, parameters, creation time, ...
+- ``code_blocks``: block, rowids, addresses, codes: a copy of every document's
+  rowid, address and code, packed (``BLOCK_DOCUMENTS`` documents a row), which a
+  query loads in a few reads; rewritten by every writer, emptied by triggers on any
+  other change of the documents (schema 6).
 
 Reading and writing use the standard library's sqlite3 (importing sqlite-utils costs
 half a second, which a query should not pay), and every value goes in as a ``?``
