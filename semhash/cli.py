@@ -154,6 +154,9 @@ def cli():
     Shell completion (bash; use zsh_source or fish_source for those shells):
         eval "$(_SEMHASH_COMPLETE=bash_source semhash)"
     """
+    from semhash import lazy
+
+    lazy.skip_blas_probe = True  # this process is ours: no import races with the load
 
 
 @cli.command()

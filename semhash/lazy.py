@@ -30,18 +30,24 @@ def use_kernels(cost_ns: float) -> bool:
     return False
 
 
+#: Load the kernels without numba's probe for scipy's BLAS (:func:`_load`). Set by
+#: the command line, whose process is its own: a library leaves its host's imports be.
+skip_blas_probe = False
+
+
 def _load():
-    """``semhash.kernels``, loaded without numba's probe for scipy's BLAS where it can.
+    """``semhash.kernels``, loaded without numba's BLAS probe if :data:`skip_blas_probe`.
 
     The first kernel numba loads sets up its CPU target, whose numpy support checks
     for BLAS by importing scipy.linalg: 0.33 s of a 1.67 s load (median of 10
-    processes). semhash's kernels make no BLAS call, so a process that has not
-    imported scipy.linalg yet (a query process) has the probe fail at once. numba's
+    processes). semhash's kernels make no BLAS call, so in a process that has not
+    imported scipy.linalg yet (a query process) the probe may fail at once. numba's
     own ``np.dot`` still imports scipy when it compiles one; only its
-    ``np.convolve``/``np.correlate`` of floats would run as a plain loop here.
+    ``np.convolve``/``np.correlate`` of floats would run as a plain loop here. (A
+    thread importing scipy.linalg meanwhile would fail: hence the flag.)
     """
     probe = "scipy.linalg.cython_blas"
-    if "semhash.kernels" in sys.modules or probe in sys.modules:
+    if not skip_blas_probe or "semhash.kernels" in sys.modules or probe in sys.modules:
         from semhash import kernels as loaded
 
         return loaded
@@ -49,7 +55,7 @@ def _load():
     try:
         from semhash import kernels as loaded
     finally:
-        del sys.modules[probe]
+        sys.modules.pop(probe, None)
     return loaded
 
 
