@@ -8,7 +8,10 @@ N-weighted multinomial cross-entropy against counts/N, which is simply
 
 During fine-tuning, Gaussian noise is added to the code units' total input: to carry
 information through the noise the net must push those inputs far from zero, so the
-code activities become bimodal and thresholding them at 0.5 loses little.
+code activities become bimodal and thresholding them at 0.5 loses little. The
+decoder may also read binary codes drawn from those activities, with the gradient
+passed straight through the draw (``uniform``): it then learns from codes like
+those the index stores.
 
 numpy only: the query path imports this module, not scikit-learn.
 """
@@ -75,7 +78,11 @@ _BLAS_NS_PER_MAC = 0.027  # a dense float32 product's time per multiply-add, 2 c
 
 
 def loss_and_gradients(
-    ae: Autoencoder, counts: np.ndarray, noise: np.ndarray | None = None, code_penalty: float = 0.0
+    ae: Autoencoder,
+    counts: np.ndarray,
+    noise: np.ndarray | None = None,
+    code_penalty: float = 0.0,
+    uniform: np.ndarray | None = None,
 ) -> tuple[float, list[np.ndarray]]:
     """Mean per-document loss and its gradient with respect to ``ae.params()``.
 
@@ -88,6 +95,12 @@ def loss_and_gradients(
     code_penalty : float, default=0
         Weight of ``sum(c * (1 - c))`` over the noise-free code activations ``c``,
         which is 0 only where every activation is 0 or 1.
+    uniform : ndarray, shape (batch, n_code), optional
+        Draws from [0, 1): each code unit is then on (1) where its draw is below its
+        (noisy) activation and off (0) elsewhere, so the decoder learns from binary
+        codes, as the index stores them; the gradient passes straight through the
+        draw to the activation (the straight-through estimator, Bengio, Leonard
+        and Courville 2013).
 
     Returns
     -------
@@ -109,6 +122,9 @@ def loss_and_gradients(
             if noise is not None:
                 z = z + noise
         a = sigmoid(z)
+        if k == len(ae.encoder) - 1 and uniform is not None:
+            drawn_from = a  # the backward pass goes through the draw to these
+            a = (uniform < a).astype(a.dtype)
     for W, b in ae.decoder[:-1]:
         inputs.append(a)
         a = sigmoid(a @ W + b)
@@ -133,6 +149,8 @@ def loss_and_gradients(
         grads[2 * k] = x.T @ delta
         grads[2 * k + 1] = delta.sum(axis=0)
         if k > 0:  # the bottom layer's input is data: no gradient needed
+            if k == len(ae.encoder) and uniform is not None:
+                x = drawn_from  # straight through the binary code
             delta = (delta @ W.T) * x * (1.0 - x)  # x is the previous layer's sigmoid output
             if k == len(ae.encoder) and code_penalty:  # delta is now the code units' input's
                 delta += code_penalty / n * (1 - 2 * code) * code * (1 - code)

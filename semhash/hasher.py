@@ -8,7 +8,8 @@ The training schedule lives here (the layer math is in ``rbm.py`` and
 2. for each code width in ``n_bits`` (a "head"), one more binary RBM from the trunk's
    top layer to the code units;
 3. each head's stack is unrolled into an autoencoder and fine-tuned by backprop
-   (Adam, minibatches) with Gaussian noise on the code units' inputs.
+   (Adam, minibatches) with Gaussian noise on the code units' inputs, the decoder
+   reading binary codes drawn from the noisy units (straight-through gradient).
 
 The default heads are a 28-bit address and a 256-bit code over the reference
 2000-500-250-125 trunk.
@@ -117,6 +118,15 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         Fine-tuning adds this times ``sum(c * (1 - c))`` over each document's
         noise-free code activations ``c`` to its loss: a push towards 0 and 1 on the
         units the noise alone leaves in between.
+    binary_codes : bool, default=True
+        In fine-tuning, the decoder reads binary codes: each code unit is on with
+        the probability its noisy activation gives, and the gradient passes straight
+        through the draw (:func:`semhash.autoencoder.loss_and_gradients`). The
+        decoder so learns from codes like the ones the index stores. On 20NG
+        (precision@100 of the Hamming ranking, seeds 0 and 1): 28-bit address
+        0.395 / 0.403 -> 0.418 / 0.430, 256-bit code 0.441 / 0.443 -> 0.444 /
+        0.454, bimodality unchanged (BENCHMARKS.md). Without the noise (std 0)
+        the draws alone do worse (0.383 and 0.332, seed 0).
     random_state : int, RandomState or None, default=0
     verbose : bool, default=False
         Progress bars on stderr.
@@ -172,6 +182,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         noise_std: float | Sequence[float] | None = None,
         weight_decay: float = 2e-4,
         code_penalty: float = 0.0,
+        binary_codes: bool = True,
         random_state=0,
         verbose: bool = False,
     ):
@@ -186,6 +197,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         self.noise_std = noise_std
         self.weight_decay = weight_decay
         self.code_penalty = code_penalty
+        self.binary_codes = binary_codes
         self.random_state = random_state
         self.verbose = verbose
 
@@ -241,8 +253,9 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         return rbm
 
     def _finetune(self, ae: Autoencoder, X, noise_std: float, rng, desc: str) -> float:
-        """Backprop through the unrolled net with noisy code inputs; returns the last
-        epoch's mean loss per document."""
+        """Backprop through the unrolled net with noisy code inputs (and binary codes
+        drawn from them, with ``binary_codes``); returns the last epoch's mean loss
+        per document."""
         n_code = ae.encoder[-1][0].shape[1]
         opt = Adam(ae.params(), self.learning_rate_finetune)
         loss = float("nan")
@@ -251,7 +264,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             losses, sizes = [], []
             for v in _minibatches(X, self.batch_size, rng):
                 noise = (noise_std * rng.standard_normal((v.shape[0], n_code))).astype(np.float32)
-                batch_loss, grads = autoencoder.loss_and_gradients(ae, v, noise, self.code_penalty)
+                uniform = rng.random((v.shape[0], n_code), dtype=np.float32) if self.binary_codes else None
+                batch_loss, grads = autoencoder.loss_and_gradients(ae, v, noise, self.code_penalty, uniform)
                 opt.step(grads)
                 losses.append(batch_loss * v.shape[0])
                 sizes.append(v.shape[0])

@@ -37,6 +37,54 @@ def test_autoencoder_gradients_match_finite_differences(with_noise, penalty):
             assert g[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7)
 
 
+def test_binary_codes_pass_the_gradient_straight_through():
+    # With draws, the decoder reads b = (u < p) and the encoder's gradient is that
+    # of the surrogate decoder_loss(b + p(theta) - p(theta_0)): its value at theta_0
+    # is the loss on b, its slope is the straight-through one. Finite differences
+    # of the surrogate check every parameter's gradient.
+    rng = np.random.default_rng(4)
+    ae = tiny_autoencoder(rng)
+    counts = rng.poisson(2.0, (4, 7)).astype(np.float64)
+    noise, uniform = rng.normal(0, 4, (4, 3)), rng.random((4, 3))
+    loss, grads = autoencoder.loss_and_gradients(ae, counts, noise, 0.0, uniform)
+
+    def code_probabilities():
+        a = counts
+        for W, b in ae.encoder:
+            z = a @ W + b
+            a = 1 / (1 + np.exp(-z))
+        return 1 / (1 + np.exp(-(z + noise)))
+
+    def decoder_loss(code):
+        decoded = Autoencoder([], ae.decoder)
+        a = code
+        for W, b in decoded.decoder[:-1]:
+            a = 1 / (1 + np.exp(-(a @ W + b)))
+        logits = a @ decoded.decoder[-1][0] + decoded.decoder[-1][1]
+        log_q = logits - logits.max(axis=1, keepdims=True)
+        log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
+        return float(-(counts * log_q).sum() / counts.shape[0])
+
+    p0 = code_probabilities()
+    binary = (uniform < p0).astype(np.float64)
+    assert set(np.unique(binary)) == {0.0, 1.0}
+    assert loss == pytest.approx(decoder_loss(binary), rel=1e-12)
+
+    def surrogate():
+        return decoder_loss(binary + code_probabilities() - p0)
+
+    eps = 1e-6
+    for p, g in zip(ae.params(), grads):
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + eps
+            up = surrogate()
+            p[idx] = old - eps
+            down = surrogate()
+            p[idx] = old
+            assert g[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7)
+
+
 def test_loss_is_n_weighted_cross_entropy():
     rng = np.random.default_rng(1)
     ae = tiny_autoencoder(rng)
