@@ -2,8 +2,9 @@
 components of the same documents (the Science 2006 / semantic-hashing figure).
 
 The 2-unit model is trained on the index's stored word counts with the same
-recipe as the index's model, but without code noise: noise would push every
-document to one of the four corners, and a map wants positions, not bits.
+recipe as the index's model, but without code noise and with real-valued codes
+(``binary_codes=False``): noise, or binary draws, would push every document to one
+of the four corners, and a map wants positions, not bits.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def map_coordinates(index, *, sample: int | None = 5000, epochs: int = 20, seed:
     hidden = tuple(index.meta.get("hidden_sizes", (500, 250, 125)))
     hasher = SemanticHasher(
         2, hidden_sizes=hidden, n_epochs_pretrain=epochs, n_epochs_finetune=epochs,
-        noise_std=0.0, random_state=seed, verbose=verbose,
+        noise_std=0.0, binary_codes=False, random_state=seed, verbose=verbose,
     ).fit(counts)
     # The paper's map uses linear code units; the logit of our logistic units is
     # their total input, which spreads out what the logistic squashes into the edges.
