@@ -70,6 +70,7 @@ REBUILD = "rebuild it with `semhash index --retrain PATHS`"
 # counts, terms and neighbours (20NG, warm cache: 28 -> 14 ms for the codes; the
 # table is 30x the index).
 _CODES_INDEX = "idx_documents_codes ON documents (address, code, n_words)"
+_CODE_BLOCKS = "code_blocks (block INTEGER PRIMARY KEY, rowids BLOB, addresses BLOB, codes BLOB)"  # see BLOCK_DOCUMENTS
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
     'CREATE TABLE vocabulary ("column" INTEGER PRIMARY KEY, word TEXT, df INTEGER)',
@@ -79,7 +80,7 @@ _SCHEMA = (
     "CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)",
     "CREATE INDEX " + _CODES_INDEX,
     "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
-    "CREATE TABLE code_blocks (block INTEGER PRIMARY KEY, rowids BLOB, addresses BLOB, codes BLOB)",
+    "CREATE TABLE " + _CODE_BLOCKS,
 )
 
 # Every document's rowid, address and code, packed in rowid order into blocks of
@@ -162,7 +163,7 @@ def _m005_codes_index(conn: sqlite3.Connection) -> None:
 
 def _m006_code_blocks(conn: sqlite3.Connection) -> None:
     """Schema 6: the ``code_blocks`` table and its triggers (the writer fills it)."""
-    conn.execute(_SCHEMA[-1].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+    conn.execute("CREATE TABLE IF NOT EXISTS " + _CODE_BLOCKS)
     for statement in _TRIGGERS:
         conn.execute(statement)
 
@@ -438,10 +439,16 @@ def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf
         "INSERT INTO terms (id, term, idf) VALUES (?, ?, ?)", zip(range(len(terms)), terms, np.asarray(idf).tolist())
     )
     _insert_documents(conn, documents, addresses, codes)
-    _store_typical_length(conn)
-    _store_code_blocks(conn)
+    _store_derived(conn)
     for statement in _TRIGGERS:  # after the inserts, which need not fire them
         conn.execute(statement)
+
+
+def _store_derived(conn: sqlite3.Connection, if_missing: bool = False) -> None:
+    """Write what the writers derive from the documents: the typical length and the
+    packed codes (with ``if_missing``, only what an older index lacks)."""
+    _store_typical_length(conn, if_missing)
+    _store_code_blocks(conn, if_missing)
 
 
 def typical_length(lengths: np.ndarray) -> float:
@@ -604,9 +611,8 @@ class IndexWriter:
             if exc_type:
                 self.conn.execute("ROLLBACK")
             else:
-                # (an index written before the length was kept gets it now)
-                self._run(_store_typical_length, self.conn, not self._documents_changed)
-                self._run(_store_code_blocks, self.conn, not self._documents_changed)
+                # (an index written before they were kept gets them now)
+                self._run(_store_derived, self.conn, not self._documents_changed)
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.DatabaseError as e:
