@@ -1094,7 +1094,7 @@ def postings(d_starts, d_ids, d_weights, n_terms):
 def rerank_batch(
     q_starts, q_ids, q_weights, candidates, distances, counts, d_starts, d_ids, d_weights,
     p_starts, p_docs, p_weights, original, n_terms, penalty_per_bit, n_feedback, feedback_weight, n_expansion,
-    neighbours, spread, hops, k,
+    neighbours, spread, hops, k, n_parts,
 ):
     """``semhash.rerank.rerank`` for many queries, in parallel over queries.
 
@@ -1115,6 +1115,10 @@ def rerank_batch(
     enough for its postings too; its terms are walked in storage order as well
     (``original`` maps the kernel's term ids back to the stored ones).
 
+    The queries are split into ``n_parts`` runs (the thread count: numba gives each
+    thread an equal share of the parts anyway), each with its own scratch arrays,
+    some as long as the documents: at a million of them, 64 parts held 0.5 GB.
+
     Returns int64 (n_queries, k): positions into each row of ``candidates``, best
     first, -1 past the row's count.
     """
@@ -1122,7 +1126,7 @@ def rerank_batch(
     n_docs = d_starts.shape[0] - 1
     smooth = neighbours.shape[1] > 0 and hops > 0
     out = np.full((n_queries, k), -1, np.int64)
-    n_parts = min(n_queries, 64)
+    n_parts = max(1, min(n_queries, n_parts))
     for part in prange(n_parts):
         doc_sums = np.zeros(n_docs if p_starts.shape[0] else 0, np.float32)
         dense = np.zeros(n_terms, np.float32)

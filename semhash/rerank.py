@@ -240,12 +240,15 @@ def rerank(
     # One float64 weight per neighbour, computed here for both paths: same sums.
     spread = NEIGHBOUR_WEIGHT / neighbours.shape[1] if neighbours.shape[1] else 0.0
     if lazy.use_kernels(float(counts.sum()) * 2000):  # ~2 us per candidate in numpy
+        import numba  # loaded with the kernels
+
         kernel_view = kernel_view or KernelDocuments(documents, n_terms)
         d_starts, d_ids, d_weights = kernel_view.packed
         return lazy.kernels.rerank_batch(
             q_starts, kernel_view.by_frequency[q_ids], q_weights, candidates, distances.astype(np.int32), counts,
             d_starts, d_ids, d_weights, *kernel_view.postings_for(queries, counts), kernel_view.original,
             n_terms, CODE_WEIGHT / code_bits, n_feedback, FEEDBACK_WEIGHT, FEEDBACK_TERMS, neighbours, spread, HOPS, k,
+            numba.get_num_threads(),
         )
     out = np.full((n_queries, k), -1, np.int64)
     for i in range(n_queries):

@@ -602,5 +602,5 @@ def warmup() -> None:
     posted = kernels.postings(starts, ids, weights, 1)
     kernels.rerank_batch(
         starts, ids, weights, candidates, dists, counts, starts, ids, weights, *posted, np.zeros(1, np.int64),
-        1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1,
+        1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1, 1,
     )
