@@ -1089,14 +1089,13 @@ class Index:
         By a table indexed by rowid while rowids are dense enough for it (a
         million-document batch looks up 50 million neighbours: binary searches
         took 6 s of it), else by binary search."""
-        local = np.full(rowids.shape[0], -1, np.int32)
         span = int(self.rowids[-1]) + 1 if len(self) else 0
         if span <= _TABLE_SPAN_PER_DOCUMENT * len(self) + _TABLE_SPAN_MIN:
-            by_rowid = np.full(span, -1, np.int32)
-            by_rowid[self.rowids[positions]] = np.arange(positions.shape[0], dtype=np.int32)
-            inside = (rowids >= 0) & (rowids < span)
-            local[inside] = by_rowid[rowids[inside]]
-            return local
+            # Entry rowid + 1; the first and the last are -1 for rowids out of range.
+            by_rowid = np.full(span + 2, -1, np.int32)
+            by_rowid[self.rowids[positions] + 1] = np.arange(positions.shape[0], dtype=np.int32)
+            return np.take(by_rowid, rowids.astype(np.int64) + 1, mode="clip")
+        local = np.full(rowids.shape[0], -1, np.int32)
         at = np.minimum(np.searchsorted(self.rowids, rowids), len(self) - 1)
         found = np.searchsorted(positions, at)
         found = np.minimum(found, max(positions.shape[0] - 1, 0))

@@ -23,6 +23,23 @@ def test_blob_round_trip():
     assert rerank.to_blob(rerank.EMPTY) is None and rerank.from_blob(None)[0].size == 0
 
 
+@pytest.mark.parametrize("at_once", [3, 65_536])
+def test_blobs_pack_as_their_vectors_do(monkeypatch, at_once):
+    monkeypatch.setattr(rerank, "_BLOBS_AT_ONCE", at_once)  # 3: chunks end mid-list
+    rng = np.random.default_rng(0)
+    vectors = [
+        (rng.choice(50, n, replace=False).astype(np.int32), rng.random(n, np.float32)) for n in (3, 0, 1, 7, 2, 0, 5)
+    ]
+    blobs = [rerank.to_blob(v) for v in vectors] + [b""]  # None (empty) and b"" both hold no terms
+    blobs[3] += b"\x01\x02\x03"  # a damaged blob reads as its whole (id, weight) pairs, as from_blob reads it
+    expected = rerank.pack([rerank.from_blob(b) for b in blobs])
+    got = rerank.pack_blobs(iter(blobs), sum(len(b) for b in blobs if b))
+    for want, have in zip(expected, got):
+        np.testing.assert_array_equal(want, have)
+        assert want.dtype == have.dtype
+    assert got[0].tolist() == [0, 3, 3, 4, 11, 13, 13, 18, 18]
+
+
 def test_idf_and_weights_by_hand():
     counts = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 1], [3, 1, 0]], np.float32))
     idf = rerank.fit_idf(counts)
@@ -108,7 +125,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
         return unit(list(zip(ids.tolist(), weights)))
 
     documents = rerank.pack([random_vector() for _ in range(n_docs)])
-    # More queries than the kernel has parts (64): each part reuses its scratch.
+    # More queries than the kernel has parts (its threads): each part reuses its scratch.
     queries = [random_vector() for _ in range(149)] + [rerank.EMPTY]
     candidates = np.stack([rng.permutation(n_docs)[:width] for _ in queries])
     distances = rng.integers(0, 33, candidates.shape).astype(np.int32)
