@@ -1069,13 +1069,20 @@ class Index:
         not among them); ``None`` for an index without neighbour lists."""
         rowids = self.rowids[positions].tolist()
         found = self.stored.ranking_rows(rowids)
+        # Each blob is let go once read (a batch on a million documents holds half a
+        # million of each: 0.4 GB of bytes objects).
         vectors = [found[r][0] for r in rowids]
+        lists = [found[r][1] or b"" for r in rowids] if self.n_neighbours else []
+        del found
         documents = rerank.pack_blobs(vectors, sum(len(b) for b in vectors if b))
+        del vectors
         if not self.n_neighbours:
             return documents, None
-        lists = [found[r][1] or b"" for r in rowids]
         lengths = np.fromiter(map(len, lists), np.int64, len(lists)) // 4
-        local = self._local_positions(positions, np.frombuffer(b"".join(lists), "<i4"))
+        joined = b"".join(lists)
+        del lists
+        local = self._local_positions(positions, np.frombuffer(joined, "<i4"))
+        del joined
         # Row i's list fills the first lengths[i] cells of its row, in list order.
         width = max(rerank.NEIGHBOURS, int(lengths.max(initial=0)))
         neighbours = np.full((len(rowids), width), -1, np.int32)
@@ -1094,7 +1101,7 @@ class Index:
             # Entry rowid + 1; the first and the last are -1 for rowids out of range.
             by_rowid = np.full(span + 2, -1, np.int32)
             by_rowid[self.rowids[positions] + 1] = np.arange(positions.shape[0], dtype=np.int32)
-            return np.take(by_rowid, rowids.astype(np.int64) + 1, mode="clip")
+            return np.take(by_rowid, rowids + np.int32(1), mode="clip")  # 2**31 - 1 wraps below: -1 too
         local = np.full(rowids.shape[0], -1, np.int32)
         at = np.minimum(np.searchsorted(self.rowids, rowids), len(self) - 1)
         found = np.searchsorted(positions, at)
