@@ -17,7 +17,8 @@ Measured, each as wall time of separate processes (start-up and index load inclu
   once to ``bench/.data``); ``semhash encode`` of all of it with the 20NG index's
   model (documents per second, peak memory), and ``semhash index --train-sample``
   on it (training on a sample, encoding and storing everything), then one query on
-  that index beside the same query on the 20NG index, interleaved.
+  that index beside the same query on the 20NG index, interleaved, and a batch of the
+  first 2,000 test posts on it (both rankings, interleaved: wall time, peak memory).
 
 It needs the index and the query file that ``bench/quality.py`` (``make
 bench-quality``) leaves in ``bench/.data``. It prints the results and rewrites the
@@ -55,6 +56,7 @@ SEMHASH = ".venv/bin/semhash"
 START, END = "<!-- cli:start -->", "<!-- cli:end -->"
 SCALE_START, SCALE_END = "<!-- cli-scale:start -->", "<!-- cli-scale:end -->"
 HEAD = 500  # queries of the short batch beside each full one (enough to load the kernels)
+SCALE_BATCH = 2000  # test posts queried as one batch on the synthetic index
 QUERY = "nasa shuttle launch orbit"
 
 
@@ -99,6 +101,14 @@ def interleaved(commands: dict[str, list[str]], runs: int, warmups: int = 2) -> 
         name: {"command": shlex.join(commands[name]), "median": statistics.median(w), "min": min(w), "max": max(w), "runs": w}
         for name, w in walls.items()
     }
+
+
+def first_lines(path: Path, n: int) -> Path:
+    """A file of the first ``n`` lines of ``path``, beside the other data."""
+    out = DATA / f"{path.stem}-{n}.jsonl"
+    with open(path, encoding="utf-8") as f:
+        out.write_text("".join(line for _, line in zip(range(n), f)), encoding="utf-8")
+    return out
 
 
 def synthetic_corpus(n_docs: int, seed: int = 0) -> Path:
@@ -147,9 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {needed} is missing: run `make bench-quality` first (it builds the 20NG index)")
     db = str(args.db.relative_to(ROOT)) if args.db.is_relative_to(ROOT) else str(args.db)
     n_queries = sum(1 for _ in open(args.queries, encoding="utf-8"))
-    head = DATA / f"{args.queries.stem}-{HEAD}.jsonl"
-    with open(args.queries, encoding="utf-8") as f:
-        head.write_text("".join(line for _, line in zip(range(HEAD), f)), encoding="utf-8")
+    head = first_lines(args.queries, HEAD)
 
     report: dict = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -229,6 +237,24 @@ def measure_scale(args, db: str) -> dict:
         },
         args.runs,
     )
+    log(f"a batch of {SCALE_BATCH:,} test posts on it ...")
+    queries = first_lines(args.queries, SCALE_BATCH)
+    scale = str(scale_db.relative_to(ROOT))
+    commands = {
+        "words + codes (default)": [SEMHASH, "query", "-", "--jsonl", "-d", scale],
+        "codes only": [SEMHASH, "query", "-", "--jsonl", "--codes-only", "-d", scale],
+    }
+    runs: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    for _ in range(args.batch_runs):  # interleaved
+        for name, cmd in commands.items():
+            runs[name].append(run(cmd, queries))
+    report["batch"] = {
+        name: {
+            "command": shown(commands[name], queries), "queries": SCALE_BATCH, "runs": [w for w, _ in r],
+            "median": statistics.median(w for w, _ in r), "max_rss_kib": max(m for _, m in r),
+        }
+        for name, r in runs.items()
+    }
     return report
 
 
@@ -311,6 +337,17 @@ def render_scale(r: dict) -> str:
             f"| `{row['command']}` | {row['median']:.3f} | {row['min']:.3f} | {row['max']:.3f} | "
             f"{row['median'] / q[small]['median']:.2f} |"
             for row in q.values()
+        ),
+        "",
+        f"A batch of the first {SCALE_BATCH:,} test posts on it (top 10), output to /dev/null, "
+        f"{len(next(iter(r['batch'].values()))['runs'])} runs of each, interleaved; start-up and index load included:",
+        "",
+        "| ranking | command | median s | queries/s | peak memory |",
+        "|---|---|---:|---:|---:|",
+        *(
+            f"| {name} | `{b['command']}` | {b['median']:.1f} | {b['queries'] / b['median']:,.0f} | "
+            f"{b['max_rss_kib'] / 2**20:.2f} GiB |"
+            for name, b in r["batch"].items()
         ),
         SCALE_END,
         "",
