@@ -1093,9 +1093,9 @@ class Index:
         """Where each of ``rowids`` is among the documents at ``positions`` (int32,
         -1: not among them, or not indexed any more).
 
-        By a table indexed by rowid while rowids are dense enough for it (a
-        million-document batch looks up 50 million neighbours: binary searches
-        took 6 s of it), else by binary search."""
+        By a table indexed by rowid while rowids are dense enough for it (2,000
+        queries on a million documents look up 28 million neighbours: binary
+        searches took 6 s of it), else by binary search."""
         span = int(self.rowids[-1]) + 1 if len(self) else 0
         if span <= _TABLE_SPAN_PER_DOCUMENT * len(self) + _TABLE_SPAN_MIN:
             # Entry rowid + 1; the first and the last are -1 for rowids out of range.

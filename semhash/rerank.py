@@ -164,7 +164,7 @@ def pack_blobs(blobs: Iterable[bytes | None], n_bytes: int) -> Packed:
 
     Blobs are unpacked ``_BLOBS_AT_ONCE`` at a time, as one buffer: a batch of
     queries on a million documents unpacks half a million, and a pair of numpy
-    views per blob took 3 s of it."""
+    views per blob took 1.7 s of it (0.9 s so)."""
     ids, weights = np.empty(n_bytes // 8, np.int32), np.empty(n_bytes // 8, np.float32)
     lengths, at = [], 0
     blobs = iter(blobs)
