@@ -169,9 +169,10 @@ def pack_blobs(blobs: Iterable[bytes | None], n_bytes: int) -> Packed:
     lengths, at = [], 0
     blobs = iter(blobs)
     while chunk := [b or b"" for b in itertools.islice(blobs, _BLOBS_AT_ONCE)]:
-        if any(len(b) % 8 for b in chunk):  # as from_blob reads them: whole (id, weight) pairs
+        sizes = np.fromiter(map(len, chunk), np.int64, len(chunk))
+        if (sizes % 8).any():  # as from_blob reads them: whole (id, weight) pairs
             chunk = [b[: len(b) - len(b) % 8] for b in chunk]
-        n = np.fromiter(map(len, chunk), np.int64, len(chunk)) // 8
+        n = sizes // 8
         words = np.frombuffer(b"".join(chunk), "<i4")
         # Each blob is its ids, then as many weights.
         is_id = np.repeat(np.tile(np.array([True, False]), len(chunk)), np.repeat(n, 2))
