@@ -1161,39 +1161,47 @@ def rerank_batch(
                     # Rocchio: move the query towards the mean of its best documents.
                     for c in range(m):
                         scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
-                    step = np.float32(feedback_weight / n_top)
-                    n_grown = 0
-                    for t in _best(scores, m, n_top, best):
-                        r = candidates[i, t]
-                        for j in range(d_starts[r], d_starts[r + 1]):
-                            n_grown = _touch(grown, grown_bits, grown_touched, n_grown, d_ids[j], step * d_weights[j])
-                    cut = np.float32(0.0)
-                    if 0 < n_expansion < n_grown:
-                        added = np.empty(n_grown, np.float32)
+                    top = _best(scores, m, n_top, best)
+                    n_used = 0  # only documents that share a word with the query feed back
+                    for t in top:
+                        if cosines[t] > 0:
+                            n_used += 1
+                    if n_used > 0:
+                        step = np.float32(feedback_weight / n_used)
+                        n_grown = 0
+                        for t in top:
+                            if cosines[t] <= 0:
+                                continue
+                            r = candidates[i, t]
+                            for j in range(d_starts[r], d_starts[r + 1]):
+                                n_grown = _touch(grown, grown_bits, grown_touched, n_grown, d_ids[j], step * d_weights[j])
+                        cut = np.float32(0.0)
+                        if 0 < n_expansion < n_grown:
+                            added = np.empty(n_grown, np.float32)
+                            for j in range(n_grown):
+                                added[j] = grown[grown_touched[j]]
+                            cut = np.sort(added)[n_grown - n_expansion]
                         for j in range(n_grown):
-                            added[j] = grown[grown_touched[j]]
-                        cut = np.sort(added)[n_grown - n_expansion]
-                    for j in range(n_grown):
-                        t = grown_touched[j]
-                        if grown[t] >= cut:
-                            n_touched = _touch(dense, bits, touched, n_touched, t, grown[t])
-                        grown[t] = 0
-                        grown_bits[t >> 6] = np.uint64(0)
-                    norm2 = 0.0
-                    for j in range(n_touched):
-                        norm2 += float(dense[touched[j]]) * float(dense[touched[j]])
-                    norm = math.sqrt(norm2)
-                    terms = touched[:n_touched][np.argsort(original[touched[:n_touched]])]  # storage order
-                    if _postings_pay(terms, candidates[i], m, d_starts, p_starts):
-                        weights = np.empty(n_touched, np.float32)
+                            t = grown_touched[j]
+                            if grown[t] >= cut:
+                                n_touched = _touch(dense, bits, touched, n_touched, t, grown[t])
+                            grown[t] = 0
+                            grown_bits[t >> 6] = np.uint64(0)
+                        norm2 = 0.0
                         for j in range(n_touched):
-                            weights[j] = dense[terms[j]]
-                        _posted_dots(terms, weights, candidates[i], m, p_starts, p_docs, p_weights, doc_sums, cosines)
-                        for c in range(m):
-                            cosines[c] /= norm
-                    else:
-                        for c in range(m):
-                            cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm
+                            norm2 += float(dense[touched[j]]) * float(dense[touched[j]])
+                        norm = math.sqrt(norm2)
+                        terms = touched[:n_touched][np.argsort(original[touched[:n_touched]])]  # storage order
+                        if _postings_pay(terms, candidates[i], m, d_starts, p_starts):
+                            weights = np.empty(n_touched, np.float32)
+                            for j in range(n_touched):
+                                weights[j] = dense[terms[j]]
+                            _posted_dots(terms, weights, candidates[i], m, p_starts, p_docs, p_weights, doc_sums, cosines)
+                            for c in range(m):
+                                cosines[c] /= norm
+                        else:
+                            for c in range(m):
+                                cosines[c] = _dot(dense, candidates[i, c], d_starts, d_ids, d_weights) / norm
                 if smooth:
                     _smooth(cosines, smoothed, candidates[i], m, neighbours, by_doc, spread, hops)
                 for j in range(n_touched):  # clear what this query set, for the next one

@@ -8,7 +8,10 @@ gives a shortlist, and TF-IDF ranks it. Here each shortlisted document scores
 over TF-IDF vectors of *every* term of the indexed documents (not only the model's
 2000 words), then once more after pseudo-relevance feedback: the query vector is
 moved towards the mean vector of its ``FEEDBACK_DOCS`` best documents (Rocchio),
-by the ``FEEDBACK_TERMS`` terms of that mean with the largest weights.
+by the ``FEEDBACK_TERMS`` terms of that mean with the largest weights. Of those
+best documents only the ones that share a word with the query feed back: in a
+small index the best ten can include documents placed there by their codes
+alone, and their words, nothing like the query's, would pull it off topic.
 Last, each document's cosine is smoothed by its neighbours' (the cluster
 hypothesis: a document whose nearest documents match the query is likely to be
 relevant too, even if its own words match less well; Diaz, "Regularizing ad hoc
@@ -349,6 +352,7 @@ def _cosines(query: Vector, rows, penalty, documents: Packed, n_terms: int, n_fe
     dense[query[0]] = query[1]
     first = _dots(dense, terms, values, lengths)
     top = np.argsort(penalty - first, kind="stable")[:n_feedback]
+    top = top[first[top] > 0]  # only documents that share a word with the query
     if top.shape[0] == 0 or FEEDBACK_WEIGHT == 0:
         return first
     # Rocchio: the query moves towards the mean of its best documents, by its

@@ -109,6 +109,20 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
     assert order[0, -2:].tolist() == [11, 10]
 
 
+def test_feedback_comes_only_from_documents_that_share_a_word_with_the_query(path):
+    # Two documents match the query (term 0, with term 1 beside it); eight share no
+    # word with it but rank among its ten best by their codes alone (distance 0).
+    # Their term 5 must not feed back: the document with term 1 alone (11) then
+    # beats the one with term 5 alone (10), both at the same code distance.
+    docs = [unit([(0, 1.0), (1, 1.0)])] * 2 + [unit([(5, 1.0)])] * 8 + [unit([(5, 1.0)]), unit([(1, 1.0)])]
+    distances = np.array([[10, 10] + [0] * 8 + [8, 8]], np.int32)
+    order = rerank.rerank(
+        rerank.pack([unit([(0, 1.0)])]), np.arange(12)[None, :], distances, np.array([12]), rerank.pack(docs), 6, 32, 12
+    )
+    ranked = order[0].tolist()
+    assert ranked[:3] == [0, 1, 11] and ranked[-1] == 10
+
+
 @pytest.mark.parametrize("with_neighbours", [False, True])
 @pytest.mark.parametrize("feedback", [True, False])
 @pytest.mark.parametrize("k", [10, 80])  # the kernel keeps the best few by insertion, sorts for many
