@@ -739,11 +739,17 @@ class Index:
         counts = count_words(read, self.words, whole_text=True)
         known = counts.sum(axis=1).astype(np.int64)
         if lift:
-            target = self.typical_length()
-            short = (known > 0) & (known < target)
-            counts[short] *= (target / known[short])[:, None]
+            self._lift(counts)
         addresses, long_codes = self._encode_counts(counts)
         return addresses, long_codes, known
+
+    def _lift(self, counts: np.ndarray) -> None:
+        """Scale, in place, the word counts of texts shorter than the median indexed
+        document to that length (see :meth:`encode`)."""
+        known = counts.sum(axis=1)
+        target = self.typical_length()
+        short = (known > 0) & (known < target)
+        counts[short] *= (target / known[short])[:, None]
 
     def typical_length(self) -> float:
         """Median number of vocabulary words in the indexed documents."""

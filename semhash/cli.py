@@ -644,10 +644,15 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
 @click.option("-k", default=100, show_default=True, type=click.IntRange(min=1), help="Cut-off of precision@k and mAP@k.")
 @click.option("--shortlist", default=1000, show_default=True, type=click.IntRange(min=1), help="Ball size ranked by TF-IDF in the rerank mode.")
 @click.option("--no-baselines", is_flag=True, help="Skip TF-IDF, LSA and LSH.")
+@click.option(
+    "--lift",
+    is_flag=True,
+    help="Encode the queries as `semhash query TEXT` encodes a text (short ones lifted to a typical document's length), not as documents.",
+)
 @click.option("--json", "json_", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write precision-recall curves to this PNG (needs matplotlib).")
 @skip_bad_lines_option
-def eval_(queries, database, k, shortlist, no_baselines, json_, plot, skip_bad_lines):
+def eval_(queries, database, k, shortlist, no_baselines, lift, json_, plot, skip_bad_lines):
     """Measure retrieval quality against labeled queries.
 
     QUERIES are laid out like an indexed corpus (labels from folder names), or - for
@@ -672,7 +677,7 @@ def eval_(queries, database, k, shortlist, no_baselines, json_, plot, skip_bad_l
         raise SemhashError("no labeled queries: put them in folders named by label, or give JSON lines with \"labels\"")
     with Index.open(database) as idx:
         report = evaluate(idx, [d.text for d in docs], [d.labels for d in docs], k=k, shortlist=shortlist,
-                          baselines=not no_baselines)
+                          baselines=not no_baselines, lift=lift)
     click.echo(json.dumps(report.to_dict(), indent=2) if json_ else report.table())
     if plot:
         from semhash.evaluate import plot_pr

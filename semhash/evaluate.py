@@ -133,6 +133,7 @@ def evaluate(
     shortlist: int = 1000,
     baselines: bool = True,
     seed: int = 0,
+    lift: bool = False,
 ) -> EvalReport:
     """Score the index and the baselines on labeled queries.
 
@@ -144,6 +145,9 @@ def evaluate(
     shortlist : ball size ranked by TF-IDF in the rerank mode
     baselines : also run TF-IDF, LSA and LSH
     seed : seed of LSA's solver and LSH's hyperplanes
+    lift : encode the queries as ``semhash query TEXT`` encodes a text (short ones
+        lifted to the median indexed document's length, see ``Index.encode``), not
+        as documents, as ``semhash query - --jsonl`` does
 
     Returns
     -------
@@ -178,8 +182,12 @@ def evaluate(
         report.methods.append(MethodResult(name, float(p.mean()), float(ap.mean()), pr))
 
     # Codes of the queries, through the same path as `semhash query`.
-    q_addr_bits = codes_mod.threshold(_encode(index.address_encoder, q_counts))
-    q_code_bits = codes_mod.threshold(_encode(index.code_encoder, q_counts))
+    code_counts = q_counts
+    if lift:
+        code_counts = q_counts.copy()
+        index._lift(code_counts)
+    q_addr_bits = codes_mod.threshold(_encode(index.address_encoder, code_counts))
+    q_code_bits = codes_mod.threshold(_encode(index.code_encoder, code_counts))
     q_addr = codes_mod.to_addresses(q_addr_bits)
     q_code = codes_mod.pack_codes(q_code_bits)
 

@@ -76,3 +76,29 @@ def test_eval_plot_and_map(db, tiny_corpus, tmp_path):
     result = CliRunner().invoke(cli, ["map", "-d", str(db), "--plot", str(png), "--epochs", "2", "-s"])
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_lift_scores_short_queries_as_semhash_query_answers_them(db, tiny_corpus):
+    from semhash.tokenize import subject
+
+    posts = sorted(p for p in tiny_corpus.rglob("*") if p.is_file())
+    queries = [(p.parent.name, (subject(p.read_text(encoding="latin-1")) or "").strip()) for p in posts]
+    queries = [(label, text) for label, text in queries if text]
+    stdin = "".join(json.dumps({"id": str(i), "text": t, "labels": [label]}) + "\n" for i, (label, t) in enumerate(queries))
+    codes_only = "semhash query, codes only (ball + long-code rank)"
+
+    def precision(*options):
+        result = CliRunner().invoke(cli, ["eval", "-", "-d", str(db), "-k", "5", "--no-baselines", "--json", *options], input=stdin)
+        assert result.exit_code == 0, result.output
+        return {m["name"]: m["precision"] for m in json.loads(result.stdout)["methods"]}[codes_only]
+
+    # The same queries as plain lines, which `semhash query -` lifts.
+    lines = "".join(text.replace("\n", " ") + "\n" for _, text in queries)
+    result = CliRunner().invoke(cli, ["query", "-", "--codes-only", "-n", "5", "-d", str(db)], input=lines)
+    hits: dict[int, list[str]] = {}
+    for row in result.stdout.splitlines():
+        query, _, doc_id, _ = row.split("\t")
+        hits.setdefault(int(query), []).append(doc_id.split("/")[0])
+    answered = [sum(label == queries[q - 1][0] for label in found) / 5 for q, found in hits.items()]
+    assert precision("--lift") == pytest.approx(np.mean(answered))
+    assert precision() != pytest.approx(np.mean(answered))  # as documents, short queries rank otherwise
