@@ -599,6 +599,8 @@ class IndexWriter:
             migrate(self.conn)
         except BaseException as e:
             self.conn.close()  # rolls back
+            if _is_read_only(e):  # a read-only file opens and BEGINs; its first write fails
+                raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
             if isinstance(e, sqlite3.DatabaseError):
                 raise StoreError(f"{self.path} is not a semhash index, or is corrupt ({e}): {REBUILD}") from None
             raise
@@ -652,6 +654,12 @@ class IndexWriter:
             raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
 
 
+def _is_read_only(e: BaseException) -> bool:
+    """Whether SQLite failed for want of write access (the file, its folder, or its
+    -shm file), not because the database is damaged."""
+    return isinstance(e, sqlite3.OperationalError) and "readonly database" in str(e)
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]  # constant names, not input
 
@@ -693,6 +701,11 @@ class StoredIndex:
             self.conn = sqlite3.connect(_ro_uri(self.path), uri=True)
             pairs = self.conn.execute("SELECT key, value FROM meta").fetchall()
         except sqlite3.DatabaseError as e:
+            if _is_read_only(e):  # WAL: a reader too needs the -shm file, and makes it if it is missing
+                raise StoreError(
+                    f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it; "
+                    "make its folder writable"
+                ) from None
             raise StoreError(f"{self.path} is not a semhash index ({e})") from None
         try:
             self.meta = {k: json.loads(v) for k, v in pairs}

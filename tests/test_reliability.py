@@ -633,6 +633,35 @@ def test_ids_labels_and_paths_round_trip_unchanged(work, monkeypatch):
     assert f"{folder.name}/{files[0]}" not in left and set(NASTY) <= left
 
 
+def test_a_read_only_index_says_it_cannot_be_written_or_read(work, monkeypatch):
+    """A read-only index is not a corrupt one: the message says what is wrong.
+
+    The test runs as any user (root ignores file modes), so it opens the index the
+    way SQLite does when it cannot write it: read-only, where BEGIN succeeds and
+    the first write fails."""
+    db = work / "index.db"
+    before = dump(db)
+    monkeypatch.setattr(store, "_connect_writer", lambda path, wal=True: sqlite3.connect(
+        store._ro_uri(path), uri=True, isolation_level=None))
+    result = run("index", work / "corpus", "-d", db, "-s")
+    assert result.exit_code == 2 and result.stderr == (
+        f"Error: cannot write to {db} (attempt to write a readonly database): the index is unchanged\n")
+    assert dump(db) == before
+    # A reader in a read-only folder without the -shm file: SQLite cannot create it.
+    connect = sqlite3.connect
+
+    def no_shm(database, *args, **kwargs):
+        if str(database).startswith("file:"):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(store.sqlite3, "connect", no_shm)
+    result = run("query", "space", "-d", db)
+    assert result.exit_code == 2 and result.stderr == (
+        f"Error: cannot read {db} (attempt to write a readonly database): "
+        "SQLite needs to create index.db-shm beside it; make its folder writable\n")
+
+
 def test_no_pickle_anywhere():
     source = Path(__file__).resolve().parent.parent / "semhash"
     for path in source.glob("*.py"):
