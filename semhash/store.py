@@ -239,7 +239,10 @@ def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None
     except ImportError:  # no flock (Windows): SQLite's own lock still serialises the writes
         yield
         return
-    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:  # the first file a run writes: say it is the index's folder that fails
+        raise StoreError(f"cannot write {path} ({e.strerror}: {lock_path(path)})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -266,6 +266,8 @@ BAD_INPUT = [
     ("min above max distance", _cmd("similar", "x", "-d", "DB", "--min-distance", "9", "--max-distance", "2"), 2,
      "--min-distance 9 is greater than --max-distance 2"),
     ("db is a directory", _cmd("query", "space", "-d", "corpus"), 2, "is a directory"),
+    ("db in a missing folder", _cmd("index", "corpus", "-d", "nowhere/index.db"), 2,
+     "cannot write nowhere/index.db (No such file or directory: nowhere/index.db.lock)"),
 ]
 
 
