@@ -512,8 +512,30 @@ def _read_document(
     if truncated:
         stats.n_truncated += 1
     return Document(
-        id=doc_id, text=text, labels=labels, path=path, content_hash=content_hash(text)
+        id=_storable(doc_id), text=text, labels=tuple(map(_storable, labels)), path=_storable(path),
+        content_hash=content_hash(text),
     )
+
+
+def _storable(name: str) -> str:
+    r"""A file or folder name as text that UTF-8 (and so SQLite) can hold.
+
+    A name that is not valid UTF-8 reaches Python with its bad bytes as lone
+    surrogates, which made storing the whole run fail; they are written as ``\xNN``
+    instead, so the id stays distinct and the same from run to run.
+
+    >>> _storable("caf\udce9")
+    'caf\\xe9'
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # surrogates that no file system byte makes
+        return _without_lone_surrogates(name)
 
 
 def _posix(path: str) -> str:

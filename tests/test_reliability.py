@@ -358,6 +358,24 @@ def test_lone_surrogates_in_ids_and_labels_are_stored(work):
     assert ids[0] == "d0\ufffd"
 
 
+def test_file_names_that_are_not_utf8_are_stored_escaped(work):
+    """A name's undecodable bytes stop nothing: the id spells them as \\xNN, the same each run."""
+    folder = os.fsencode(work / "corpus" / "sci.space")
+    try:
+        with open(os.path.join(folder, b"caf\xe9"), "w") as f:
+            f.write("orbit of the shuttle")
+    except OSError:
+        pytest.skip("this file system takes only UTF-8 names")
+    db = work / "index.db"
+    result = run("index", work / "corpus", "-d", db)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1].startswith("added 1, updated 0, unchanged 60, ")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT labels FROM documents WHERE id = ?", ("sci.space/caf\\xe9",)).fetchone() == ('["sci.space"]',)
+    result = run("index", work / "corpus", "-d", db, "--prune")
+    assert result.stderr.splitlines()[-1].startswith("added 0, updated 0, unchanged 61, removed 0 ")
+
+
 # -- nothing is lost -------------------------------------------------------------------
 
 
