@@ -164,7 +164,7 @@ def cli():
 @database_option
 @click.option(
     "--files-from",
-    type=click.File("r"),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),  # opened below: names need not be UTF-8
     metavar="FILE",
     help="Also index the files listed in FILE, one path per line (- for stdin); their ids are relative to the current directory.",
 )
@@ -220,8 +220,10 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
 
     if not paths and files_from is None:
         raise click.UsageError("nothing to index: give PATHS, or --files-from FILE")
-    if "-" in paths and files_from is not None and files_from.name == "<stdin>":
+    if "-" in paths and files_from == "-":
         raise click.UsageError("stdin holds either JSON lines (-) or a list of files (--files-from -), not both")
+    if files_from is not None:  # file names, not text: bytes that are not UTF-8 read as os.walk reads them
+        files_from = ctx.with_resource(click.open_file(files_from, errors="surrogateescape"))
     options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
         paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent,

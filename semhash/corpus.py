@@ -488,7 +488,7 @@ def _is_regular_file(path: str, stats: ReadStats) -> bool:
     """
     try:
         mode = os.stat(path).st_mode
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in a listed path
         stats.n_unreadable += 1
         return False
     if not stat.S_ISREG(mode):

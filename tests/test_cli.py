@@ -374,6 +374,17 @@ def test_files_from_stdin(work):
     assert last_line(result).startswith("added 0, updated 0, unchanged 59, removed 0 (79 documents)")
 
 
+def test_files_from_takes_names_of_any_bytes(work):
+    """A list holds file names, not text: a NUL byte or bytes that are not UTF-8
+    stop nothing; a name that is not there counts as unreadable."""
+    name = os.listdir("corpus/sci.space")[0]
+    listing = b"corpus/sci.space/\x00x\n\xff\xfe\x89junk\ncorpus/sci.space/" + name.encode() + b"\n"
+    result = run("index", "--files-from", "-", "-d", "index.db", input=listing)
+    assert result.exit_code == 0, result.output
+    assert last_line(result).startswith("added 1, updated 0, unchanged 0, removed 0 (61 documents), "
+                                        "skipped 2 files (0 binary, 2 unreadable)")
+
+
 def test_index_needs_something(tmp_path):
     result = run("index", "-d", str(tmp_path / "x.db"))
     assert result.exit_code == 2 and "nothing to index: give PATHS, or --files-from FILE" in result.stderr
