@@ -693,7 +693,7 @@ def eval_(queries, database, k, shortlist, no_baselines, lift, json_, plot, skip
 @click.option("--plot", type=click.Path(dir_okay=False), required=True, help="PNG file to write (needs matplotlib).")
 @click.option("--sample", default=5000, show_default=True, type=click.IntRange(min=10), help="Documents drawn (seeded).")
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs of the 2-unit model.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed.")
 @silent_option
 def map_(database, plot, sample, epochs, seed, silent):
     """Draw the indexed documents in two dimensions, coloured by label.

@@ -260,6 +260,8 @@ BAD_INPUT = [
     ("--hidden 0", _cmd("index", "corpus", "-d", "DB", "--hidden", "32,0"), 2, "expected integers from 1 to 100000"),
     ("--seed -1", _cmd("index", "corpus", "-d", "DB", "--seed", "-1", "--retrain"), 2, "0<=x<=4294967295"),
     ("--train-sample 5", _cmd("index", "corpus", "-d", "DB", "--train-sample", "5", "--retrain"), 2, "x>=10"),
+    ("map --seed -1", _cmd("map", "-d", "DB", "--plot", "map.png", "--seed", "-1"), 2, "0<=x<=4294967295"),
+    ("map --seed 2**32", _cmd("map", "-d", "DB", "--plot", "map.png", "--seed", str(2**32)), 2, "0<=x<=4294967295"),
     ("--max-bytes 0", _cmd("index", "corpus", "-d", "DB", "--max-bytes", "0"), 2, "x>=1"),
     ("-n 0", _cmd("query", "space", "-d", "DB", "-n", "0"), 2, "0 is not in the range x>=1"),
     ("--max-distance -1", _cmd("query", "space", "-d", "DB", "--max-distance", "-1"), 2, "x>=0"),
