@@ -89,10 +89,11 @@ def _scores_at_k(ranked: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarra
     """precision@k and AP@k per query from ranked db rows (n_q, <=k), -1 = no hit."""
     hits = np.take_along_axis(relevant, np.maximum(ranked, 0), axis=1) & (ranked >= 0)
     hits = hits[:, :k]
-    precision = hits.sum(1) / k
+    precision = hits.sum(1) / float(k)  # float: a -k past int64 is still a number
     cum = np.cumsum(hits, axis=1)
     ranks = np.arange(1, hits.shape[1] + 1)
-    ap = (hits * cum / ranks).sum(1) / np.maximum(np.minimum(n_relevant, k), 1)
+    # (n_relevant never exceeds the database, so k is capped there: same minimum)
+    ap = (hits * cum / ranks).sum(1) / np.maximum(np.minimum(n_relevant, min(k, relevant.shape[1])), 1)
     return precision, ap
 
 
@@ -192,11 +193,14 @@ def evaluate(
     q_code = codes_mod.pack_codes(q_code_bits)
 
     # Default path (rows padded with -1 when the index holds fewer than k), then the
-    # ball ranked by the long code alone (`semhash query --codes-only`).
+    # ball ranked by the long code alone (`semhash query --codes-only`). Rankings are
+    # at most as wide as the index: the columns past it would be all -1, and a huge
+    # -k made them a huge (or impossible) allocation; scores still divide by k.
+    width = min(k, len(index))
     q_texts = index._read([texts[i] for i in keep])
     for codes_only in (False, True) if index.n_terms else (True,):
-        top = np.full((len(keep), k), -1, np.int64)
-        found, _, _ = index._search(q_addr, q_code, q_texts, k, codes_only)
+        top = np.full((len(keep), width), -1, np.int64)
+        found, _, _ = index._search(q_addr, q_code, q_texts, width, codes_only)
         top[:, : found.shape[1]] = found
         add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
 
@@ -216,11 +220,11 @@ def evaluate(
     A = tfidf.transform(db_counts).tocsr().astype(np.float32)
     Q = tfidf.transform(sp.csr_matrix(q_counts)).tocsr().astype(np.float32)
 
-    top = np.full((len(keep), k), -1, np.int64)
+    top = np.full((len(keep), width), -1, np.int64)
     for i in range(len(keep)):
-        ball = _ball_rows(index.table, int(q_addr[i]), max(shortlist, k))
+        ball = _ball_rows(index.table, int(q_addr[i]), max(shortlist, width))
         sims = (A[ball] @ Q[i].T).toarray().ravel()
-        top[i, : min(k, len(ball))] = ball[np.argsort(-sims, kind="stable")[:k]]
+        top[i, : min(width, len(ball))] = ball[np.argsort(-sims, kind="stable")[:width]]
     add(f"semhash ball of {shortlist} + TF-IDF rerank", top)
 
     if baselines:

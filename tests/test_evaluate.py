@@ -67,6 +67,19 @@ def test_eval_table_and_unlabeled(db, tiny_corpus, tmp_path):
     assert result.exit_code == 2 and "none of the 1 queries has a word" in result.stderr
 
 
+def test_eval_k_past_the_index_scores_as_padding(db, tiny_corpus):
+    """A -k beyond the index's 60 documents ranks them all (the rest counts as misses):
+    no k x queries allocation, even for a k past int64."""
+    scores = {}
+    for k in ("60", "600", str(10**30)):
+        result = CliRunner().invoke(cli, ["eval", str(tiny_corpus), "-d", str(db), "-k", k, "--json", "--no-baselines"])
+        assert result.exit_code == 0, result.output
+        scores[k] = {m["name"]: (m["precision"], m["map"]) for m in json.loads(result.stdout)["methods"]}
+    for name, (p, ap) in scores["60"].items():
+        assert scores["600"][name] == pytest.approx((p / 10, ap))
+        assert scores[str(10**30)][name] == pytest.approx((p * 60 / 10**30, ap))
+
+
 def test_eval_plot_and_map(db, tiny_corpus, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "pr.png"
