@@ -115,3 +115,16 @@ def test_eval_lift_scores_short_queries_as_semhash_query_answers_them(db, tiny_c
     answered = [sum(label == queries[q - 1][0] for label in found) / 5 for q, found in hits.items()]
     assert precision("--lift") == pytest.approx(np.mean(answered))
     assert precision() != pytest.approx(np.mean(answered))  # as documents, short queries rank otherwise
+
+
+@pytest.mark.parametrize("command", [["eval", "--no-baselines", "QUERIES"], ["map", "--epochs", "2", "-s"]])
+def test_a_plot_that_cannot_be_written_is_refused_before_the_work(db, tiny_corpus, tmp_path, command):
+    pytest.importorskip("matplotlib")
+    command = [str(tiny_corpus) if a == "QUERIES" else a for a in command]
+    for plot, message in [
+        (tmp_path / "pr.txt", "Error: cannot write a plot as .txt: name it .png, .svg or .pdf"),
+        (tmp_path / "nowhere" / "pr.png", f"Error: cannot write {tmp_path / 'nowhere' / 'pr.png'}: no folder "),
+    ]:
+        result = CliRunner().invoke(cli, [*command, "-d", str(db), "--plot", str(plot)])
+        assert result.exit_code == 2 and result.stderr.startswith(message), result.output
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1
