@@ -1080,12 +1080,17 @@ class Index:
         vectors = [found[r][0] for r in rowids]
         lists = [found[r][1] or b"" for r in rowids] if self.n_neighbours else []
         del found
-        documents = rerank.pack_blobs(vectors, sum(len(b) for b in vectors if b))
+        documents = self._stored_vectors(vectors, sum(len(b) for b in vectors if b))
         del vectors
         if not self.n_neighbours:
             return documents, None
         lengths = np.fromiter(map(len, lists), np.int64, len(lists)) // 4
-        joined = b"".join(lists)
+        try:
+            joined = b"".join(lists)
+        except TypeError:  # text where a blob should be
+            joined = b""
+        if len(joined) != 4 * lengths.sum():
+            raise self.stored._corrupt("a stored neighbour list is damaged")
         del lists
         local = self._local_positions(positions, np.frombuffer(joined, "<i4"))
         del joined
@@ -1094,6 +1099,19 @@ class Index:
         neighbours = np.full((len(rowids), width), -1, np.int32)
         neighbours[np.arange(width) < lengths[:, None]] = local
         return documents, np.ascontiguousarray(neighbours[:, : rerank.NEIGHBOURS])
+
+    def _stored_vectors(self, blobs, n_bytes: int) -> rerank.Packed:
+        """:func:`rerank.pack_blobs` of stored TF-IDF vectors, checked: a damaged row's
+        term ids index the rankers' arrays (one id of 2**31 - 1 had a batch allocate
+        24 GB), and text in place of a blob failed to join; both are a corrupt index."""
+        try:
+            documents = rerank.pack_blobs(blobs, n_bytes)
+        except TypeError:
+            raise self.stored._corrupt("a stored TF-IDF vector is not a blob") from None
+        ids = documents[1]
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.n_terms):
+            raise self.stored._corrupt("a stored TF-IDF vector names a term the index does not have")
+        return documents
 
     def _local_positions(self, positions: np.ndarray, rowids: np.ndarray) -> np.ndarray:
         """Where each of ``rowids`` is among the documents at ``positions`` (int32,
@@ -1133,7 +1151,7 @@ class Index:
         n = len(self)
         rowids = self.rowids.tolist()
         n_bytes, blobs = self.stored.all_term_blobs()
-        documents = rerank.pack_blobs(blobs, n_bytes)  # in rowid order: row i is position i
+        documents = self._stored_vectors(blobs, n_bytes)  # in rowid order: row i is position i
         # Prepared once for every batch below (each batch's own preparation was 10%
         # of a million-document index's build).
         prepared = rerank.KernelDocuments(documents, self.n_terms)
@@ -1199,7 +1217,8 @@ class Index:
             row = int(np.searchsorted(self.rowids, rowid))
             vector = None  # an index built before terms has no vectors (nor their column)
             if self.n_terms:
-                vector = rerank.pack([rerank.from_blob(self.stored.term_vectors([rowid]).get(rowid))])
+                blob = self.stored.term_vectors([rowid]).get(rowid)
+                vector = self._stored_vectors([blob], len(blob) if blob else 0)
             found = self._ranked(
                 self.table.addresses[row], self.codes[row], k, vector=vector, exclude=(row,),
                 min_distance=min_distance, max_distance=max_distance,

@@ -879,12 +879,18 @@ class StoredIndex:
     def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
         """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
         rows = self._all_in("SELECT id, term, idf FROM terms WHERE term IN ({})", list(tokens))
-        return {term: (term_id, idf) for term_id, term, idf in rows}
+        try:
+            return {term: (term_id, float(idf)) for term_id, term, idf in rows}
+        except (TypeError, ValueError):
+            raise self._corrupt("a term's idf is not a number") from None
 
     def all_terms(self) -> tuple[list[str], np.ndarray]:
         """Every term, in id order, and their idf (float32)."""
         pairs = self._all("SELECT term, idf FROM terms ORDER BY id")
-        return [t for t, _ in pairs], np.array([i for _, i in pairs], np.float32)
+        try:
+            return [t for t, _ in pairs], np.array([float(i) for _, i in pairs], np.float32)
+        except (TypeError, ValueError):
+            raise self._corrupt("a term's idf is not a number") from None
 
     def term_vectors(self, rowids: Iterable[int]) -> dict[int, bytes | None]:
         """{rowid: stored TF-IDF vector blob or None} of the given rowids."""

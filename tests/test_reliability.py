@@ -153,6 +153,18 @@ def _edit(sql, *params):
     return edit
 
 
+def _term_past_the_end(w):
+    """A stored vector whose one term id is the first past the terms table (ids far
+    past it, unchecked, had the ranking kernels allocate tens of GB)."""
+    conn = sqlite3.connect(w / "index.db")
+    (n_terms,) = conn.execute("SELECT value FROM meta WHERE key = 'n_terms'").fetchone()
+    blob = np.array([int(n_terms)], "<i4").tobytes() + np.array([1.0], "<f4").tobytes()
+    conn.execute("UPDATE documents SET terms = ? WHERE rowid = 3", (blob,))
+    conn.commit()
+    conn.close()
+    return ["query", "space", "-d", w / "index.db"]
+
+
 def _wrong_weight_shape(w):
     conn = sqlite3.connect(w / "index.db")
     name, shape = conn.execute("SELECT name, shape FROM weights WHERE name LIKE '%encoder0.W' LIMIT 1").fetchone()
@@ -242,6 +254,15 @@ BAD_INPUT = [
     ("word count not an integer", _edit(["UPDATE documents SET n_words = 'x' WHERE rowid = 3",
                                          "DELETE FROM meta WHERE key = 'typical_length'"]), 2,
      "is corrupt (a stored word count is not an integer)"),
+    ("TF-IDF vector names no term", _term_past_the_end, 2,
+     "is corrupt (a stored TF-IDF vector names a term the index does not have)"),
+    ("TF-IDF vector is text", _edit("UPDATE documents SET terms = 'abcd' WHERE rowid = 3"), 2,
+     "is corrupt (a stored TF-IDF vector is not a blob)"),
+    ("neighbour list cut", _edit("UPDATE documents SET neighbours = x'01' WHERE rowid = 3"), 2,
+     "is corrupt (a stored neighbour list is damaged)"),
+    ("neighbour list is text", _edit("UPDATE documents SET neighbours = 'abcd' WHERE rowid = 3"), 2,
+     "is corrupt (a stored neighbour list is damaged)"),
+    ("idf not a number", _edit("UPDATE terms SET idf = 'x'"), 2, "is corrupt (a term's idf is not a number)"),
     ("labels not JSON", _edit("UPDATE documents SET labels = 'x'"), 2, "is corrupt (a label list is not JSON)"),
     ("--retrain over a text file", _index_over("notes.txt", lambda p: p.write_text("notes")), 2,
      "notes.txt exists and is not a semhash index: choose another -d/--database, or remove it"),
