@@ -265,10 +265,13 @@ def _stored_counts(stored, words: dict[str, int]):
     import scipy.sparse as sp
 
     indptr, indices, data = [0], [], []
-    for (counts,) in stored.conn.execute("SELECT counts FROM documents ORDER BY rowid"):
-        for word, n in json.loads(counts).items():
-            indices.append(words[word])
-            data.append(n)
+    for (counts,) in stored._all("SELECT counts FROM documents ORDER BY rowid"):
+        try:
+            for word, n in json.loads(counts).items():
+                indices.append(words[word])
+                data.append(float(n))
+        except (TypeError, ValueError, AttributeError, KeyError):  # not {vocabulary word: count}
+            raise stored._corrupt("a stored word count list is damaged") from None
         indptr.append(len(indices))
     return sp.csr_matrix((np.asarray(data, np.float32), indices, indptr), shape=(len(indptr) - 1, len(words)))
 

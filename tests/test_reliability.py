@@ -165,6 +165,11 @@ def _term_past_the_end(w):
     return ["query", "space", "-d", w / "index.db"]
 
 
+def _eval_after(edit):
+    """An edit, then `semhash eval` (which reads every document's stored word counts)."""
+    return lambda w: [*edit(w)[:0], "eval", "corpus", "-d", w / "index.db", "--no-baselines"]
+
+
 def _wrong_weight_shape(w):
     conn = sqlite3.connect(w / "index.db")
     name, shape = conn.execute("SELECT name, shape FROM weights WHERE name LIKE '%encoder0.W' LIMIT 1").fetchone()
@@ -263,6 +268,10 @@ BAD_INPUT = [
     ("neighbour list is text", _edit("UPDATE documents SET neighbours = 'abcd' WHERE rowid = 3"), 2,
      "is corrupt (a stored neighbour list is damaged)"),
     ("idf not a number", _edit("UPDATE terms SET idf = 'x'"), 2, "is corrupt (a term's idf is not a number)"),
+    ("word counts not JSON (eval)", _eval_after(_edit("UPDATE documents SET counts = 'x' WHERE rowid = 3")), 2,
+     "is corrupt (a stored word count list is damaged)"),
+    ("word counts name no word (eval)", _eval_after(_edit("""UPDATE documents SET counts = '{"zzqx": 1}'""")), 2,
+     "is corrupt (a stored word count list is damaged)"),
     ("labels not JSON", _edit("UPDATE documents SET labels = 'x'"), 2, "is corrupt (a label list is not JSON)"),
     ("--retrain over a text file", _index_over("notes.txt", lambda p: p.write_text("notes")), 2,
      "notes.txt exists and is not a semhash index: choose another -d/--database, or remove it"),
