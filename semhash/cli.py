@@ -43,6 +43,11 @@ class SemhashGroup(click.Group):
             # `semhash query ... | head -1`: the reader left; say nothing more.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
+        except KeyboardInterrupt:
+            # Ctrl-C: click's own "Aborted!" exits 1, which here means "no hits";
+            # 130 is what a shell reports for a command SIGINT stopped.
+            click.echo("\nAborted!", err=True)
+            sys.exit(130)
         except Exception as e:
             if _is_library_error(e):
                 raise SemhashError(str(e)) from None

@@ -385,6 +385,19 @@ def test_files_from_takes_names_of_any_bytes(work):
                                         "skipped 2 files (0 binary, 2 unreadable)")
 
 
+def test_ctrl_c_is_not_no_hits(db, monkeypatch):
+    """Exit status 1 means "no hits": an interrupted command exits 130, as a shell
+    reports a command that SIGINT stopped."""
+    from semhash.api import Index
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Index, "query", interrupted)
+    result = run("query", "space", "-d", str(db))
+    assert result.exit_code == 130 and result.stderr == "\nAborted!\n" and result.stdout == ""
+
+
 def test_index_needs_something(tmp_path):
     result = run("index", "-d", str(tmp_path / "x.db"))
     assert result.exit_code == 2 and "nothing to index: give PATHS, or --files-from FILE" in result.stderr
