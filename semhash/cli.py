@@ -3,7 +3,7 @@
 Only click and the standard library are imported at module level, so ``--help`` is
 instant; numpy, numba and friends load inside the commands that need them.
 Data goes to stdout, progress and summaries to stderr. Exit status: 0 with hits,
-1 with none (like grep), 2 on errors.
+1 with none (like grep), 2 on errors, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
