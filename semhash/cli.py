@@ -9,6 +9,7 @@ Data goes to stdout, progress and summaries to stderr. Exit status: 0 with hits,
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import io
 import itertools
@@ -123,11 +124,20 @@ def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...
         return chosen
 
     def decorator(f):
+        # One flag each, not four flag_values of one option: click let the last of
+        # those win silently, so `--json ... --csv` printed CSV to a JSON reader.
+        @functools.wraps(f)
+        def with_format(*args, **kwargs):
+            given = [name for name in ("nl", "json", "csv", "tsv") if kwargs.pop(f"fmt_{name}")]
+            if len(given) > 1:
+                raise click.UsageError(f"{' and '.join('--' + g for g in given)} both given: choose one output format")
+            return f(*args, fmt=given[0] if given else None, **kwargs)
+
         options = [
-            click.option("--nl", "fmt", flag_value="nl", help="One JSON object per line."),
-            click.option("--json", "fmt", flag_value="json", help="One JSON array."),
-            click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row."),
-            click.option("--tsv", "fmt", flag_value="tsv", help="TSV with a header row."),
+            click.option("--nl", "fmt_nl", is_flag=True, help="One JSON object per line."),
+            click.option("--json", "fmt_json", is_flag=True, help="One JSON array."),
+            click.option("--csv", "fmt_csv", is_flag=True, help="CSV with a header row."),
+            click.option("--tsv", "fmt_tsv", is_flag=True, help="TSV with a header row."),
             click.option("--no-headers", is_flag=True, help="Leave out the header row of --csv/--tsv."),
             click.option(
                 "--fields",
@@ -137,8 +147,8 @@ def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...
             ),
         ]
         for option in reversed(options):
-            f = option(f)
-        return f
+            with_format = option(with_format)
+        return with_format
 
     return decorator
 

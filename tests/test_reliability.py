@@ -297,6 +297,8 @@ BAD_INPUT = [
     ("--max-distance -1", _cmd("query", "space", "-d", "DB", "--max-distance", "-1"), 2, "x>=0"),
     ("min above max distance", _cmd("similar", "x", "-d", "DB", "--min-distance", "9", "--max-distance", "2"), 2,
      "--min-distance 9 is greater than --max-distance 2"),
+    ("two output formats", _cmd("query", "space", "-d", "DB", "--json", "--csv"), 2,
+     "--json and --csv both given: choose one output format"),
     ("db is a directory", _cmd("query", "space", "-d", "corpus"), 2, "is a directory"),
     ("db in a missing folder", _cmd("index", "corpus", "-d", "nowhere/index.db"), 2,
      "cannot write nowhere/index.db (No such file or directory: nowhere/index.db.lock)"),
