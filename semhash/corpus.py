@@ -385,7 +385,8 @@ def _json_id(record: dict, lineno: int, where: str) -> str:
         return str(doc_id)
     if not isinstance(doc_id, str) or not doc_id:
         raise CorpusError(
-            f"{where} has an 'id' that is not a non-empty string; fix it or leave 'id' out"
+            # (no "fix it" here: SKIP_HINT follows and says it)
+            f"{where} has an 'id' that is not a non-empty string (left out, the line number is the id)"
         )
     return doc_id
 

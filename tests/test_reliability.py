@@ -282,6 +282,9 @@ BAD_INPUT = [
     ("JSON nested too deeply", _jsonl(["[" * 100_000]), 2, "line 2 of stdin is not valid JSON: nested too deeply"),
     ("JSON number too long", _jsonl(['{"id": ' + "9" * 5000 + ', "text": "x"}']), 2, "a number is too long"),
     ("JSON line without text", _jsonl(['{"id": "x"}']), 2, "pass --skip-bad-lines to skip such lines"),
+    ("JSON line with an empty id", _jsonl(['{"id": "", "text": "x"}']), 2,
+     "line 2 of stdin has an 'id' that is not a non-empty string (left out, the line number is the id); "
+     "fix it, or pass --skip-bad-lines to skip such lines"),
     ("malformed query line", _query_jsonl('{"id": "q1", "text": 3}'), 2, "line 1 of stdin has no 'text' string"),
     ("--code-bits 0", _cmd("index", "corpus", "-d", "DB", "--code-bits", "0"), 2, "0 is not in the range 1<=x<=4096"),
     ("--code-bits too wide", _cmd("index", "corpus", "-d", "DB", "--code-bits", "99999"), 2, "1<=x<=4096"),
