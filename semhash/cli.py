@@ -62,6 +62,13 @@ def _is_library_error(e: Exception) -> bool:
     return api is not None and isinstance(e, api.ERRORS)
 
 
+def _not_empty(ctx, param, value):
+    # An empty path is the current folder to pathlib: `index -d ""` said "no index at .".
+    if value == "":
+        raise click.BadParameter("the path is empty: name the index file")
+    return value
+
+
 def database_option(f):
     return click.option(
         "-d",
@@ -70,6 +77,7 @@ def database_option(f):
         default="semhash.db",
         show_default=True,
         type=click.Path(dir_okay=False),
+        callback=_not_empty,
         help="Index file (env SEMHASH_DB).",
     )(f)
 

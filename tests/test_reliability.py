@@ -302,6 +302,7 @@ BAD_INPUT = [
      "--min-distance 9 is greater than --max-distance 2"),
     ("two output formats", _cmd("query", "space", "-d", "DB", "--json", "--csv"), 2,
      "--json and --csv both given: choose one output format"),
+    ("db path empty", _cmd("index", "corpus", "-d", ""), 2, "the path is empty: name the index file"),
     ("db is a directory", _cmd("query", "space", "-d", "corpus"), 2, "is a directory"),
     ("db in a missing folder", _cmd("index", "corpus", "-d", "nowhere/index.db"), 2,
      "cannot write nowhere/index.db (No such file or directory: nowhere/index.db.lock)"),
