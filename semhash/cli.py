@@ -534,6 +534,12 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
     n_rows = _emit_chunks(chunks(), fmt, fields, no_headers)
     for lineno in stats.bad_lines:
         click.echo(f"warning: line {lineno} of stdin is not a valid document, skipped", err=True)
+    if stats.n_binary or stats.n_unreadable:  # else `semhash encode image.png` exits 1 without a word
+        skipped = stats.n_binary + stats.n_unreadable
+        click.echo(
+            f"warning: skipped {skipped} file{'s' * (skipped != 1)} ({stats.n_binary} binary, {stats.n_unreadable} unreadable)",
+            err=True,
+        )
     sys.exit(0 if n_rows else 1)
 
 

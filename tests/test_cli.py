@@ -507,7 +507,7 @@ def test_pipeline_query_into_similar(db, tiny_corpus):
 # -- encode ------------------------------------------------------------------------------
 
 
-def test_encode_files_and_stdin(db, tiny_corpus):
+def test_encode_files_and_stdin(db, tiny_corpus, tmp_path):
     codes = codes_of(db)
     doc = sorted(codes)[5]
     address, code = codes[doc]
@@ -524,6 +524,12 @@ def test_encode_files_and_stdin(db, tiny_corpus):
     assert result.stdout.startswith("id,address,code\nz,")
     assert result.stderr == "warning: z has no words in the index vocabulary: its code means nothing\n"
     assert run("encode", "-d", str(db), input="").exit_code == 1
+    # A file it skips is named in a warning, not only in the exit status.
+    image = tmp_path / "image.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    result = run("encode", "-d", str(db), str(image))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "warning: skipped 1 file (1 binary, 0 unreadable)\n"
 
 
 # -- info ---------------------------------------------------------------------------------
