@@ -390,7 +390,9 @@ def build_index(
     )
     start = time.perf_counter()
     with store.writer_lock(database, wait=wait):
-        store.kind_of(database)  # refuse a foreign file before minutes of training
+        # Refuse a foreign file, or one this user may not write, before minutes of training.
+        if store.kind_of(database) != "missing" and not os.access(database, os.W_OK):
+            raise store.StoreError(f"cannot write to {database} (permission denied): the index is unchanged")
         summary = _build_index(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,

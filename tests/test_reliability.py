@@ -720,6 +720,21 @@ def test_a_read_only_index_says_it_cannot_be_written_or_read(work, monkeypatch):
         "SQLite needs to create index.db-shm beside it; make its folder writable\n")
 
 
+def test_a_retrain_of_an_index_it_may_not_write_is_refused_before_training(work, monkeypatch):
+    """--retrain trains for minutes before it writes: an index this user may not
+    write is refused first (os.access stands in for the file's mode: root ignores it)."""
+    from semhash.hasher import SemanticHasher
+
+    db = work / "index.db"
+    before = dump(db)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: access(path, mode) and not (Path(path) == db and mode == os.W_OK))
+    monkeypatch.setattr(SemanticHasher, "fit", lambda *args, **kwargs: pytest.fail("trained before checking"))
+    result = run("index", work / "corpus", "-d", db, "-s", "--retrain")
+    assert result.exit_code == 2 and result.stderr == f"Error: cannot write to {db} (permission denied): the index is unchanged\n"
+    assert dump(db) == before
+
+
 def test_no_pickle_anywhere():
     source = Path(__file__).resolve().parent.parent / "semhash"
     for path in source.glob("*.py"):
