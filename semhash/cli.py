@@ -703,7 +703,7 @@ def eval_(queries, database, k, shortlist, no_baselines, lift, json_, plot, skip
 
     if plot:
         _require_matplotlib()
-        _check_plot_path(plot)
+        plot = _check_plot_path(plot)
     docs = [d for d in iter_documents(queries, skip_bad_lines=skip_bad_lines) if d.labels]
     if not docs:
         raise SemhashError("no labeled queries: put them in folders named by label, or give JSON lines with \"labels\"")
@@ -740,7 +740,7 @@ def map_(database, plot, sample, epochs, seed, silent):
     from semhash.maps import map_coordinates, plot_map
 
     _require_matplotlib()
-    _check_plot_path(plot)
+    plot = _check_plot_path(plot)
     with Index.open(database) as idx:
         code_xy, pca_xy, labels = map_coordinates(idx, sample=sample, epochs=epochs, seed=seed, verbose=not silent)
     plot_map(code_xy, pca_xy, labels, plot)
@@ -755,18 +755,22 @@ def _require_matplotlib() -> None:
         raise SemhashError("plotting needs matplotlib: pip install 'semantic-hashing[plot]' (or pip install matplotlib)")
 
 
-def _check_plot_path(path: str) -> None:
+def _check_plot_path(path: str) -> str:
     """Refuse a --plot file that cannot be written before the work, not after it:
     evaluating or training takes minutes, and matplotlib's refusal of an unknown
-    format was a traceback."""
+    format was a traceback. Returns the file to write: a name without an extension
+    gets ``.png``, as matplotlib would add it, so the message names the real file."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
     extension = os.path.splitext(path)[1][1:].lower()
-    if extension and extension not in formats:
+    if not extension:
+        path += ".png"
+    elif extension not in formats:
         raise SemhashError(f"cannot write a plot as .{extension}: name it .png, .svg or .pdf (or another format matplotlib writes)")
     folder = os.path.dirname(path) or os.curdir
     if not os.path.isdir(folder):
         raise SemhashError(f"cannot write {path}: no folder {folder}")
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise SemhashError(f"cannot write {path}: permission denied")
+    return path

@@ -85,6 +85,10 @@ def test_eval_plot_and_map(db, tiny_corpus, tmp_path):
     png = tmp_path / "pr.png"
     result = CliRunner().invoke(cli, ["eval", str(tiny_corpus), "-d", str(db), "--no-baselines", "--plot", str(png)])
     assert result.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    # A name without an extension is written, and named, as a PNG.
+    result = CliRunner().invoke(cli, ["eval", str(tiny_corpus), "-d", str(db), "--no-baselines", "--plot", str(tmp_path / "curves")])
+    assert result.exit_code == 0 and (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "curves").exists() and f"-> {tmp_path / 'curves.png'}" in result.stderr
     png = tmp_path / "map.png"
     result = CliRunner().invoke(cli, ["map", "-d", str(db), "--plot", str(png), "--epochs", "2", "-s"])
     assert result.exit_code == 0, result.output
