@@ -204,8 +204,8 @@ def cli():
 @click.option("--epochs-finetune", default=20, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed (same seed, same index).")
 @click.option(
-    "--train-sample", type=click.IntRange(min=10), metavar="N",
-    help="Train on N documents drawn at random (seeded) and only encode the others: a large corpus then costs a fixed training time plus a linear pass.",
+    "--train-sample", default=20_000, show_default=True, type=click.IntRange(min=10), metavar="N",
+    help="Train on at most N documents drawn at random (seeded) and only encode the others: a large corpus then costs a fixed training time plus a linear pass.",
 )
 @click.option(
     "--max-bytes", default=10_000_000, show_default=True, type=click.IntRange(min=1),
@@ -237,7 +237,7 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         semhash index --prune corpora/20news-sample/train
         git ls-files '*.md' | semhash index -d docs.db --files-from -
         jq -c '{id, text}' posts.json | semhash index -
-        semhash index --train-sample 20000 big-corpus/
+        semhash index --train-sample 50000 big-corpus/
     """
     from semhash.api import index_documents
 

@@ -1,5 +1,6 @@
 """The library API: Index.build / open / add / query / similar, typed errors, atomic updates."""
 
+import inspect
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,12 @@ def test_train_sample_trains_on_a_sample_and_encodes_everything(copy):
     bigger = Index.build([str(copy / "corpus")], copy / "b.db", train_sample=1000, **TINY)
     assert bigger.summary.n_trained == 60
     bigger.close()
+    # The command line's default is the library's.
+    from semhash.api import DEFAULT_TRAIN_SAMPLE
+    from semhash.cli import index as index_command
+
+    assert {p.name: p.default for p in index_command.params}["train_sample"] == DEFAULT_TRAIN_SAMPLE
+    assert inspect.signature(build_index).parameters["train_sample"].default == DEFAULT_TRAIN_SAMPLE
     with pytest.raises(BuildError, match="--train-sample must be at least 10, got 3"):
         build_index([str(copy / "corpus")], copy / "x.db", train_sample=3, **TINY)
     assert not (copy / "x.db").exists()
