@@ -573,11 +573,12 @@ def test_info_missing_index(tmp_path):
 
 
 def test_short_queries_are_read_as_a_typical_document(db):
-    """A 2-word query is encoded as a median-length document with its word
-    distribution; JSON-lines documents are encoded as they are."""
+    """A 2-word query is encoded as a longer document with its word distribution,
+    LIFT of the way to the median length in log length; JSON-lines documents are
+    encoded as they are."""
     import numpy as np
 
-    from semhash.api import Index
+    from semhash.api import LIFT, Index
     from semhash.vocab import count_words
 
     with Index.open(db) as idx:
@@ -586,7 +587,11 @@ def test_short_queries_are_read_as_a_typical_document(db):
         counts = count_words([text], idx.words)
         typical = idx.typical_length()
         assert counts.sum() == 2 < typical
-        lifted = idx._encode_counts(counts * (typical / 2))
+        scaled = counts.copy()
+        idx._lift(scaled)
+        assert scaled.sum() == pytest.approx(2 ** (1 - LIFT) * typical**LIFT, rel=1e-5)
+        np.testing.assert_allclose(scaled / scaled.sum(), counts / 2, rtol=1e-6)  # the same distribution
+        lifted = idx._encode_counts(counts * (typical / 2) ** LIFT)
         addresses, codes, known = idx.encode([text], lift=True)
         assert known.tolist() == [2]
         np.testing.assert_array_equal(addresses, lifted[0])
