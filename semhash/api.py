@@ -129,13 +129,21 @@ def _skipped(n_binary: int, n_unreadable: int) -> str:
     return f"skipped {n_binary + n_unreadable} files ({n_binary} binary, {n_unreadable} unreadable)"
 
 
-def _input_notes(bad_lines: list[int], n_truncated: int, n_duplicates: int) -> list[str]:
-    """The summary's notes on input that was skipped, cut or ignored (both summaries)."""
+def _input_notes(bad_lines: list[int], n_truncated: int, n_duplicates: int, n_numbered: int) -> list[str]:
+    """The summary's notes on input that was skipped, cut, ignored or named by its
+    line number (both summaries)."""
     notes = [_bad_lines(bad_lines)] if bad_lines else []
     if n_truncated:
         notes.append(f"{n_truncated} truncated")
     if n_duplicates:
         notes.append(f"{n_duplicates} duplicate ids ignored")
+    if n_numbered:
+        # Line numbers repeat from run to run: the next stream's line 1 replaces this one's.
+        one = n_numbered == 1
+        notes.append(
+            f"{n_numbered} JSON line{'' if one else 's'} without an id named by {'its' if one else 'their'} line number "
+            f"(another run's line{'' if one else 's'} would replace {'it' if one else 'them'})"
+        )
     return notes
 
 
@@ -169,11 +177,12 @@ class BuildSummary:
     previous_oov_share: float | None = None
     bad_lines: list[int] = field(default_factory=list)
     n_trained: int | None = None
+    n_numbered: int = 0
 
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
         parts = [f"indexed {self.n_documents} documents", _skipped(self.n_binary, self.n_unreadable)]
-        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates)
+        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates, self.n_numbered)
         if self.n_trained is not None and self.n_trained < self.n_documents:
             parts.append(f"model trained on a sample of {self.n_trained}")
         vocabulary = f"vocabulary {self.vocabulary_size} words"
@@ -212,6 +221,7 @@ class UpdateSummary:
     drift: float | None = None
     oov_share: float | None = None
     bad_lines: list[int] = field(default_factory=list)
+    n_numbered: int = 0
 
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
@@ -222,7 +232,7 @@ class UpdateSummary:
         ]
         if self.n_missing > self.n_removed:
             parts.append(f"{self.n_missing - self.n_removed} missing kept (--prune removes them)")
-        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates)
+        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates, self.n_numbered)
         drift = _drift(self.drift, self.oov_share, previous=False)
         if drift:
             parts.append(drift)
@@ -543,6 +553,7 @@ def _build_index(
         previous_oov_share=None if previous is None else previous[2],
         bad_lines=stats.bad_lines,
         n_trained=n_trained,
+        n_numbered=stats.n_numbered,
     )
 
 
@@ -926,6 +937,7 @@ class Index:
             drift=coverage.oov_share,
             oov_share=self.meta.get("oov_share"),
             bad_lines=stats.bad_lines,
+            n_numbered=stats.n_numbered,
         )
 
     def _reopen(self) -> None:

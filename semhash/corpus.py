@@ -85,6 +85,8 @@ class ReadStats:
         characters). Only their first ``max_bytes`` were read.
     bad_lines : list of int
         Numbers of the JSON lines skipped as malformed (``skip_bad_lines``).
+    n_numbered : int
+        JSON documents without an id, named by their line number instead.
     """
 
     n_documents: int = 0
@@ -92,6 +94,7 @@ class ReadStats:
     n_unreadable: int = 0
     n_truncated: int = 0
     bad_lines: list[int] = field(default_factory=list)
+    n_numbered: int = 0
 
 
 class CorpusError(ValueError):
@@ -227,7 +230,7 @@ def iter_documents(
     for path in paths:
         if path == "-":
             on_error = (lambda e: stats.bad_lines.append(e.lineno)) if skip_bad_lines else None
-            docs = _capped(iter_jsonl(stdin_lines(stdin), on_error=on_error), stats, max_bytes)
+            docs = _capped(iter_jsonl(stdin_lines(stdin), on_error=on_error, stats=stats), stats, max_bytes)
         elif os.path.isdir(path):
             docs = _iter_directory(path, stats, max_bytes)
         else:
@@ -300,7 +303,8 @@ def _decode(data: bytes, truncated: bool) -> str:
 
 
 def iter_jsonl(
-    lines: Iterable[str], *, source: str = "stdin", on_error: Callable[[BadLine], None] | None = None
+    lines: Iterable[str], *, source: str = "stdin", on_error: Callable[[BadLine], None] | None = None,
+    stats: ReadStats | None = None,
 ) -> Iterator[Document]:
     """Yield one document per JSON line.
 
@@ -315,6 +319,8 @@ def iter_jsonl(
     on_error : callable, optional
         Called with the :class:`BadLine` of each malformed line, which is then
         skipped. Without it, the first malformed line raises.
+    stats : ReadStats, optional
+        Counts the documents named by their line number (``n_numbered``).
 
     Yields
     ------
@@ -332,29 +338,33 @@ def iter_jsonl(
         if not line.strip():
             continue
         try:
-            doc = _json_document(line, lineno, f"line {lineno} of {source}")
+            doc, numbered = _json_document(line, lineno, f"line {lineno} of {source}")
         except CorpusError as e:
             error = BadLine(f"{e}; {SKIP_HINT}", lineno)
             if on_error is None:
                 raise error from None
             on_error(error)
             continue
+        if numbered and stats is not None:
+            stats.n_numbered += 1
         yield doc
 
 
-def _json_document(line: str, lineno: int, where: str) -> Document:
+def _json_document(line: str, lineno: int, where: str) -> tuple[Document, bool]:
+    """The line's document, and whether it had no id (and is named by its line number)."""
     record = _parse_json_object(line, where)
     text = record.get("text")
     if not isinstance(text, str):
         raise CorpusError(f"{where} has no 'text' string; expected {EXPECTED_JSON}")
     text = _without_lone_surrogates(text)
-    return Document(
+    doc = Document(
         id=_without_lone_surrogates(_json_id(record, lineno, where)),
         text=text,
         labels=tuple(_without_lone_surrogates(label) for label in _json_labels(record, where)),
         path=None,
         content_hash=content_hash(text),
     )
+    return doc, record.get("id") is None
 
 
 def _parse_json_object(line: str, where: str) -> dict:

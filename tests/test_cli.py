@@ -185,6 +185,12 @@ def test_index_from_stdin_jsonl(tmp_path, tiny_corpus):
     result = run("index", "-", "-d", str(db), "-s", *TINY_MODEL, input="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
     assert sqlite3.connect(db).execute("SELECT count(*) FROM documents").fetchone()[0] == 60
+    # Documents without an id are named by their line number, which the next
+    # stream reuses: the summary says so.
+    result = run("index", "-", "-d", str(db), input='{"text": "space shuttle orbit"}\n{"id": "z", "text": "space"}\n')
+    assert result.exit_code == 0, result.output
+    assert "added 2, " in result.stderr
+    assert "1 JSON line without an id named by its line number (another run's line would replace it)" in result.stderr
 
 
 def test_help_and_version():

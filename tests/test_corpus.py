@@ -356,6 +356,7 @@ def test_jsonl_from_stdin_argument() -> None:
     ]
     assert docs[2].content_hash == hashlib.sha256(b"third").hexdigest()
     assert stats.n_documents == 3
+    assert stats.n_numbered == 1  # the summary warns: another stream's line 5 would replace it
 
 
 def test_jsonl_mixed_with_directories(tree: Path) -> None:
