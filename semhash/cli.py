@@ -678,7 +678,7 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
 @click.option(
     "--lift",
     is_flag=True,
-    help="Encode the queries as `semhash query TEXT` encodes a text (short ones lifted to a typical document's length), not as documents.",
+    help="Encode the queries as `semhash query TEXT` encodes a text (short ones lifted towards a typical document's length), not as documents.",
 )
 @click.option("--json", "json_", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write precision-recall curves to this PNG (needs matplotlib).")

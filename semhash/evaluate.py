@@ -147,7 +147,7 @@ def evaluate(
     baselines : also run TF-IDF, LSA and LSH
     seed : seed of LSA's solver and LSH's hyperplanes
     lift : encode the queries as ``semhash query TEXT`` encodes a text (short ones
-        lifted to the median indexed document's length, see ``Index.encode``), not
+        lifted towards the median indexed document's length, see ``Index.encode``), not
         as documents, as ``semhash query - --jsonl`` does
 
     Returns
