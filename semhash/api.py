@@ -999,9 +999,10 @@ class Index:
     ) -> list[list[Hit] | None]:
         """:meth:`query` for many texts, encoded in one batch.
 
-        Short texts are read as the word distribution of a typical document (see
-        :meth:`encode`); with ``documents``, each text is encoded as the document it
-        is, as indexing encoded the indexed ones.
+        Short texts are encoded as longer documents with the same word distribution
+        (lifted towards a typical document's length, see :meth:`encode`); with
+        ``documents``, each text is encoded as the document it is, as indexing
+        encoded the indexed ones.
 
         Raises
         ------
