@@ -11,7 +11,7 @@ import pytest
 
 import semhash
 from semhash import store
-from semhash.api import BuildError, DocumentNotFound, Hit, Index, ModelMismatch, QueryError, build_index
+from semhash.api import BuildError, DocumentNotFound, EmptyQuery, Hit, Index, ModelMismatch, QueryError, build_index
 from semhash.store import StoreError
 from semhash.vocab import count_words
 
@@ -143,6 +143,28 @@ def test_batch_and_one_by_one_queries_agree(corpus_and_db):
         batch = index.query_many(texts, k=7, skip_empty=True)
         assert sum(hits is not None for hits in batch) >= 6
         assert batch == [index.query(t, k=7) if hits is not None else None for t, hits in zip(texts, batch)]
+
+
+def test_a_query_of_words_only_the_terms_know_is_answered_by_them(corpus_and_db):
+    """A query with no word of the model's vocabulary but some indexed term finds
+    the documents that hold it, ranked by words; the codes alone cannot answer it."""
+    from semhash.tokenize import tokenize
+
+    with Index.open(corpus_and_db / "index.db") as index:
+        terms, _ = index.stored.all_terms()
+        holders = {}  # term -> ids of the documents whose text holds it
+        for doc_id, path in index.stored.conn.execute("SELECT id, path FROM documents"):
+            for t in set(tokenize(index._read([open(path, encoding="latin-1").read()])[0])):
+                holders.setdefault(t, set()).add(doc_id)
+        word = next(t for t in sorted(terms) if t not in index.words and t.isalpha() and 2 <= len(holders.get(t, ())) <= 5)
+        hits = index.query(word, k=10)
+        assert {h.id for h in hits} == holders[word]  # every holder, and only them
+        assert index.query_many(["zzzz qqqq", word], k=10, skip_empty=True) == [None, hits]
+        with pytest.raises(EmptyQuery):
+            index.query(word, k=10, codes_only=True)
+        # Distance bounds keep the hits within them, in the same order.
+        middle = sorted(h.distance for h in hits)[len(hits) // 2]
+        assert index.query(word, k=10, max_distance=middle) == [h for h in hits if h.distance <= middle]
 
 
 def test_train_sample_trains_on_a_sample_and_encodes_everything(copy):
