@@ -1022,7 +1022,8 @@ class Index:
         empty = np.flatnonzero(known == 0)
         if empty.size and self.n_terms and not codes_only:
             # No word the model knows, but maybe words the index has: ranked by them.
-            for i, hits in zip(empty.tolist(), self._by_words([read[i] for i in empty], query_codes[empty], k, min_distance, max_distance)):
+            answers = self._by_words([read[i] for i in empty], query_codes[empty], k, min_distance, max_distance)
+            for i, hits in zip(empty.tolist(), answers):
                 found[i] = hits
             empty = np.array([i for i in empty.tolist() if found[i] is None], np.int64)
         if empty.size and not skip_empty:
@@ -1243,8 +1244,9 @@ class Index:
         term_starts, term_docs = self._term_postings()
         candidates = []
         for i in range(len(read)):
-            terms = q_ids[q_starts[i] : q_starts[i + 1]]
-            candidates.append(np.unique(np.concatenate([term_docs[term_starts[t] : term_starts[t + 1]] for t in terms.tolist()] or [np.zeros(0, np.int64)])))
+            terms = q_ids[q_starts[i] : q_starts[i + 1]].tolist()
+            holders = [term_docs[term_starts[t] : term_starts[t + 1]] for t in terms]
+            candidates.append(np.unique(np.concatenate(holders)) if holders else np.zeros(0, np.int64))
         width = max(1, max(map(len, candidates)))
         rows = np.full((len(read), width), -1, np.int64)
         dists = np.full((len(read), width), -1, np.int32)
