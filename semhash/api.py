@@ -1057,11 +1057,7 @@ class Index:
                 np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector
             )
             rows, dists = rows[0, : counts[0]], dists[0, : counts[0]]
-            keep = ~np.isin(rows, exclude)
-            if min_distance is not None:
-                keep &= dists >= min_distance
-            if max_distance is not None:
-                keep &= dists <= max_distance
+            keep = ~np.isin(rows, exclude) & _within(dists, min_distance, max_distance)
             # A shortlist that already reaches past max_distance only grows farther.
             farther = max_distance is not None and rows.shape[0] and dists.max() > max_distance
             if keep.sum() >= k or farther or want >= n:
@@ -1240,6 +1236,8 @@ class Index:
         document, so its distances say little; the words rank."""
         vectors = self._query_vectors(read)
         q_starts, q_ids, _ = vectors
+        if q_ids.size == 0:  # no word any document has: nothing to read the vectors for
+            return [None] * len(read)
         candidates = self._holders([q_ids[q_starts[i] : q_starts[i + 1]] for i in range(len(read))])
         width = max(1, max(map(len, candidates)))
         rows = np.full((len(read), width), -1, np.int64)
@@ -1253,11 +1251,7 @@ class Index:
         out = []
         for i in range(len(read)):
             r, d = rows[i, : counts[i]], dists[i, : counts[i]]
-            keep = np.ones(r.shape[0], bool)
-            if min_distance is not None:
-                keep &= d >= min_distance
-            if max_distance is not None:
-                keep &= d <= max_distance
+            keep = _within(d, min_distance, max_distance)
             out.append((self.rowids[r[keep][:k]], d[keep][:k]) if counts[i] else None)
         return out
 
@@ -1272,7 +1266,7 @@ class Index:
         n_bytes, blobs = self.stored.all_term_blobs()  # rowid order: row i is position i
         docs, terms, offset = [], [], 0
         stream = iter(blobs)
-        while chunk := list(itertools.islice(stream, 65_536)):
+        while chunk := list(itertools.islice(stream, rerank._BLOBS_AT_ONCE)):
             starts, ids, _ = self._stored_vectors(chunk, sum(len(b) for b in chunk if b))
             at = np.flatnonzero(wanted[ids])
             docs.append(np.searchsorted(starts, at, side="right") - 1 + offset)
@@ -1430,6 +1424,16 @@ class Index:
 
     def close(self) -> None:
         self.stored.close()
+
+
+def _within(dists: np.ndarray, min_distance: int | None, max_distance: int | None) -> np.ndarray:
+    """Which of ``dists`` lie within the bounds (inclusive; ``None``: unbounded)."""
+    keep = np.ones(dists.shape[0], bool)
+    if min_distance is not None:
+        keep &= dists >= min_distance
+    if max_distance is not None:
+        keep &= dists <= max_distance
+    return keep
 
 
 _NO_WORDS = "has no words in the index vocabulary (only stop words, or words it does not know): nothing to search for"
