@@ -16,7 +16,12 @@ Tables (open it in ``sqlite-utils`` or Datasette):
 - ``code_blocks``: block, rowids, addresses, codes: a copy of every document's
   rowid, address and code, packed (``BLOCK_DOCUMENTS`` documents a row), which a
   query loads in a few reads; rewritten by every writer, emptied by triggers on any
-  other change of the documents (schema 6).
+  other change of the documents (schema 6);
+- ``postings``: term, df, rowids: each term's number of documents, and for a term
+  held by at most ``POSTINGS_MAX_DF`` documents their rowids (int32, ascending;
+  NULL for commoner terms), which the query path adds to its shortlists
+  (``semhash.rerank.RARE_TERMS``); derived from ``documents.terms`` as
+  ``code_blocks`` is, rewritten by every writer, emptied by triggers (schema 7).
 
 Reading and writing use the standard library's sqlite3 (importing sqlite-utils costs
 half a second, which a query should not pay), and every value goes in as a ``?``
@@ -53,13 +58,13 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 6  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
-# 5: the address index also holds the code and n_words; 6: code_blocks
+SCHEMA_VERSION = 7  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
+# 5: the address index also holds the code and n_words; 6: code_blocks; 7: postings
 OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
 DOCUMENT_COLUMNS = (
     "id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms", "neighbours",
 )
-TABLES = ("meta", "vocabulary", "weights", "documents", "terms", "code_blocks")
+TABLES = ("meta", "vocabulary", "weights", "documents", "terms", "code_blocks", "postings")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
 REBUILD = "rebuild it with `semhash index --retrain PATHS`"
@@ -71,6 +76,7 @@ REBUILD = "rebuild it with `semhash index --retrain PATHS`"
 # table is 30x the index).
 _CODES_INDEX = "idx_documents_codes ON documents (address, code, n_words)"
 _CODE_BLOCKS = "code_blocks (block INTEGER PRIMARY KEY, rowids BLOB, addresses BLOB, codes BLOB)"  # see BLOCK_DOCUMENTS
+_POSTINGS = "postings (term INTEGER PRIMARY KEY, df INTEGER, rowids BLOB)"  # see POSTINGS_MAX_DF
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
     'CREATE TABLE vocabulary ("column" INTEGER PRIMARY KEY, word TEXT, df INTEGER)',
@@ -81,6 +87,7 @@ _SCHEMA = (
     "CREATE INDEX " + _CODES_INDEX,
     "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
     "CREATE TABLE " + _CODE_BLOCKS,
+    "CREATE TABLE " + _POSTINGS,
 )
 
 # Every document's rowid, address and code, packed in rowid order into blocks of
@@ -93,6 +100,17 @@ BLOCK_DOCUMENTS = 2**20
 _TRIGGERS = tuple(
     f"CREATE TRIGGER IF NOT EXISTS code_blocks_{name} AFTER {event} ON documents BEGIN DELETE FROM code_blocks; END"
     for name, event in (("insert", "INSERT"), ("delete", "DELETE"), ("update", "UPDATE OF rowid, address, code"))
+)
+#: Documents a term may be held by and still have its rowids kept in ``postings``:
+#: the most that ``semhash.rerank.RARE_TERMS`` can add to a shortlist. (On 20NG all
+#: but 220 of the 99,847 terms are that rare; their postings hold 0.85 M of the 1.07 M
+#: (document, term) pairs, 3.4 MB.) Rewritten whole by every writer, like ``code_blocks``,
+#: and marked written by ``meta.postings_max_df``, which the triggers delete with them.
+POSTINGS_MAX_DF = 500
+_POSTINGS_TRIGGERS = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS postings_{name} AFTER {event} ON documents "
+    "BEGIN DELETE FROM postings; DELETE FROM meta WHERE key = 'postings_max_df'; END"
+    for name, event in (("insert", "INSERT"), ("delete", "DELETE"), ("update", "UPDATE OF rowid, terms"))
 )
 
 
@@ -168,10 +186,19 @@ def _m006_code_blocks(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _m007_postings(conn: sqlite3.Connection) -> None:
+    """Schema 7: the ``postings`` table and its triggers (the writer fills it)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS " + _POSTINGS)
+    for statement in _POSTINGS_TRIGGERS:
+        conn.execute(statement)
+
+
 #: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
 #: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m007_...`` here with ``SCHEMA_VERSION = 7``.
-MIGRATIONS = {2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index, 6: _m006_code_blocks}
+#: the index at its old schema. Add ``_m008_...`` here with ``SCHEMA_VERSION = 8``.
+MIGRATIONS = {
+    2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index, 6: _m006_code_blocks, 7: _m007_postings,
+}
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -443,15 +470,16 @@ def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf
     )
     _insert_documents(conn, documents, addresses, codes)
     _store_derived(conn)
-    for statement in _TRIGGERS:  # after the inserts, which need not fire them
+    for statement in _TRIGGERS + _POSTINGS_TRIGGERS:  # after the inserts, which need not fire them
         conn.execute(statement)
 
 
 def _store_derived(conn: sqlite3.Connection, if_missing: bool = False) -> None:
-    """Write what the writers derive from the documents: the typical length and the
-    packed codes (with ``if_missing``, only what an older index lacks)."""
+    """Write what the writers derive from the documents: the typical length, the
+    packed codes and the postings (with ``if_missing``, only what an older index lacks)."""
     _store_typical_length(conn, if_missing)
     _store_code_blocks(conn, if_missing)
+    _store_postings(conn, if_missing)
 
 
 def typical_length(lengths: np.ndarray) -> float:
@@ -527,6 +555,48 @@ def _store_code_blocks(conn: sqlite3.Connection, if_missing: bool = False) -> No
             for b, s in enumerate(range(0, max(len(rowids), 1), BLOCK_DOCUMENTS))
         ),
     )
+
+
+def _store_postings(conn: sqlite3.Connection, if_missing: bool = False) -> None:
+    """Rewrite ``postings`` from the documents' stored vectors (inside the writer's
+    transaction): one pass, 65,536 documents at a time, keeping the (term, rowid)
+    pairs only of terms seen in at most ``POSTINGS_MAX_DF`` documents so far."""
+    from semhash import rerank  # (the writers' module; a query that only reads never needs it here)
+
+    if if_missing and conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone():
+        return
+    df = np.zeros(0, np.int64)
+    kept_terms, kept_rowids = [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
+    cursor = conn.execute("SELECT rowid, terms FROM documents ORDER BY rowid")
+    while chunk := cursor.fetchmany(rerank._BLOBS_AT_ONCE):
+        blobs = [b if isinstance(b, bytes) else b"" for _, b in chunk]
+        starts, ids, _ = rerank.pack_blobs(blobs, sum(map(len, blobs)))
+        if ids.size and int(ids.min()) < 0:
+            raise ValueError("a stored TF-IDF vector names a negative term id")
+        rowids = np.repeat(np.fromiter((r for r, _ in chunk), np.int64, len(chunk)), np.diff(starts))
+        df = np.bincount(ids, minlength=df.shape[0]) + np.pad(df, (0, max(0, int(ids.max(initial=-1)) + 1 - df.shape[0])))
+        rare = df[ids] <= POSTINGS_MAX_DF
+        kept_terms.append(ids[rare])
+        kept_rowids.append(rowids[rare])
+        if len(kept_terms) > 16:  # the pairs of terms that have grown common since go
+            terms, held = np.concatenate(kept_terms), np.concatenate(kept_rowids)
+            rare = df[terms] <= POSTINGS_MAX_DF
+            kept_terms, kept_rowids = [terms[rare]], [held[rare]]
+    terms, held = np.concatenate(kept_terms), np.concatenate(kept_rowids)
+    rare = df[terms] <= POSTINGS_MAX_DF
+    terms, held = terms[rare], held[rare]
+    order = np.argsort(terms, kind="stable")  # each term's rowids stay ascending
+    terms, held = terms[order], held[order]
+    bounds = np.searchsorted(terms, np.arange(df.shape[0] + 1))
+    conn.execute("DELETE FROM postings")
+    conn.executemany(
+        "INSERT INTO postings (term, df, rowids) VALUES (?, ?, ?)",
+        (
+            (t, int(df[t]), held[bounds[t] : bounds[t + 1]].astype("<i4").tobytes() if df[t] <= POSTINGS_MAX_DF else None)
+            for t in np.flatnonzero(df).tolist()
+        ),
+    )
+    _set_meta(conn, {"postings_max_df": POSTINGS_MAX_DF})
 
 
 def _insert_documents(conn: sqlite3.Connection, documents, addresses, codes) -> None:
@@ -911,6 +981,21 @@ class StoredIndex:
                 raise self._corrupt(str(e)) from None
 
         return total, blobs()
+
+    def postings(self, term_ids: Iterable[int]) -> dict[int, tuple[int, bytes | None]]:
+        """{term id: (its number of documents, their rowids ascending as int32
+        little-endian bytes, or None for a term held by more than
+        ``POSTINGS_MAX_DF``)} of those of ``term_ids`` that some document holds; ``{}``
+        for an index whose postings are not written (older than schema 7, or changed
+        outside semhash)."""
+        if "postings_max_df" not in self.meta:
+            return {}
+        out = {}
+        for term, df, blob in self._all_in("SELECT term, df, rowids FROM postings WHERE term IN ({})", [int(t) for t in term_ids]):
+            if not isinstance(df, int) or not (blob is None or (isinstance(blob, bytes) and len(blob) == 4 * df)):
+                raise self._corrupt("a term's postings are damaged")
+            out[term] = (df, blob)
+        return out
 
     def ranking_rows(self, rowids: Iterable[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
         """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids (a

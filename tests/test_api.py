@@ -167,6 +167,42 @@ def test_a_query_of_words_only_the_terms_know_is_answered_by_them(corpus_and_db)
         assert index.query(word, k=10, max_distance=middle) == [h for h in hits if h.distance <= middle]
 
 
+def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_and_db, monkeypatch):
+    """A document the Hamming ball leaves out is ranked when it holds the query's
+    rarest term (and is not when rerank.RARE_TERMS is 0)."""
+    from semhash import rerank, search
+
+    monkeypatch.setattr(rerank, "SHORTLIST", 5)  # a ball of 10 of the 60 posts
+    with Index.open(corpus_and_db / "index.db") as index:
+        text = "space shuttle orbit"
+        addresses, codes, known = index.encode([text], lift=True)
+        assert known[0] == 3  # words of the model: the ball is its code's
+        ball, _, counts, _ = search.search_many(index.table, index.codes, addresses, codes, 10, shortlist=index.shortlist)
+        terms, _ = index.stored.all_terms()
+        held = index.stored.postings(range(index.n_terms))
+        # A term the model's vocabulary lacks (the code stays the same) that only one post outside the ball holds.
+        rare = next(
+            t for t, (df, rowids) in sorted(held.items())
+            if df == 1 and terms[t] not in index.words and terms[t].isalpha()
+            and index._positions(rowids)[0] not in ball[0, : counts[0]]
+        )
+        holder = index._positions(held[rare][1])[0]
+        ranked = []  # the shortlists the ranking gets
+        rank = index._rank_shortlists
+        monkeypatch.setattr(index, "_rank_shortlists", lambda rows, d, counts, *a: ranked.append(rows[:, : counts.max()]) or rank(rows, d, counts, *a))
+        query = f"{text} {terms[rare]}"
+        hits = index.query(query, k=10)
+        assert holder in ranked[-1][0] and len(ranked[-1][0]) > 10  # (and holders of its other terms: 60 posts)
+        assert index.query_many([text, query], k=10)[1] == hits
+        assert holder in ranked[-1][1]
+        monkeypatch.setattr(rerank, "RARE_TERMS", 1)  # its rarest term only
+        index.query(query, k=10)
+        assert sorted(ranked[-1][0]) == sorted([*ball[0], holder])
+        monkeypatch.setattr(rerank, "RARE_TERMS", 0)
+        index.query(query, k=10)
+        assert sorted(ranked[-1][0]) == sorted(ball[0])
+
+
 def test_train_sample_trains_on_a_sample_and_encodes_everything(copy):
     sampled = Index.build([str(copy / "corpus")], copy / "s.db", train_sample=20, **TINY)
     again = Index.build([str(copy / "corpus")], copy / "s2.db", train_sample=20, **TINY)

@@ -183,3 +183,71 @@ def test_the_packed_codes_follow_every_change_of_the_documents(tiny_corpus, tmp_
     with IndexWriter(db) as writer:
         writer.set_neighbours([(7, b"")])
     assert conn.execute("SELECT count(*) FROM code_blocks").fetchone()[0] == 1 and _packed(db) == 60
+
+
+def _postings(db) -> dict | None:
+    """{term: (df, rowids blob or None)} as stored (None: not written, or emptied)."""
+    conn = sqlite3.connect(db)
+    if not conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone():
+        assert conn.execute("SELECT count(*) FROM postings").fetchone()[0] == 0
+        return None
+    return {t: (df, rowids) for t, df, rowids in conn.execute("SELECT term, df, rowids FROM postings")}
+
+
+def _postings_of_the_documents(db, most: int) -> dict:
+    """What the postings should hold, from the documents' stored vectors."""
+    holders: dict[int, list[int]] = {}
+    for rowid, blob in sqlite3.connect(db).execute("SELECT rowid, terms FROM documents ORDER BY rowid"):
+        for term in rerank.from_blob(blob)[0].tolist():
+            holders.setdefault(term, []).append(rowid)
+    return {t: (len(r), np.array(r, "<i4").tobytes() if len(r) <= most else None) for t, r in holders.items()}
+
+
+def test_the_postings_follow_every_change_of_the_documents(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "POSTINGS_MAX_DF", 3)  # both kinds of term in 60 posts
+    db = tmp_path / "index.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    built = _postings(db)
+    assert built == _postings_of_the_documents(db, 3)
+    assert {df <= 3 for df, _ in built.values()} == {True, False}
+    new = tmp_path / "more"
+    new.mkdir()
+    update = ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]
+    (new / "orbit.txt").write_text("The shuttle reached orbit after the launch.")
+    assert CliRunner().invoke(cli, update).exit_code == 0
+    assert _postings(db) == _postings_of_the_documents(db, 3) != built
+    (new / "orbit.txt").write_text("Goalies and playoffs: the hockey season.")
+    assert CliRunner().invoke(cli, update).exit_code == 0
+    assert _postings(db) == _postings_of_the_documents(db, 3) != built
+    (new / "orbit.txt").unlink()
+    assert CliRunner().invoke(cli, [*update, "--prune"]).exit_code == 0
+    assert _postings(db) == built  # the new document pruned: as built
+    # Any other change of a document's terms empties them (queries then do without),
+    # and the next writer writes them again; neighbour lists leave them as they are.
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE documents SET terms = NULL WHERE rowid = 5")
+    conn.commit()
+    assert _postings(db) is None
+    with Index.open(db) as index:
+        assert index.stored.postings(range(index.n_terms)) == {}
+        assert index.query("space shuttle orbit", k=5)
+    with IndexWriter(db) as writer:
+        writer.set_neighbours([(6, b"")])
+    assert _postings(db) == _postings_of_the_documents(db, 3) != built
+
+
+def test_schema_6_gains_its_postings_with_an_update(tiny_corpus, tmp_path):
+    db = tmp_path / "v6.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    built = _postings(db)
+    conn = sqlite3.connect(db)
+    for name in ("insert", "delete", "update"):
+        conn.execute(f"DROP TRIGGER postings_{name}")
+    conn.execute("DROP TABLE postings")
+    conn.execute("DELETE FROM meta WHERE key = 'postings_max_df'")
+    conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    conn.commit()
+    with Index.open(db) as index:
+        assert index.stored.postings(range(index.n_terms)) == {} and index.query("space shuttle orbit", k=5)
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s"]).exit_code == 0
+    assert StoredIndex(db).meta["schema_version"] == SCHEMA_VERSION and _postings(db) == built
