@@ -354,7 +354,8 @@ def render_section(r: dict) -> str:
     ]
     hs = params
     sh_notes = (
-        f"{hs.get('address_bits')}-bit address Hamming ball grown to {rerank.SHORTLIST:,} posts, ranked by TF-IDF cosine "
+        f"{hs.get('address_bits')}-bit address Hamming ball grown to {rerank.SHORTLIST:,} posts, joined by the posts "
+        f"holding the query's rarest terms (up to {rerank.RARE_TERMS:,}), ranked by TF-IDF cosine "
         f"over {hs.get('n_terms') or 0:,} terms blended with {hs.get('code_bits')}-bit code distance, with pseudo-relevance "
         f"feedback and each post's {hs.get('n_neighbours') or 0} stored neighbours (`semhash query` default path, "
         f"`semhash.rerank`); index: {hs.get('vocab_size')} words, hidden "

@@ -20,12 +20,17 @@ Usage (from the project root, after ``make bench-quality``)::
     .venv/bin/python bench/rerank_trials.py
     .venv/bin/python bench/rerank_trials.py --leave-one-out 2000 --corpus bench/.data/20news-bydate-train
     .venv/bin/python bench/rerank_trials.py --db bench/.data/20ng-train.db --queries bench/.data/20news-bydate-test
+    .venv/bin/python bench/rerank_trials.py --leave-one-out 2000 --subjects --settings '[{}, {"RARE_TERMS": 0}]'
+
+With ``--subjects`` the queries are the posts' Subject lines instead (short typed
+queries, scored by precision@10).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -38,10 +43,11 @@ from semhash import codes, rerank  # noqa: E402
 from semhash.api import Index  # noqa: E402
 from semhash.corpus import iter_documents  # noqa: E402
 from semhash.evaluate import _encode, _relevance, _scores_at_k  # noqa: E402
+from semhash.tokenize import subject  # noqa: E402
 from semhash.vocab import count_words  # noqa: E402
 
 K = 100
-SETTINGS = ("SHORTLIST", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT", "FEEDBACK_TERMS", "NEIGHBOURS", "NEIGHBOUR_WEIGHT", "HOPS")
+SETTINGS = ("SHORTLIST", "RARE_TERMS", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT", "FEEDBACK_TERMS", "NEIGHBOURS", "NEIGHBOUR_WEIGHT", "HOPS")
 DEFAULTS = {name: getattr(rerank, name) for name in SETTINGS}
 TRIALS = [
     {},
@@ -55,6 +61,9 @@ TRIALS = [
     {"SHORTLIST": 1000},
     {"SHORTLIST": 1000, "HOPS": 0},
     {"SHORTLIST": 3000},
+    {"RARE_TERMS": 0},  # the ball alone
+    {"RARE_TERMS": 250},
+    {"RARE_TERMS": 1000},
     {"CODE_WEIGHT": 0.0},
     {"CODE_WEIGHT": 0.5},
     {"FEEDBACK_DOCS": 0},
@@ -90,6 +99,12 @@ def _without_own(index: Index, own: np.ndarray, search):
         del index._ranking_rows
 
 
+def _subject(text: str) -> str:
+    """A post's Subject line without its "Re:", as a user might type it."""
+    line = (subject(text) or "").strip()
+    return line[3:].strip() if line.lower().startswith("re:") else line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=str(ROOT / "bench/.data/20ng-train.db"))
@@ -97,7 +112,13 @@ def main() -> None:
     parser.add_argument("--leave-one-out", type=int, metavar="N", help="query with N indexed posts read from --corpus")
     parser.add_argument("--corpus", default=str(ROOT / "bench/.data/20news-bydate-train"), help="the indexed posts")
     parser.add_argument("--first", type=int, metavar="N", help="run only the first N settings (2: defaults, codes alone)")
+    parser.add_argument("--subjects", action="store_true", help="query with the posts' Subject lines ('Re:' dropped), "
+                        "as `semhash query TEXT` reads them, and score the top 10")
+    parser.add_argument("--settings", metavar="JSON", help="run these settings (a JSON list of objects) instead")
     args = parser.parse_args()
+    global K
+    K = 10 if args.subjects else K
+    trials = json.loads(args.settings) if args.settings else TRIALS
 
     index = Index.open(args.db)
     if not index.n_terms:
@@ -110,17 +131,22 @@ def main() -> None:
         own = np.array([rows_of[d.id] for d in docs])
     else:
         docs = list(iter_documents([args.queries]))
-    counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text)
+    if args.subjects:
+        docs = [replace(d, text=_subject(d.text)) for d in docs]
+    counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text or args.subjects)
     keep = np.flatnonzero(counts.sum(1) > 0)
     texts = index._read([docs[i].text for i in keep])
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     relevant = _relevance(db_labels, [set(docs[i].labels) for i in keep])
-    q_addr = codes.to_addresses(codes.threshold(_encode(index.address_encoder, counts[keep])))
-    q_code = codes.pack_codes(codes.threshold(_encode(index.code_encoder, counts[keep])))
+    if args.subjects:  # typed queries: lifted to a typical length
+        q_addr, q_code, _ = index._encode_read(texts, lift=True)
+    else:
+        q_addr = codes.to_addresses(codes.threshold(_encode(index.address_encoder, counts[keep])))
+        q_code = codes.pack_codes(codes.threshold(_encode(index.code_encoder, counts[keep])))
 
     print(f"| setting | precision@{K} | mAP@{K} | s |")
     print("|---|---:|---:|---:|")
-    for trial in TRIALS[: args.first]:
+    for trial in trials[: args.first]:
         for name, value in {**DEFAULTS, **{k: v for k, v in trial.items() if k != "codes_only"}}.items():
             setattr(rerank, name, value)
         start = time.perf_counter()

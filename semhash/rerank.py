@@ -1,7 +1,10 @@
 """Shortlist -> ranking: the codes choose the neighbourhood, words and codes rank it.
 
 Semantic hashing's best mode in the paper is filter-then-rank: the Hamming ball
-gives a shortlist, and TF-IDF ranks it. Here each shortlisted document scores
+gives a shortlist, and TF-IDF ranks it. Here the shortlist also takes the
+documents that hold the query's rarest terms (``RARE_TERMS``; the model reads only
+the 2000 commonest words, so a name or a piece of jargon moves no code, yet is
+often the best clue a short query has). Each shortlisted document scores
 
     cosine(query, document) - CODE_WEIGHT * code distance / code bits
 
@@ -21,8 +24,9 @@ and its score becomes its cosine plus ``NEIGHBOUR_WEIGHT`` times the mean smooth
 score of those of its neighbours that are in the same shortlist, ``HOPS`` times
 over. On 20 Newsgroups (bydate; train indexed, test posts as queries;
 precision@100): the long code alone ranks the shortlist at 0.454, TF-IDF alone at
-0.489, the blend at 0.515, with feedback 0.565 and with neighbours 0.62
-(bench/rerank_trials.py; every setting in BENCHMARKS.md).
+0.489, the blend at 0.515, with feedback 0.565, with neighbours 0.62, and with the
+rare terms' documents in the shortlist 0.63 (bench/rerank_trials.py; every
+setting in BENCHMARKS.md).
 
 Term weights are fixed when the index is built: ``idf = ln((1 + n) / (1 + df)) + 1``
 and a term count ``tf`` weighs ``1 + ln(tf)``; vectors have unit length. Documents
@@ -59,9 +63,10 @@ SHORTLIST = 2000
 #: by ascending document frequency, while their frequencies add up to at most this
 #: many (store.POSTINGS_MAX_DF is the most it can be). A rare word the codes do not
 #: know (the model reads 2,000 common ones) is often the best clue there is.
-#: 0 / 100 / 250 / 500 / 1000 / 2000 -> on training Subject lines (P@10, 1,630
-#: queries) 0.583 / 0.643 / 0.646 / 0.643 / 0.642 / 0.640; whole posts (1,000
-#: queries) 0.630 / - / 0.643 / 0.647.
+#: 0 / 250 / 500 / 1000 -> 0.631 / 0.644 / 0.648 / 0.649 (test 0.617 / - / 0.633 / -);
+#: the posts' Subject lines as queries (--subjects, precision@10, 1,630 queries):
+#: 0.583 / 0.646 / 0.643 / 0.642. Each 250 more costs the ranking of a 20NG batch
+#: about a tenth more time.
 RARE_TERMS = 500
 CODE_WEIGHT = 0.25  # 0 / 0.25 / 0.5 -> 0.631 / 0.629 / 0.626 (test 0.620 / 0.618 / 0.614)
 FEEDBACK_DOCS = 10  # 0 / 10 / 20 -> 0.617 / 0.629 / 0.624

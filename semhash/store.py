@@ -104,12 +104,16 @@ _TRIGGERS = tuple(
 #: Documents a term may be held by and still have its rowids kept in ``postings``:
 #: the most that ``semhash.rerank.RARE_TERMS`` can add to a shortlist. (On 20NG all
 #: but 220 of the 99,847 terms are that rare; their postings hold 0.85 M of the 1.07 M
-#: (document, term) pairs, 3.4 MB.) Rewritten whole by every writer, like ``code_blocks``,
-#: and marked written by ``meta.postings_max_df``, which the triggers delete with them.
+#: (document, term) pairs, 3.4 MB.) ``meta.postings_max_df`` says they are current:
+#: every writer changes the postings of the terms of the documents it changed (a
+#: rewrite of all of them took a one-document update of a million documents from
+#: 21 to 29 s), and the triggers delete the mark on any change of the documents,
+#: so that a change made outside semhash leaves postings that no one reads, until
+#: the next writer rewrites them whole.
 POSTINGS_MAX_DF = 500
 _POSTINGS_TRIGGERS = tuple(
     f"CREATE TRIGGER IF NOT EXISTS postings_{name} AFTER {event} ON documents "
-    "BEGIN DELETE FROM postings; DELETE FROM meta WHERE key = 'postings_max_df'; END"
+    "BEGIN DELETE FROM meta WHERE key = 'postings_max_df'; END"
     for name, event in (("insert", "INSERT"), ("delete", "DELETE"), ("update", "UPDATE OF rowid, terms"))
 )
 
@@ -474,12 +478,15 @@ def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf
         conn.execute(statement)
 
 
-def _store_derived(conn: sqlite3.Connection, if_missing: bool = False) -> None:
+def _store_derived(conn: sqlite3.Connection, if_missing: bool = False, before: dict | None = None) -> None:
     """Write what the writers derive from the documents: the typical length, the
-    packed codes and the postings (with ``if_missing``, only what an older index lacks)."""
+    packed codes and the postings (with ``if_missing``, only what an older index
+    lacks). ``before``: what the documents' terms were before a writer that found
+    the postings current changed them (:func:`_update_postings`)."""
     _store_typical_length(conn, if_missing)
     _store_code_blocks(conn, if_missing)
-    _store_postings(conn, if_missing)
+    if before is None or not _update_postings(conn, before):
+        _store_postings(conn, if_missing)
 
 
 def typical_length(lengths: np.ndarray) -> float:
@@ -599,6 +606,53 @@ def _store_postings(conn: sqlite3.Connection, if_missing: bool = False) -> None:
     _set_meta(conn, {"postings_max_df": POSTINGS_MAX_DF})
 
 
+def _update_postings(conn: sqlite3.Connection, before: dict[int, bytes | None]) -> bool:
+    """Bring ``postings`` from the documents as they were (``before``: {rowid: its
+    stored vector blob, or None where there was no document}) to the documents
+    those rowids hold now; False, changing nothing, when a term that was too
+    common to have its rowids kept has become rare enough to need them."""
+    after = dict(_select_in(conn, "SELECT rowid, terms FROM documents WHERE rowid IN ({})", list(before)))
+    removed, added = _holders_of(before), _holders_of(after)
+    terms = sorted(set(removed) | set(added))
+    stored = {t: (df, blob) for t, df, blob in _select_in(conn, "SELECT term, df, rowids FROM postings WHERE term IN ({})", terms)}
+    rows = []
+    for term in terms:
+        df, blob = stored.get(term, (0, b""))
+        gone, new = removed.get(term, set()), added.get(term, set())
+        df = df - len(gone) + len(new)
+        if df > POSTINGS_MAX_DF:
+            rows.append((term, df, None))
+        elif not isinstance(blob, bytes):  # too common before: its holders are not known
+            return False
+        else:
+            held = (set(np.frombuffer(blob, "<i4", len(blob) // 4).tolist()) - gone) | new
+            rows.append((term, len(held), np.array(sorted(held), "<i4").tobytes()))
+    conn.executemany("DELETE FROM postings WHERE term = ?", ((t,) for t, df, _ in rows if df == 0))
+    conn.executemany("INSERT OR REPLACE INTO postings (term, df, rowids) VALUES (?, ?, ?)", (r for r in rows if r[1]))
+    _set_meta(conn, {"postings_max_df": POSTINGS_MAX_DF})
+    return True
+
+
+def _holders_of(vectors: dict[int, bytes | None]) -> dict[int, set[int]]:
+    """{term id: rowids} of stored vector blobs by rowid."""
+    out: dict[int, set[int]] = {}
+    for rowid, blob in vectors.items():
+        ids = np.frombuffer(blob, "<i4", len(blob) // 8) if isinstance(blob, bytes) else ()
+        for term in ids.tolist() if len(ids) else ():
+            out.setdefault(term, set()).add(rowid)
+    return out
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list) -> list[tuple]:
+    """The rows of ``sql`` whose ``IN ({})`` takes ``values``, 900 at a time
+    (SQLite's limit on bound variables)."""
+    out: list[tuple] = []
+    for start in range(0, len(values), 900):
+        chunk = values[start : start + 900]
+        out += conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+    return out
+
+
 def _insert_documents(conn: sqlite3.Connection, documents, addresses, codes) -> None:
     codes_le = codes.astype("<u8", copy=False)
     columns = ", ".join(DOCUMENT_COLUMNS)
@@ -668,8 +722,10 @@ class IndexWriter:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a semhash index ({e})") from None
         self._documents_changed = False
+        self._before: dict[int, bytes | None] = {}  # rowid -> its terms when this writer began
         try:
             migrate(self.conn)
+            self._postings_current = bool(self.conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone())
         except BaseException as e:
             self.conn.close()  # rolls back
             if _is_read_only(e):  # a read-only file opens and BEGINs; its first write fails
@@ -687,7 +743,8 @@ class IndexWriter:
                 self.conn.execute("ROLLBACK")
             else:
                 # (an index written before they were kept gets them now)
-                self._run(_store_derived, self.conn, not self._documents_changed)
+                before = self._before if self._postings_current else None
+                self._run(_store_derived, self.conn, not self._documents_changed, before)
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.DatabaseError as e:
@@ -699,6 +756,9 @@ class IndexWriter:
     def upsert(self, documents: Iterable[DocumentRow], addresses: np.ndarray, codes: np.ndarray) -> None:
         """Insert documents, or replace those whose id is already stored (keeping their rowid)."""
         self._documents_changed = True
+        documents = list(documents)
+        ids = [d.id for d in documents]
+        self._run(self._remember, ids)  # before the change
         codes_le = codes.astype("<u8", copy=False)
         columns = ", ".join(DOCUMENT_COLUMNS)
         marks = ", ".join(f":{c}" for c in DOCUMENT_COLUMNS)
@@ -708,6 +768,16 @@ class IndexWriter:
             f"INSERT INTO documents ({columns}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
             (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
         )
+        self._run(self._remember, ids, True)
+
+    def _remember(self, ids: list[str], inserted: bool = False) -> None:
+        """Note the terms the documents of these ids had when this writer began (for
+        :func:`_update_postings`): before it first changes them, their stored
+        terms; after it inserted them, none (a rowid not noted before it was not
+        in use: it would have been noted by this writer's change of its document)."""
+        query = "SELECT rowid, terms FROM documents WHERE id IN ({})"
+        for rowid, terms in _select_in(self.conn, query, ids):
+            self._before.setdefault(rowid, None if inserted else terms)
 
     def set_neighbours(self, rows: Iterable[tuple[int, bytes]]) -> None:
         """Store neighbour lists: (rowid, ``semhash.rerank.neighbours_to_blob``) pairs."""
@@ -715,6 +785,8 @@ class IndexWriter:
 
     def delete(self, ids: Iterable[str]) -> None:
         self._documents_changed = True
+        ids = list(ids)
+        self._run(self._remember, ids)
         self._run(self.conn.executemany, "DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
 
     def set_meta(self, meta: dict) -> None:

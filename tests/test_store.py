@@ -189,7 +189,6 @@ def _postings(db) -> dict | None:
     """{term: (df, rowids blob or None)} as stored (None: not written, or emptied)."""
     conn = sqlite3.connect(db)
     if not conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone():
-        assert conn.execute("SELECT count(*) FROM postings").fetchone()[0] == 0
         return None
     return {t: (df, rowids) for t, df, rowids in conn.execute("SELECT term, df, rowids FROM postings")}
 
@@ -204,27 +203,41 @@ def _postings_of_the_documents(db, most: int) -> dict:
 
 
 def test_the_postings_follow_every_change_of_the_documents(tiny_corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "POSTINGS_MAX_DF", 3)  # both kinds of term in 60 posts
     db = tmp_path / "index.db"
     assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    assert _postings(db) == _postings_of_the_documents(db, store.POSTINGS_MAX_DF)
+    # Keep the rowids of terms held by as many posts as "shuttle" at most: adding a
+    # post that holds it makes it too common, changing that post makes it rare again.
+    conn = sqlite3.connect(db)
+    (shuttle,) = conn.execute("SELECT id FROM terms WHERE term = 'shuttle'").fetchone()
+    (most,) = conn.execute("SELECT df FROM postings WHERE term = ?", (shuttle,)).fetchone()
+    monkeypatch.setattr(store, "POSTINGS_MAX_DF", most)
+    conn.execute("DELETE FROM meta WHERE key = 'postings_max_df'")  # stale: the next writer rewrites them
+    conn.commit()
+    with IndexWriter(db):
+        pass
     built = _postings(db)
-    assert built == _postings_of_the_documents(db, 3)
-    assert {df <= 3 for df, _ in built.values()} == {True, False}
+    assert built == _postings_of_the_documents(db, most) and built[shuttle][1] is not None
+    assert {df <= most for df, _ in built.values()} == {True, False}
+    calls = []  # each writer's way: changed in place (True), or rewritten (False)
+    update = store._update_postings
+    monkeypatch.setattr(store, "_update_postings", lambda *a: calls.append(update(*a)) or calls[-1])
     new = tmp_path / "more"
     new.mkdir()
-    update = ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]
+    update_args = ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]
     (new / "orbit.txt").write_text("The shuttle reached orbit after the launch.")
-    assert CliRunner().invoke(cli, update).exit_code == 0
-    assert _postings(db) == _postings_of_the_documents(db, 3) != built
+    assert CliRunner().invoke(cli, update_args).exit_code == 0
+    assert _postings(db) == _postings_of_the_documents(db, most) != built
+    assert _postings(db)[shuttle][1] is None and calls == [True, True]  # (the neighbours' writer: no change)
     (new / "orbit.txt").write_text("Goalies and playoffs: the hockey season.")
-    assert CliRunner().invoke(cli, update).exit_code == 0
-    assert _postings(db) == _postings_of_the_documents(db, 3) != built
+    assert CliRunner().invoke(cli, update_args).exit_code == 0
+    assert _postings(db) == _postings_of_the_documents(db, most) != built
+    assert _postings(db)[shuttle] == built[shuttle] and calls[2] is False  # rare again: rewritten
     (new / "orbit.txt").unlink()
-    assert CliRunner().invoke(cli, [*update, "--prune"]).exit_code == 0
-    assert _postings(db) == built  # the new document pruned: as built
-    # Any other change of a document's terms empties them (queries then do without),
-    # and the next writer writes them again; neighbour lists leave them as they are.
-    conn = sqlite3.connect(db)
+    assert CliRunner().invoke(cli, [*update_args, "--prune"]).exit_code == 0
+    assert _postings(db) == built and calls == [True, True, False, True, True]  # the new post pruned: as built
+    # Any other change of a document's terms marks them stale (queries then do
+    # without), and the next writer writes them again.
     conn.execute("UPDATE documents SET terms = NULL WHERE rowid = 5")
     conn.commit()
     assert _postings(db) is None
@@ -233,7 +246,7 @@ def test_the_postings_follow_every_change_of_the_documents(tiny_corpus, tmp_path
         assert index.query("space shuttle orbit", k=5)
     with IndexWriter(db) as writer:
         writer.set_neighbours([(6, b"")])
-    assert _postings(db) == _postings_of_the_documents(db, 3) != built
+    assert _postings(db) == _postings_of_the_documents(db, most) != built
 
 
 def test_schema_6_gains_its_postings_with_an_update(tiny_corpus, tmp_path):
