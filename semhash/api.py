@@ -1125,6 +1125,7 @@ class Index:
             if bounds[i + 1] - bounds[i] > 1:  # several terms: each document once, in index order
                 found = np.sort(found)
                 found = found[np.concatenate([[True], found[1:] != found[:-1]])]
+            found = found[found >= 0]  # (-1: a rowid no document has)
             in_ball[rows[i]] = True
             extra.append((i, found[~in_ball[found]]))
             in_ball[rows[i]] = False
@@ -1147,7 +1148,7 @@ class Index:
 
     def _positions(self, rowids: bytes) -> np.ndarray:
         """The positions of the documents whose rowids ``rowids`` holds (int32,
-        little-endian, as postings store them: every one indexed)."""
+        little-endian, as postings store them; -1 for a rowid no document has)."""
         return self._local_positions(np.arange(len(self)), np.frombuffer(rowids, "<i4")).astype(np.int64)
 
     def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int):
@@ -1324,7 +1325,8 @@ class Index:
         built in memory took 82 s and 2.3 GB there)."""
         held = self.stored.postings(np.unique(np.concatenate(term_lists)).tolist())
         if held and all(h[1] is not None for h in held.values()):  # all rare enough to be kept
-            return [np.unique(self._positions(b"".join([held[t][1] for t in terms.tolist() if t in held]))) for terms in term_lists]
+            found = [np.unique(self._positions(b"".join([held[t][1] for t in terms.tolist() if t in held]))) for terms in term_lists]
+            return [f[f >= 0] for f in found]  # (-1: a rowid no document has)
         wanted = np.zeros(self.n_terms, bool)
         for terms in term_lists:
             wanted[terms] = True

@@ -618,11 +618,13 @@ def _update_postings(conn: sqlite3.Connection, before: dict[int, bytes | None]) 
     rows = []
     for term in terms:
         df, blob = stored.get(term, (0, b""))
+        if not isinstance(df, int):  # damaged: the rewrite repairs it
+            return False
         gone, new = removed.get(term, set()), added.get(term, set())
         df = df - len(gone) + len(new)
         if df > POSTINGS_MAX_DF:
             rows.append((term, df, None))
-        elif not isinstance(blob, bytes):  # too common before: its holders are not known
+        elif not isinstance(blob, bytes):  # too common before (or damaged): its holders are not known
             return False
         else:
             held = (set(np.frombuffer(blob, "<i4", len(blob) // 4).tolist()) - gone) | new

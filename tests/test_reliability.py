@@ -153,6 +153,24 @@ def _edit(sql, *params):
     return edit
 
 
+def _postings_edit(sql):
+    """Change the postings of a term the model's vocabulary lacks (with ? for it),
+    then query that term: it is answered from its postings."""
+
+    def edit(w):
+        conn = sqlite3.connect(w / "index.db")
+        term, term_id = conn.execute(
+            "SELECT t.term, t.id FROM terms t JOIN postings p ON p.term = t.id WHERE p.rowids IS NOT NULL "
+            "AND t.term NOT IN (SELECT word FROM vocabulary) AND t.term GLOB '[a-z][a-z][a-z]*' ORDER BY t.id LIMIT 1"
+        ).fetchone()
+        conn.execute(sql, (term_id,))
+        conn.commit()
+        conn.close()
+        return ["query", term, "-d", w / "index.db"]
+
+    return edit
+
+
 def _term_past_the_end(w):
     """A stored vector whose one term id is the first past the terms table (ids far
     past it, unchecked, had the ranking kernels allocate tens of GB)."""
@@ -268,6 +286,10 @@ BAD_INPUT = [
     ("neighbour list is text", _edit("UPDATE documents SET neighbours = 'abcd' WHERE rowid = 3"), 2,
      "is corrupt (a stored neighbour list is damaged)"),
     ("idf not a number", _edit("UPDATE terms SET idf = 'x'"), 2, "is corrupt (a term's idf is not a number)"),
+    ("postings' count not a number", _postings_edit("UPDATE postings SET df = 'x' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings cut", _postings_edit("UPDATE postings SET rowids = x'01' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
     ("word counts not JSON (eval)", _eval_after(_edit("UPDATE documents SET counts = 'x' WHERE rowid = 3")), 2,
      "is corrupt (a stored word count list is damaged)"),
     ("word counts name no word (eval)", _eval_after(_edit("""UPDATE documents SET counts = '{"zzqx": 1}'""")), 2,

@@ -264,3 +264,30 @@ def test_schema_6_gains_its_postings_with_an_update(tiny_corpus, tmp_path):
         assert index.stored.postings(range(index.n_terms)) == {} and index.query("space shuttle orbit", k=5)
     assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s"]).exit_code == 0
     assert StoredIndex(db).meta["schema_version"] == SCHEMA_VERSION and _postings(db) == built
+
+
+def test_postings_naming_no_document_or_damaged_are_passed_over_then_rewritten(tiny_corpus, tmp_path):
+    db = tmp_path / "index.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    built = _postings(db)
+    conn = sqlite3.connect(db)
+    term, term_id, df, rowids = conn.execute(
+        "SELECT t.term, t.id, p.df, p.rowids FROM terms t JOIN postings p ON p.term = t.id WHERE p.df = 2 "
+        "AND t.term NOT IN (SELECT word FROM vocabulary) AND t.term GLOB '[a-z][a-z][a-z]*' ORDER BY t.id LIMIT 1"
+    ).fetchone()
+    with Index.open(db) as index:
+        hits = index.query(term, k=10)  # (no word of the model's: answered from the postings)
+    assert len(hits) == 2
+    conn.execute("UPDATE postings SET df = 3, rowids = ? WHERE term = ?", (rowids + np.int32(99_999).tobytes(), term_id))
+    (other,) = conn.execute("SELECT t.term FROM terms t JOIN postings p ON p.term = t.id WHERE p.term > ? AND "
+                            "t.term GLOB '[a-z][a-z][a-z]*' ORDER BY p.term LIMIT 1", (term_id,)).fetchone()
+    conn.execute("UPDATE postings SET df = 'x' WHERE term = (SELECT id FROM terms WHERE term = ?)", (other,))
+    conn.commit()
+    with Index.open(db) as index:
+        assert index.query(term, k=10) == hits
+    # A writer whose changes meet a damaged row rewrites them all.
+    new = tmp_path / "more"
+    new.mkdir()
+    (new / "x.txt").write_text(f"{term} {other}")
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]).exit_code == 0
+    assert _postings(db) == _postings_of_the_documents(db, store.POSTINGS_MAX_DF) != built
