@@ -1393,9 +1393,13 @@ class Index:
         with self._current():
             read = self._read([text])
             addresses, query_codes, known = self._encode_read(read, lift=False)
-            if known[0] == 0:
-                raise EmptyQuery(f"the document {_NO_WORDS}")
             same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
+            if known[0] == 0:  # no word of the model's: by its words alone, as a query is
+                found = self._by_words(read, query_codes, k + same.shape[0], min_distance, max_distance)[0] if self.n_terms else None
+                if found is None:
+                    raise EmptyQuery(f"the document {_NO_WORDS}")
+                keep = ~np.isin(found[0], self.rowids[same])
+                return self._hits([(found[0][keep][:k], found[1][keep][:k])])[0]
             found = self._ranked(
                 addresses[0], query_codes[0], k, text=read[0], exclude=same.tolist(),
                 min_distance=min_distance, max_distance=max_distance,

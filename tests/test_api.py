@@ -167,6 +167,25 @@ def test_a_query_of_words_only_the_terms_know_is_answered_by_them(corpus_and_db)
         assert index.query(word, k=10, max_distance=middle) == [h for h in hits if h.distance <= middle]
 
 
+def test_a_document_of_words_only_the_terms_know_finds_their_holders_but_itself(copy):
+    """similar --file of a text with no word of the model's vocabulary: answered by
+    its words, as a query is, without the indexed documents of the same content."""
+    with Index.open(copy / "index.db") as index:
+        terms, _ = index.stored.all_terms()
+        held = index.stored.postings(range(index.n_terms))
+        word = next(terms[t] for t, (df, _) in sorted(held.items()) if 2 <= df <= 5 and terms[t] not in index.words and terms[t].isalpha())
+        hits = index.query(word, k=10)
+    (copy / "corpus" / "mine").mkdir()
+    (copy / "corpus" / "mine" / "word.txt").write_text(word)
+    with Index.open(copy / "index.db") as index:
+        index.add([str(copy / "corpus")])
+        assert "mine/word.txt" in {h.id for h in index.query(word, k=10)}
+        assert index.similar_to_text(word, k=10) == hits
+        assert index.similar_to_text(word, k=1) == hits[:1]
+        with pytest.raises(EmptyQuery):
+            index.similar_to_text("zzzz qqqq")
+
+
 def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_and_db, monkeypatch):
     """A document the Hamming ball leaves out is ranked when it holds the query's
     rarest term (and is not when rerank.RARE_TERMS is 0)."""
