@@ -1242,8 +1242,9 @@ class Index:
         new and changed documents' after an update) and store them in one transaction.
 
         A document's neighbours are the best ``rerank.NEIGHBOURS`` of its own ball of
-        ``rerank.NEIGHBOUR_SHORTLIST`` documents, itself excluded, ranked as a query
-        of its stored vector is ranked by the first pass (no feedback, no neighbours).
+        ``rerank.NEIGHBOUR_SHORTLIST`` documents and the documents holding its rarest
+        terms (as a query's shortlist), itself excluded, ranked as a query of its
+        stored vector is ranked by the first pass (no feedback, no neighbours).
         The caller holds the writer lock.
         """
         if not self.n_terms or self.stored.meta.get("schema_version", 0) < 4:
@@ -1267,6 +1268,8 @@ class Index:
                 self.table, self.codes, self.table.addresses[at], self.codes[at], width, shortlist=width
             )
             queries = rerank.pack([rerank.row(documents, i) for i in at.tolist()])
+            if width < n:  # as a query's: with the documents holding its rarest terms
+                rows, dists, counts = self._with_rare_holders(rows, dists, counts, queries, self.codes[at])
             order = rerank.rerank(
                 queries, rows, dists, counts, prepared, self.n_terms, code_bits, min(rerank.NEIGHBOURS + 1, width),
                 feedback=False,

@@ -88,6 +88,9 @@ HOPS = 2
 #: ranked by the first pass (words and codes, no feedback): in the prototype nearly
 #: as good as its exact TF-IDF nearest neighbours (0.616 against 0.618, 30
 #: neighbours, 1 hop, shortlist 1000), and the graph costs one batch query per document.
+#: The documents holding its rarest terms join that ball, as they join a query's
+#: (RARE_TERMS): held-out 0.643 -> 0.651 (Subject lines, P@10) and 0.648 -> 0.653
+#: (whole posts, P@100); test 0.633 -> 0.636; the graph of 20NG 4.5 s -> 10.4 s.
 NEIGHBOUR_SHORTLIST = 1000
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.

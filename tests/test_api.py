@@ -307,6 +307,33 @@ def test_every_document_gets_its_neighbours(corpus_and_db):
     assert same > 0.6
 
 
+def test_a_document_s_neighbours_come_from_its_ball_and_its_rarest_terms_holders(copy, monkeypatch):
+    """With a ball of 10 of the 60 posts, each post's neighbours are found in its
+    ball only when rerank.RARE_TERMS is 0; otherwise the posts holding its rarest
+    terms are candidates too."""
+    from semhash import search
+
+    monkeypatch.setattr(semhash.rerank, "NEIGHBOUR_SHORTLIST", 10)
+    outside = {}
+    for rare_terms in (0, semhash.rerank.RARE_TERMS):
+        monkeypatch.setattr(semhash.rerank, "RARE_TERMS", rare_terms)
+        with Index.open(copy / "index.db") as index:
+            index.stored.conn.close()
+            conn = sqlite3.connect(copy / "index.db")
+            conn.execute("UPDATE documents SET neighbours = NULL")
+            conn.commit()
+            conn.close()
+            index._reopen()
+            index._fill_neighbours()
+            balls, _, counts, _ = search.search_many(index.table, index.codes, index.table.addresses, index.codes, 10, shortlist=10)
+            ids = index.stored.ids(index.rowids.tolist())
+        lists = _neighbour_lists(copy / "index.db")
+        outside[rare_terms] = sum(
+            n not in {ids[j] for j in ball[:count]} for i, (ball, count) in enumerate(zip(balls, counts)) for n in lists[ids[i]]
+        )
+    assert outside[0] == 0 and outside[semhash.rerank.RARE_TERMS] > 0
+
+
 def test_every_stored_vector_packs_in_rowid_order(corpus_and_db):
     with Index.open(corpus_and_db / "index.db") as index:
         rowids = index.rowids.tolist()
