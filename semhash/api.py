@@ -1054,7 +1054,8 @@ class Index:
         want = min(k + len(exclude), n)
         while True:
             rows, dists, counts = self._search(
-                np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector
+                np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector,
+                bounds=(min_distance, max_distance),
             )
             rows, dists = rows[0, : counts[0]], dists[0, : counts[0]]
             keep = ~np.isin(rows, exclude) & _within(dists, min_distance, max_distance)
@@ -1066,7 +1067,7 @@ class Index:
 
     def _search(
         self, addresses, query_codes, texts: Sequence[str], k: int, codes_only: bool = False,
-        vectors: rerank.Packed | None = None,
+        vectors: rerank.Packed | None = None, bounds: tuple[int | None, int | None] = (None, None),
     ):
         """The default query path for encoded queries: (rows, code distances, counts),
         rows as positions in ``self.codes``, padded with -1.
@@ -1075,6 +1076,9 @@ class Index:
         the long code, or ``rerank.SHORTLIST`` when the index has terms), which is
         ranked by words and codes together (:mod:`semhash.rerank`): the TF-IDF vectors
         of ``texts`` (as :meth:`_read` gives them), or ``vectors`` when given.
+        ``bounds`` (min, max code distance): rare terms' holders outside them are
+        not added (they could never be hits, and one ranked among the first told
+        :meth:`_ranked` that the ball had reached past ``max_distance``).
         """
         n = len(self)
         words = self.n_terms > 0 and not codes_only
@@ -1088,10 +1092,10 @@ class Index:
         if vectors is None:
             vectors = self._query_vectors(texts)
         if width < n:
-            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes)
+            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds)
         return self._rank_shortlists(rows, dists, counts, vectors, k)
 
-    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes):
+    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None)):
         """The shortlists (``rows``, positions padded with -1, ``dists``, ``counts``)
         grown by the documents that hold each query's rarest terms, rarest first
         while they add up to at most ``rerank.RARE_TERMS`` documents, appended in
@@ -1126,6 +1130,8 @@ class Index:
                 found = np.sort(found)
                 found = found[np.concatenate([[True], found[1:] != found[:-1]])]
             found = found[found >= 0]  # (-1: a rowid no document has)
+            if within != (None, None):  # only holders that could be hits (see _search)
+                found = found[_within(np.bitwise_count(self.codes[found] ^ query_codes[i]).sum(axis=1), *within)]
             in_ball[rows[i]] = True
             extra.append((i, found[~in_ball[found]]))
             in_ball[rows[i]] = False

@@ -222,6 +222,37 @@ def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_a
         assert sorted(ranked[-1][0]) == sorted(ball[0])
 
 
+def test_a_bounded_query_adds_no_rare_term_holder_outside_its_bounds(corpus_and_db, monkeypatch):
+    """Holders of rare terms beyond max_distance (or below min_distance) could never
+    be hits; ranked among the first, one made _ranked stop short ("the ball reaches
+    past max_distance") with fewer than k hits."""
+    from semhash import rerank, search
+
+    monkeypatch.setattr(rerank, "SHORTLIST", 5)
+    with Index.open(corpus_and_db / "index.db") as index:
+        text = "space shuttle orbit"
+        addresses, codes, _ = index.encode([text], lift=True)
+        ball, _, counts, _ = search.search_many(index.table, index.codes, addresses, codes, 10, shortlist=index.shortlist)
+        terms, _ = index.stored.all_terms()
+        distance = np.bitwise_count(index.codes ^ codes[0]).sum(axis=1)
+        held = index.stored.postings(range(index.n_terms))
+        rare, holder = next(
+            (t, p) for t, (df, rowids) in sorted(held.items())
+            if df == 1 and terms[t] not in index.words and terms[t].isalpha()
+            and (p := index._positions(rowids)[0]) not in ball[0, : counts[0]] and distance[p] > 0
+        )
+        ranked = []
+        rank = index._rank_shortlists
+        monkeypatch.setattr(index, "_rank_shortlists", lambda rows, d, counts, *a: ranked.append(rows[0, : counts[0]]) or rank(rows, d, counts, *a))
+        query = f"{text} {terms[rare]}"
+        index.query(query, k=10, max_distance=int(distance[holder]))
+        assert holder in ranked[0]
+        for bounds in ({"max_distance": int(distance[holder]) - 1}, {"min_distance": int(distance[holder]) + 1}):
+            ranked.clear()
+            index.query(query, k=10, **bounds)
+            assert ranked and not any(holder in r for r in ranked if len(r) < len(index))
+
+
 def test_train_sample_trains_on_a_sample_and_encodes_everything(copy):
     sampled = Index.build([str(copy / "corpus")], copy / "s.db", train_sample=20, **TINY)
     again = Index.build([str(copy / "corpus")], copy / "s2.db", train_sample=20, **TINY)
