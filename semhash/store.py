@@ -572,14 +572,16 @@ def _store_postings(conn: sqlite3.Connection, if_missing: bool = False) -> None:
 
     if if_missing and conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone():
         return
+    (last_term,) = conn.execute("SELECT MAX(id) FROM terms").fetchone()
+    n_terms = 0 if last_term is None else int(last_term) + 1
     df = np.zeros(0, np.int64)
     kept_terms, kept_rowids = [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
     cursor = conn.execute("SELECT rowid, terms FROM documents ORDER BY rowid")
     while chunk := cursor.fetchmany(rerank._BLOBS_AT_ONCE):
         blobs = [b if isinstance(b, bytes) else b"" for _, b in chunk]
         starts, ids, _ = rerank.pack_blobs(blobs, sum(map(len, blobs)))
-        if ids.size and int(ids.min()) < 0:
-            raise ValueError("a stored TF-IDF vector names a negative term id")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_terms):  # (an id of 2**31 - 1: 16 GB of df)
+            raise ValueError(f"a stored TF-IDF vector names a term the index does not have; {REBUILD}")
         rowids = np.repeat(np.fromiter((r for r, _ in chunk), np.int64, len(chunk)), np.diff(starts))
         df = np.bincount(ids, minlength=df.shape[0]) + np.pad(df, (0, max(0, int(ids.max(initial=-1)) + 1 - df.shape[0])))
         rare = df[ids] <= POSTINGS_MAX_DF

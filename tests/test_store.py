@@ -291,3 +291,23 @@ def test_postings_naming_no_document_or_damaged_are_passed_over_then_rewritten(t
     (new / "x.txt").write_text(f"{term} {other}")
     assert CliRunner().invoke(cli, ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]).exit_code == 0
     assert _postings(db) == _postings_of_the_documents(db, store.POSTINGS_MAX_DF) != built
+
+
+def test_a_stored_vector_naming_a_huge_term_id_stops_the_postings_rewrite_in_one_line(tiny_corpus, tmp_path):
+    """The rewrite sized its df by the largest term id: one damaged id of 2**31 - 1
+    allocated 16 GB (a MemoryError traceback, or the OOM killer)."""
+    db = tmp_path / "index.db"
+    assert CliRunner().invoke(cli, ["index", str(tiny_corpus), "-d", str(db), "-s", *TINY_MODEL]).exit_code == 0
+    conn = sqlite3.connect(db)
+    rowid, blob = conn.execute("SELECT rowid, terms FROM documents ORDER BY rowid LIMIT 1").fetchone()
+    ids, weights = rerank.from_blob(blob)
+    damaged = np.concatenate([[2**31 - 1], ids[1:]]).astype("<i4").tobytes() + weights.astype("<f4").tobytes()
+    conn.execute("UPDATE documents SET terms = ? WHERE rowid = ?", (damaged, rowid))  # (marks the postings stale)
+    conn.commit()
+    conn.close()
+    before = _postings(db)
+    with pytest.raises(store.StoreError, match="names a term the index does not have"):
+        with IndexWriter(db):
+            pass
+    assert _postings(db) == before  # (unchanged, still marked stale: no reader reads them)
+    assert not sqlite3.connect(db).execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone()
