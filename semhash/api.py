@@ -1093,7 +1093,10 @@ class Index:
             vectors = self._query_vectors(texts)
         if width < n:
             rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds)
-        return self._rank_shortlists(rows, dists, counts, vectors, k)
+        # Bounded: every candidate ranked, for _ranked to keep those within the bounds
+        # (the best k by words alone could all lie outside: none kept, and no growing).
+        ranked = rows.shape[1] if bounds != (None, None) else k
+        return self._rank_shortlists(rows, dists, counts, vectors, ranked)
 
     def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None)):
         """The shortlists (``rows``, positions padded with -1, ``dists``, ``counts``)

@@ -186,6 +186,22 @@ def test_a_document_of_words_only_the_terms_know_finds_their_holders_but_itself(
             index.similar_to_text("zzzz qqqq")
 
 
+def test_a_bounded_query_finds_k_hits_when_the_shortlist_holds_k_within_its_bounds(corpus_and_db):
+    """The best hits by words can all lie outside a --max-distance: the bounded
+    query still keeps the best k within it (it used to return none)."""
+    with Index.open(corpus_and_db / "index.db") as index:
+        for text in ("space shuttle orbit", "hockey team season", "graphics image software"):
+            _, codes, _ = index.encode([text], lift=True)
+            distances = np.sort(np.bitwise_count(index.codes ^ codes[0]).sum(axis=1))
+            for at in (0, 5, 20):  # the shortlist is every post: exactly these pass
+                bound = int(distances[at])
+                hits = index.query(text, k=5, max_distance=bound)
+                assert len(hits) == min(5, int((distances <= bound).sum()))
+                assert all(h.distance <= bound for h in hits)
+                unbounded = [h for h in index.query(text, k=60) if h.distance <= bound]
+                assert hits == unbounded[:5]  # in the order of the ranking
+
+
 def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_and_db, monkeypatch):
     """A document the Hamming ball leaves out is ranked when it holds the query's
     rarest term (and is not when rerank.RARE_TERMS is 0)."""
