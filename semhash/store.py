@@ -570,7 +570,7 @@ def _store_postings(conn: sqlite3.Connection, if_missing: bool = False) -> None:
     pairs only of terms seen in at most ``POSTINGS_MAX_DF`` documents so far."""
     from semhash import rerank  # (the writers' module; a query that only reads never needs it here)
 
-    if if_missing and conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone():
+    if if_missing and _postings_current(conn):
         return
     (last_term,) = conn.execute("SELECT MAX(id) FROM terms").fetchone()
     n_terms = 0 if last_term is None else int(last_term) + 1
@@ -606,6 +606,13 @@ def _store_postings(conn: sqlite3.Connection, if_missing: bool = False) -> None:
         ),
     )
     _set_meta(conn, {"postings_max_df": POSTINGS_MAX_DF})
+
+
+def _postings_current(conn: sqlite3.Connection) -> bool:
+    """Whether ``postings`` hold the documents' terms as they are, kept for terms of
+    up to this version's ``POSTINGS_MAX_DF`` documents (another limit: rewritten)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'postings_max_df'").fetchone()
+    return row is not None and row[0] == json.dumps(POSTINGS_MAX_DF)
 
 
 def _update_postings(conn: sqlite3.Connection, before: dict[int, bytes | None]) -> bool:
@@ -729,7 +736,7 @@ class IndexWriter:
         self._before: dict[int, bytes | None] = {}  # rowid -> its terms when this writer began
         try:
             migrate(self.conn)
-            self._postings_current = bool(self.conn.execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone())
+            self._postings_current = _postings_current(self.conn)
         except BaseException as e:
             self.conn.close()  # rolls back
             if _is_read_only(e):  # a read-only file opens and BEGINs; its first write fails
