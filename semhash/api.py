@@ -1015,6 +1015,10 @@ class Index:
             return self._query_many(texts, k, skip_empty, min_distance, max_distance, not documents, codes_only)
 
     def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only) -> list[list[Hit] | None]:
+        return self._hits(self._found_many(texts, k, skip_empty, min_distance, max_distance, lift, codes_only))
+
+    def _found_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only):
+        """:meth:`_query_many`'s hits as (rowids, code distances) per text (None: no hit)."""
         read = self._read(texts)
         addresses, query_codes, known = self._encode_read(read, lift)
         found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(texts)
@@ -1041,7 +1045,7 @@ class Index:
                     addresses[i], query_codes[i], k, text=read[i], min_distance=min_distance,
                     max_distance=max_distance, codes_only=codes_only,
                 )
-        return self._hits(found)
+        return found
 
     def _ranked(
         self, address, code, k: int, *, text: str = "", vector: rerank.Packed | None = None,

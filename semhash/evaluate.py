@@ -203,6 +203,19 @@ def evaluate(
         found, _, _ = index._search(q_addr, q_code, q_texts, width, codes_only)
         top[:, : found.shape[1]] = found
         add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
+    if index.n_terms and len(keep) < len(texts):
+        # What `semhash query` gives every query, those without a vocabulary word
+        # answered by their words alone (none: all wrong); the other rows leave them out.
+        everyone = _relevance(db_labels, [set(lab) for lab in labels])
+        top = np.full((len(texts), width), -1, np.int64)
+        for i, found in enumerate(index._found_many(list(texts), width, True, None, None, lift, False)):
+            if found is not None:
+                top[i, : found[0].shape[0]] = np.searchsorted(index.rowids, found[0])
+        p, ap = _scores_at_k(top, everyone, everyone.sum(1), k)
+        n_words_only = len(texts) - len(keep)
+        report.methods.append(MethodResult(
+            f"semhash query, all {len(texts)} queries ({n_words_only} by their words alone)", float(p.mean()), float(ap.mean())
+        ))
 
     # Full Hamming rankings by each code.
     n_bits = int(index.meta["code_bits"])

@@ -132,3 +132,26 @@ def test_a_plot_that_cannot_be_written_is_refused_before_the_work(db, tiny_corpu
         result = CliRunner().invoke(cli, [*command, "-d", str(db), "--plot", str(plot)])
         assert result.exit_code == 2 and result.stderr.startswith(message), result.output
         assert result.stdout == "" and len(result.stderr.splitlines()) == 1
+
+
+def test_eval_scores_every_query_as_semhash_query_answers_it(db, tiny_corpus):
+    """Queries without a vocabulary word are left out of the other rows; one row
+    scores all of them as `semhash query -` answers them (by their words)."""
+    from semhash import Index
+
+    with Index.open(db) as index:
+        terms, _ = index.stored.all_terms()
+        rare = [t for t in terms if t not in index.words and t.isalpha()][:40:4]  # terms the model does not know
+        posts = sorted(p for p in tiny_corpus.rglob("*") if p.is_file())[::6]
+        queries = [(p.parent.name, p.read_text(encoding="latin-1")[:400]) for p in posts]
+        queries += [("comp.graphics", word) for word in rare] + [("sci.space", "zzqx wwvy")]
+        answers = index.query_many([t for _, t in queries], 5, skip_empty=True, documents=True)
+        skipped = int((index.encode([t for _, t in queries])[2] == 0).sum())
+    expected = np.mean([sum(label in h.labels for h in hits) / 5 if hits else 0 for (label, _), hits in zip(queries, answers)])
+    stdin = "".join(json.dumps({"id": str(i), "text": t, "labels": [label]}) + "\n" for i, (label, t) in enumerate(queries))
+    result = CliRunner().invoke(cli, ["eval", "-", "-d", str(db), "-k", "5", "--no-baselines", "--json"], input=stdin)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_skipped"] == skipped >= len(rare) + 1
+    row = {m["name"]: m["precision"] for m in report["methods"]}[f"semhash query, all {len(queries)} queries ({skipped} by their words alone)"]
+    assert row == pytest.approx(expected) and 0 < row
