@@ -296,7 +296,8 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     """Find the documents nearest in meaning to TEXT.
 
     Prints id<TAB>distance lines, best first (distance: differing bits of the
-    long codes; the codes choose the neighbourhood, words and codes rank it).
+    long codes; the codes choose the neighbourhood, the documents holding the
+    query's rarest words join it, and words and codes rank them).
     TEXT "-" reads one query per stdin line; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
     Exit status 1 when nothing is found, including a query made only of stop
