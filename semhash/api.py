@@ -1138,7 +1138,7 @@ class Index:
                 found = found[np.concatenate([[True], found[1:] != found[:-1]])]
             found = found[found >= 0]  # (-1: a rowid no document has)
             if within != (None, None):  # only holders that could be hits (see _search)
-                found = found[_within(np.bitwise_count(self.codes[found] ^ query_codes[i]).sum(axis=1), *within)]
+                found = found[_within(self._code_distances(found, query_codes[i]), *within)]
             in_ball[rows[i]] = True
             extra.append((i, found[~in_ball[found]]))
             in_ball[rows[i]] = False
@@ -1156,8 +1156,14 @@ class Index:
         column = np.arange(at.shape[0]) - np.repeat(np.cumsum(n_extra) - n_extra, n_extra) + counts[at]
         found = np.concatenate([f for _, f in extra])
         rows[at, column] = found
-        dists[at, column] = np.bitwise_count(self.codes[found] ^ query_codes[at]).sum(axis=1)
+        dists[at, column] = self._code_distances(found, query_codes[at])
         return rows, dists, grown
+
+    def _code_distances(self, positions: np.ndarray, query_codes: np.ndarray) -> np.ndarray:
+        """Hamming distances between the long codes at ``positions`` and a query's
+        code (or, row by row, as many query codes), in numpy: a few hundred codes
+        each, never worth loading the kernels for."""
+        return np.bitwise_count(self.codes[positions] ^ query_codes).sum(axis=1)
 
     def _positions(self, rowids: bytes) -> np.ndarray:
         """The positions of the documents whose rowids ``rowids`` holds (int32,
@@ -1323,7 +1329,7 @@ class Index:
         counts = np.array([len(c) for c in candidates], np.int64)
         for i, c in enumerate(candidates):
             rows[i, : len(c)] = c
-            dists[i, : len(c)] = np.bitwise_count(self.codes[c] ^ query_codes[i]).sum(axis=1)
+            dists[i, : len(c)] = self._code_distances(c, query_codes[i])
         # Ranked in full, so that distance bounds keep the best k that pass.
         rows, dists, counts = self._rank_shortlists(rows, dists, counts, vectors, width)
         out = []

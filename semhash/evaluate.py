@@ -198,19 +198,19 @@ def evaluate(
     # -k made them a huge (or impossible) allocation; scores still divide by k.
     width = min(k, len(index))
     q_texts = index._read([texts[i] for i in keep])
-    default = None  # the default path's ranking
+    tops = {}  # codes_only -> that path's ranking
     for codes_only in (False, True) if index.n_terms else (True,):
         top = np.full((len(keep), width), -1, np.int64)
         found, _, _ = index._search(q_addr, q_code, q_texts, width, codes_only)
         top[:, : found.shape[1]] = found
         add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
-        default = default if codes_only else top
+        tops[codes_only] = top
     if index.n_terms and len(keep) < len(texts):
         # What `semhash query` gives every query, those without a vocabulary word
         # answered by their words alone (none: all wrong); the other rows leave them out.
         everyone = _relevance(db_labels, [set(lab) for lab in labels])
         top = np.full((len(texts), width), -1, np.int64)
-        top[keep] = default
+        top[keep] = tops[False]
         words_only = np.setdiff1d(np.arange(len(texts)), keep)
         for i, found in zip(words_only, index._found_many([texts[i] for i in words_only], width, True, None, None, lift, False)):
             if found is not None:

@@ -21,7 +21,7 @@ Tables (open it in ``sqlite-utils`` or Datasette):
   held by at most ``POSTINGS_MAX_DF`` documents their rowids (int32, ascending;
   NULL for commoner terms), which the query path adds to its shortlists
   (``semhash.rerank.RARE_TERMS``); derived from ``documents.terms`` as
-  ``code_blocks`` is, rewritten by every writer, emptied by triggers (schema 7).
+  ``code_blocks`` is, kept by every writer, marked stale by triggers (schema 7).
 
 Reading and writing use the standard library's sqlite3 (importing sqlite-utils costs
 half a second, which a query should not pay), and every value goes in as a ``?``
@@ -923,13 +923,11 @@ class StoredIndex:
             raise self._corrupt(str(e)) from None
 
     def _all_in(self, sql: str, values: list) -> list[tuple]:
-        """:meth:`_all` of ``sql`` whose ``IN ({})`` takes ``values``, 900 at a time
-        (SQLite's limit on bound variables)."""
-        out: list[tuple] = []
-        for start in range(0, len(values), 900):
-            chunk = values[start : start + 900]
-            out += self._all(sql.format(",".join("?" * len(chunk))), chunk)
-        return out
+        """:func:`_select_in` as one read: a damaged file is a StoreError."""
+        try:
+            return _select_in(self.conn, sql, values)
+        except sqlite3.DatabaseError as e:
+            raise self._corrupt(str(e)) from None
 
     def _json(self, text, what: str):
         try:
