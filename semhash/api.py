@@ -1124,40 +1124,12 @@ class Index:
         picked = np.sort(picked)  # by query
         if picked.size == 0:
             return rows, dists, counts
-        bounds = np.searchsorted(query[picked], np.arange(rows.shape[0] + 1))
-        # Their holders, as positions, one array end to end (a term's rowids ascend).
+        # Their holders, as positions, one run per query (a term's rowids ascend).
         terms = q_ids[picked]
         holders = self._positions(b"".join([held[t][1] for t in terms.tolist()]))
-        ends = np.cumsum(df[terms])
-        in_ball = np.zeros(len(self) + 1, bool)  # the last entry stands for the -1 padding
-        extra = []
-        for i in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
-            found = holders[ends[bounds[i]] - df[terms[bounds[i]]] : ends[bounds[i + 1] - 1]]
-            if bounds[i + 1] - bounds[i] > 1:  # several terms: each document once, in index order
-                found = np.sort(found)
-                found = found[np.concatenate([[True], found[1:] != found[:-1]])]
-            found = found[found >= 0]  # (-1: a rowid no document has)
-            if within != (None, None):  # only holders that could be hits (see _search)
-                found = found[_within(self._code_distances(found, query_codes[i]), *within)]
-            in_ball[rows[i]] = True
-            extra.append((i, found[~in_ball[found]]))
-            in_ball[rows[i]] = False
-        n_extra = np.zeros(rows.shape[0], np.int64)
-        for i, found in extra:
-            n_extra[i] = found.shape[0]
-        if not n_extra.any():
-            return rows, dists, counts
-        grown = counts + n_extra
-        width = max(rows.shape[1], int(grown.max()))
-        if width > rows.shape[1]:
-            pad = ((0, 0), (0, width - rows.shape[1]))
-            rows, dists = np.pad(rows, pad, constant_values=-1), np.pad(dists, pad, constant_values=-1)
-        at = np.repeat(np.arange(rows.shape[0]), n_extra)
-        column = np.arange(at.shape[0]) - np.repeat(np.cumsum(n_extra) - n_extra, n_extra) + counts[at]
-        found = np.concatenate([f for _, f in extra])
-        rows[at, column] = found
-        dists[at, column] = self._code_distances(found, query_codes[at])
-        return rows, dists, grown
+        term_starts = np.concatenate([[0], np.cumsum(df[terms])])
+        starts = term_starts[np.searchsorted(query[picked], np.arange(rows.shape[0] + 1))]
+        return search.join(self.codes, rows, dists, counts, query_codes, starts, holders, *within)
 
     def _code_distances(self, positions: np.ndarray, query_codes: np.ndarray) -> np.ndarray:
         """Hamming distances between the long codes at ``positions`` and a query's

@@ -923,6 +923,64 @@ def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses,
     return out_rows, out_dists, counts, radii
 
 
+@njit(cache=True, parallel=True)
+def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes, min_distance, max_distance, n_parts):
+    """Shortlists grown by candidates: ``semhash.search.join`` for many queries.
+
+    Query ``i``'s candidates are ``candidates[starts[i]:starts[i + 1]]`` (positions,
+    -1 for none, repeats allowed); those not in its shortlist (the first
+    ``counts[i]`` of ``rows[i]``) whose code distance lies in ``[min_distance,
+    max_distance]`` are appended in ascending order, each once. Each of the
+    ``n_parts`` runs of queries marks shortlisted documents in its own bitmap
+    (one byte per document) and clears what it marked.
+
+    Returns (rows, dists, counts): new arrays, as wide as the longest grown
+    shortlist (at least as wide as ``rows``), padded with -1.
+    """
+    n_queries, width = rows.shape
+    joined = np.empty(candidates.shape[0], np.int64)  # query i's at starts[i]...
+    joined_dists = np.empty(candidates.shape[0], np.int32)
+    grown = counts.copy()
+    n_parts = max(1, min(n_queries, n_parts))
+    for part in prange(n_parts):
+        marked = np.zeros(codes.shape[0], np.bool_)
+        for i in range(part * n_queries // n_parts, (part + 1) * n_queries // n_parts):
+            for c in range(counts[i]):
+                marked[rows[i, c]] = True
+            m = starts[i]
+            for p in range(starts[i], starts[i + 1]):
+                row = candidates[p]
+                if row < 0 or marked[row]:
+                    continue
+                marked[row] = True
+                d = _row_distance(codes, row, query_codes[i])
+                if min_distance <= d <= max_distance:
+                    joined[m] = row
+                    joined_dists[m] = d
+                    m += 1
+            order = np.argsort(joined[starts[i] : m])
+            joined[starts[i] : m] = joined[starts[i] : m][order]
+            joined_dists[starts[i] : m] = joined_dists[starts[i] : m][order]
+            grown[i] += m - starts[i]
+            for c in range(counts[i]):
+                marked[rows[i, c]] = False
+            for p in range(starts[i], starts[i + 1]):
+                if candidates[p] >= 0:
+                    marked[candidates[p]] = False
+    new_width = max(width, grown.max()) if n_queries else width
+    out_rows = np.empty((n_queries, new_width), np.int64)
+    out_dists = np.empty((n_queries, new_width), np.int32)
+    for i in prange(n_queries):
+        out_rows[i, :width] = rows[i]
+        out_dists[i, :width] = dists[i]
+        out_rows[i, width:] = -1
+        out_dists[i, width:] = -1
+        m = grown[i] - counts[i]
+        out_rows[i, counts[i] : grown[i]] = joined[starts[i] : starts[i] + m]
+        out_dists[i, counts[i] : grown[i]] = joined_dists[starts[i] : starts[i] + m]
+    return out_rows, out_dists, grown
+
+
 # ---------------------------------------------------------------- counting words (ASCII text)
 
 _FNV_OFFSET = np.uint64(14695981039346656037)

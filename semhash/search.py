@@ -23,7 +23,7 @@ import numpy as np
 from semhash import lazy
 from semhash.lazy import kernels  # loaded on first use: a one-shot query never needs numba
 
-__all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "search_many", "warmup"]
+__all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "search_many", "join", "warmup"]
 
 # Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM with
 # uniform 28-bit addresses at 10^5 to 10^7 documents. Only their ratios matter: they
@@ -567,6 +567,65 @@ def _search_numpy(table, codes, query_addresses, query_codes, k, want, limit, fa
     return out_rows, out_dists, counts, radii
 
 
+def join(
+    codes: np.ndarray,
+    rows: np.ndarray,
+    dists: np.ndarray,
+    counts: np.ndarray,
+    query_codes: np.ndarray,
+    starts: np.ndarray,
+    candidates: np.ndarray,
+    min_distance: int | None = None,
+    max_distance: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shortlists (``rows``, ``dists``, ``counts`` as :func:`search_many` gives
+    them) joined by more candidates: query ``i``'s are
+    ``candidates[starts[i]:starts[i + 1]]`` (positions; -1 for none; repeats
+    allowed). Those not yet in its shortlist and whose code distance lies within
+    the bounds (inclusive; ``None``: unbounded) are appended in ascending order.
+
+    Returns (rows, dists, counts), as wide as the longest shortlist grown (at
+    least as wide as ``rows``), padded with -1. numpy for a few queries, the
+    parallel :func:`semhash.kernels.join_shortlists` for a batch.
+    """
+    codes = _check_codes(codes)
+    query_codes = _check_queries(query_codes, codes.shape[1], "query codes")
+    n_queries = query_codes.shape[0]
+    starts = np.ascontiguousarray(starts, np.int64)
+    candidates = np.ascontiguousarray(candidates, np.int64)
+    if rows.shape[0] != n_queries or starts.shape != (n_queries + 1,) or starts[-1] != candidates.shape[0]:
+        raise ValueError("join needs one shortlist and one run of candidates per query code")
+    if candidates.size and (candidates.min() < -1 or candidates.max() >= codes.shape[0]):
+        raise ValueError(f"candidates must be positions in [0, {codes.shape[0]}) or -1")
+    lo = -1 if min_distance is None else min_distance
+    hi = 64 * codes.shape[1] + 1 if max_distance is None else max_distance
+    # numpy: about 40 us a query (its Python loop) and 2 ns a shortlisted cell (the widening).
+    if lazy.use_kernels(n_queries * 40_000 + 2 * rows.size):
+        import numba  # loaded with the kernels
+
+        return kernels.join_shortlists(
+            np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(dists, np.int32),
+            np.ascontiguousarray(counts, np.int64), starts, candidates, _read_only(codes),
+            np.require(query_codes, requirements="CW"), lo, hi, numba.get_num_threads(),
+        )
+    joined = []
+    for i in range(n_queries):
+        found = np.unique(candidates[starts[i] : starts[i + 1]])
+        found = found[found >= 0]
+        found = found[~np.isin(found, rows[i, : counts[i]])]
+        d = np.bitwise_count(codes[found] ^ query_codes[i]).sum(axis=1, dtype=np.int32)
+        keep = (d >= lo) & (d <= hi)
+        joined.append((found[keep], d[keep]))
+    grown = counts + np.array([f.shape[0] for f, _ in joined], np.int64)
+    width = max(rows.shape[1], int(grown.max(initial=0)))
+    out_rows = np.full((n_queries, width), -1, np.int64)
+    out_dists = np.full((n_queries, width), -1, np.int32)
+    out_rows[:, : rows.shape[1]], out_dists[:, : rows.shape[1]] = rows, dists
+    for i, (found, d) in enumerate(joined):
+        out_rows[i, counts[i] : grown[i]], out_dists[i, counts[i] : grown[i]] = found, d
+    return out_rows, out_dists, grown
+
+
 def warmup() -> None:
     """Run every kernel once on tiny arrays of the exact dtypes.
 
@@ -604,3 +663,4 @@ def warmup() -> None:
         starts, ids, weights, candidates, dists, counts, starts, ids, weights, *posted, np.zeros(1, np.int64),
         1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1, 1,
     )
+    join(codes, candidates, dists, counts, codes[:1], np.array([0, 1], np.int64), np.ones(1, np.int64))  # parallel

@@ -562,6 +562,37 @@ def test_search_many_pads_short_answers(path):
         search.search_many(table, codes, np.array([4]), codes[:1], 3)
 
 
+@pytest.mark.parametrize("bounds", [(None, None), (122, 132)])
+def test_join_appends_new_candidates_within_the_bounds_in_ascending_order(path, bounds):
+    rng = np.random.default_rng(7)
+    codes = random_words(rng, 300)
+    queries = codes[rng.integers(0, 300, 6)] ^ random_words(rng, 6)
+    # Shortlists of 0 to 40 rows (padded to 40), candidates with repeats, -1s and
+    # rows already shortlisted; query 3 has no candidates.
+    counts = np.array([40, 0, 17, 5, 40, 33])
+    rows = np.full((6, 40), -1, np.int64)
+    dists = np.full((6, 40), -1, np.int32)
+    runs = []
+    for i, m in enumerate(counts):
+        rows[i, :m] = rng.choice(300, m, replace=False)
+        dists[i, :m] = naive.hamming(codes[rows[i, :m]], queries[i])
+        run = np.concatenate([rng.integers(-1, 300, 30), rows[i, : m // 2], [7, 7]]) if i != 3 else []
+        runs.append(np.asarray(run, np.int64))
+    starts = np.concatenate([[0], np.cumsum([len(r) for r in runs])])
+    got_rows, got_dists, got_counts = search.join(codes, rows, dists, counts, queries, starts, np.concatenate(runs), *bounds)
+    lo, hi = bounds[0] if bounds[0] is not None else 0, bounds[1] if bounds[1] is not None else 256
+    for i, run in enumerate(runs):
+        new = [r for r in sorted(set(run.tolist()) - set(rows[i, : counts[i]].tolist()) - {-1})
+               if lo <= naive.hamming(codes[[r]], queries[i])[0] <= hi]
+        assert got_counts[i] == counts[i] + len(new)
+        assert got_rows[i, : got_counts[i]].tolist() == rows[i, : counts[i]].tolist() + new
+        np.testing.assert_array_equal(got_dists[i, : got_counts[i]], naive.hamming(codes[got_rows[i, : got_counts[i]]], queries[i]))
+        assert (got_rows[i, got_counts[i] :] == -1).all() and (got_dists[i, got_counts[i] :] == -1).all()
+    assert got_rows.shape[1] == max(40, got_counts.max())
+    with pytest.raises(ValueError, match="positions in"):
+        search.join(codes, rows, dists, counts, queries, starts, np.full(starts[-1], 300))
+
+
 def test_kernels_load_once_the_work_without_them_would_have_paid_for_it(monkeypatch):
     # Rent-or-buy: with the kernels not loaded, work runs without them until its
     # running cost would exceed the load cost; once loaded, the kernels take everything.
