@@ -1108,7 +1108,7 @@ class Index:
         while they add up to at most ``rerank.RARE_TERMS`` documents, appended in
         index order after the ball's. (An index without postings: as they are.)"""
         q_starts, q_ids, _ = vectors
-        held = self.stored.postings(np.unique(q_ids).tolist())
+        held = self.stored.postings(search.unique(q_ids).tolist())
         if not held:
             return rows, dists, counts
         # Each query's terms by ascending document frequency (ties: term order); the
@@ -1317,9 +1317,9 @@ class Index:
         have them, else one pass over every stored vector, streamed 65,536 at a time
         (a million documents: about 8 s, in bounded memory; postings of every term
         built in memory took 82 s and 2.3 GB there)."""
-        held = self.stored.postings(np.unique(np.concatenate(term_lists)).tolist())
+        held = self.stored.postings(search.unique(np.concatenate(term_lists)).tolist())
         if held and all(h[1] is not None for h in held.values()):  # all rare enough to be kept
-            found = [np.unique(self._positions(b"".join([held[t][1] for t in terms.tolist() if t in held]))) for terms in term_lists]
+            found = [search.unique(self._positions(b"".join([held[t][1] for t in terms.tolist() if t in held]))) for terms in term_lists]
             return [f[f >= 0] for f in found]  # (-1: a rowid no document has)
         wanted = np.zeros(self.n_terms, bool)
         for terms in term_lists:
@@ -1334,7 +1334,7 @@ class Index:
             terms.append(ids[at])
             offset += len(chunk)
         docs_, terms_ = np.concatenate(docs), np.concatenate(terms)
-        return [np.unique(docs_[np.isin(terms_, t)]) for t in term_lists]
+        return [search.unique(docs_[np.isin(terms_, t)]) for t in term_lists]
 
     def _query_vectors(self, texts: Sequence[str]) -> rerank.Packed:
         """TF-IDF vectors of texts as :meth:`_read` gives them. A few are looked up
@@ -1417,7 +1417,7 @@ class Index:
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray] | None]) -> list[list[Hit] | None]:
         # One lookup for the whole batch: per-query round trips to SQLite dominated.
-        # (dict.fromkeys, not np.unique: that loads numpy.lib's rest, 0.05 s of a one-shot query)
+        # (dict.fromkeys: the order of first appearance, at no numpy cost)
         hit_rowids = dict.fromkeys(r for f in found if f is not None for r in f[0].tolist())
         rows = self.stored.rows(list(hit_rowids))
         out: list[list[Hit] | None] = []

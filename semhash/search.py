@@ -130,6 +130,13 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
+def unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-d array, without importing numpy.ma: numpy's own checks
+    whether its argument is masked, and that import is 0.03 s of a 0.4 s query."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if values.size else values
+
+
 def _check_rows(rows, n: int) -> np.ndarray:
     """Validate candidate rows and return them sorted, unique, as int64."""
     rows = np.asarray(rows)
@@ -137,7 +144,7 @@ def _check_rows(rows, n: int) -> np.ndarray:
         raise ValueError(f"rows must be a 1-d array of row indices, got {rows.dtype} of shape {rows.shape}")
     if rows.size and (rows.min() < 0 or rows.max() >= n):
         raise ValueError(f"rows must lie in [0, {n}), got values from {rows.min()} to {rows.max()}")
-    return np.unique(rows.astype(np.int64, copy=False))
+    return unique(rows.astype(np.int64, copy=False))
 
 
 class AddressTable:
@@ -610,7 +617,7 @@ def join(
         )
     joined = []
     for i in range(n_queries):
-        found = np.unique(candidates[starts[i] : starts[i + 1]])
+        found = unique(candidates[starts[i] : starts[i + 1]])
         found = found[found >= 0]
         found = found[~np.isin(found, rows[i, : counts[i]])]
         d = np.bitwise_count(codes[found] ^ query_codes[i]).sum(axis=1, dtype=np.int32)
