@@ -310,18 +310,29 @@ def _read(
     stdin: TextIO | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     skip_bad_lines: bool = False,
+    database: str | os.PathLike | None = None,
 ) -> Iterator[Document]:
-    """Documents under ``paths`` (see ``iter_documents``), then those of the ``files`` list."""
+    """Documents under ``paths`` (see ``iter_documents``), then those of the ``files``
+    list; never the files of the index at ``database``."""
     if max_bytes < 1:
         raise BuildError(f"--max-bytes must be at least 1, got {max_bytes}")
+    skip = _own_files(database) if database is not None else ()
     found = (
-        iter_documents(paths, stats, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines)
+        iter_documents(paths, stats, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, skip=skip)
         if paths
         else iter(())
     )
     if files is not None:
-        found = itertools.chain(found, iter_listed_files(files, stats, max_bytes=max_bytes))
+        found = itertools.chain(found, iter_listed_files(files, stats, max_bytes=max_bytes, skip=skip))
     return found
+
+
+def _own_files(database: str | os.PathLike) -> frozenset[str]:
+    """The real paths of the index's files: `semhash index .` beside ./semhash.db
+    indexed its (empty) lock file and WAL as documents, and the WAL, rewritten by
+    every run, as "updated 1" each time."""
+    real = os.path.realpath(database)
+    return frozenset([real, real + "-wal", real + "-shm", real + "-journal", os.path.realpath(store.lock_path(database))])
 
 
 def _check_build_options(
@@ -454,7 +465,7 @@ def _build_index(
         # One streamed pass: documents are read, tokenized once and vectorized
         # together; only their metadata is kept, never the corpus text.
         nonlocal n_duplicates
-        found = _read(paths, files, stats, stdin, max_bytes, skip_bad_lines)
+        found = _read(paths, files, stats, stdin, max_bytes, skip_bad_lines, database)
         for doc in _progress(found, verbose, "reading and counting words", unit="doc"):
             if doc.id in seen:
                 n_duplicates += 1
@@ -802,7 +813,7 @@ class Index:
         numbers in base 2. Streams, ``ENCODE_BATCH`` documents at a time; ``stats``
         (optional) counts what was skipped."""
         address_bits, code_bits = int(self.meta["address_bits"]), int(self.meta["code_bits"])
-        docs = iter_documents(paths, stats, stdin=stdin, skip_bad_lines=skip_bad_lines)
+        docs = iter_documents(paths, stats, stdin=stdin, skip_bad_lines=skip_bad_lines, skip=_own_files(self.stored.path))
         while batch := list(itertools.islice(docs, ENCODE_BATCH)):
             addresses, long_codes, known = self.encode([d.text for d in batch])
             address_words = addresses.astype(np.uint64).reshape(-1, 1)
@@ -898,7 +909,7 @@ class Index:
                 writer.upsert(rows, addresses, long_codes)
                 batch.clear()
 
-            found = _read(paths, files, stats, stdin, max_bytes, skip_bad_lines)
+            found = _read(paths, files, stats, stdin, max_bytes, skip_bad_lines, self.stored.path)
             for doc in _progress(found, verbose, "reading and encoding", unit="doc"):
                 if doc.id in seen:
                     n_duplicates += 1

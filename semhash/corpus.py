@@ -12,7 +12,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -136,7 +136,8 @@ def first_line(text: str, max_chars: int = TITLE_MAX_CHARS) -> str:
 
 
 def iter_listed_files(
-    lines: Iterable[str], stats: ReadStats | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
+    lines: Iterable[str], stats: ReadStats | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
+    skip: Collection[str] = (),
 ) -> Iterator[Document]:
     """Yield one document per file named in ``lines`` (the output of ``find`` or ``git ls-files``).
 
@@ -149,6 +150,7 @@ def iter_listed_files(
         regular file counts as unreadable; binary files count as binary.
         Directories are skipped without being counted: ``find`` lists them next to
         their files.
+    skip : real paths of files not to read, as for :func:`iter_documents`.
 
     Yields
     ------
@@ -157,11 +159,12 @@ def iter_listed_files(
         outside), with ``/`` separators; its label is the parent folder's name.
     """
     stats = stats if stats is not None else ReadStats()
+    skipped = _skipper(skip)
     for line in lines:
         path = line.rstrip("\r\n")
         if not path.strip():
             continue
-        if os.path.isdir(path):
+        if os.path.isdir(path) or skipped(path):
             continue
         if not _is_regular_file(path, stats):
             continue
@@ -186,6 +189,7 @@ def iter_documents(
     stdin: TextIO | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     skip_bad_lines: bool = False,
+    skip: Collection[str] = (),
 ) -> Iterator[Document]:
     """Yield the documents found under ``paths``, in a deterministic order.
 
@@ -206,6 +210,10 @@ def iter_documents(
     skip_bad_lines : bool
         Skip malformed JSON lines, recording their numbers in
         ``stats.bad_lines``, instead of raising.
+    skip : collection of str
+        Real paths of files that walking a directory passes over, uncounted: the
+        index's own files, so that indexing the folder that holds the index does
+        not read its lock file and SQLite's journals as documents.
 
     Yields
     ------
@@ -232,7 +240,7 @@ def iter_documents(
             on_error = (lambda e: stats.bad_lines.append(e.lineno)) if skip_bad_lines else None
             docs = _capped(iter_jsonl(stdin_lines(stdin), on_error=on_error, stats=stats), stats, max_bytes)
         elif os.path.isdir(path):
-            docs = _iter_directory(path, stats, max_bytes)
+            docs = _iter_directory(path, stats, max_bytes, _skipper(skip))
         else:
             docs = _iter_single_file(path, stats, max_bytes)
         for doc in docs:
@@ -451,19 +459,28 @@ def _iter_single_file(path: str, stats: ReadStats, max_bytes: int) -> Iterator[D
         yield doc
 
 
-def _iter_directory(root: str, stats: ReadStats, max_bytes: int) -> Iterator[Document]:
+def _iter_directory(
+    root: str, stats: ReadStats, max_bytes: int, skipped: Callable[[str], bool] = lambda path: False
+) -> Iterator[Document]:
     """Yield the documents under ``root``, depth first, in sorted name order."""
     for dirpath, filenames in _walk(root, stats):
         rel_dir = os.path.relpath(dirpath, root)
         labels = () if rel_dir == os.curdir else (os.path.basename(dirpath),)
         for name in filenames:
             full = os.path.join(dirpath, name)
-            if not _is_regular_file(full, stats):
+            if skipped(full) or not _is_regular_file(full, stats):
                 continue
             doc_id = _posix(os.path.normpath(os.path.join(rel_dir, name)))
             doc = _read_document(full, doc_id, labels, stats, max_bytes)
             if doc is not None:
                 yield doc
+
+
+def _skipper(skip: Collection[str]) -> Callable[[str], bool]:
+    """A test of whether a path is one of ``skip`` (real paths). Names are compared
+    first: resolving every walked path would cost a few system calls a file."""
+    names = {os.path.basename(p) for p in skip}
+    return lambda path: os.path.basename(path) in names and os.path.realpath(path) in skip
 
 
 def _walk(root: str, stats: ReadStats) -> Iterator[tuple[str, list[str]]]:

@@ -318,6 +318,22 @@ def test_prune_only_under_the_roots_given(work):
     assert sum(i.startswith("comp.graphics/") for i in ids) == 20
 
 
+def test_indexing_the_folder_that_holds_the_index_skips_its_files(work):
+    """`semhash index .` beside the index: its empty lock file and WAL were indexed
+    as documents, and the WAL, which every run rewrites, reported as updated."""
+    assert {p.name for p in work.iterdir()} >= {"index.db", "index.db.lock", "index.db-wal", "corpus"}
+    for _ in range(2):
+        result = run("index", ".", "-d", "index.db")
+        assert result.exit_code == 0, result.output
+        assert "skipped 0 files (0 binary, 0 unreadable)" in last_line(result)
+    assert last_line(result).startswith("added 0, updated 0, unchanged 60, ")  # corpus/..., ids from "."
+    assert not [i for i, _ in stored() if i.startswith("index.db")]
+    listed = "\n".join(str(p) for p in work.rglob("*") if p.is_file())
+    result = run("index", "--files-from", "-", "-d", "index.db", input=listed)
+    assert last_line(result).startswith("added 0, updated 0, unchanged 60, ")
+    assert "index.db" not in run("encode", ".", "-d", "index.db").stdout
+
+
 def test_added_document_is_encoded_like_encode_says(work):
     (work / "corpus" / "sci.space" / "new").write_text(NEW_POST)
     assert run("index", "corpus", "-d", "index.db", "-s").exit_code == 0
