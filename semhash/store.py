@@ -857,7 +857,10 @@ class StoredIndex:
             self.conn = sqlite3.connect(_ro_uri(self.path), uri=True)
             pairs = self.conn.execute("SELECT key, value FROM meta").fetchall()
         except sqlite3.DatabaseError as e:
-            if _is_read_only(e):  # WAL: a reader too needs the -shm file, and makes it if it is missing
+            # WAL: a reader too needs the -shm and -wal files, and makes them if they are
+            # missing. In a folder it may not write, SQLite 3.40 says "unable to open":
+            # not damage, which "not a semhash index" had users believe of a healthy index.
+            if _is_read_only(e) or "unable to open" in str(e):
                 raise StoreError(
                     f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it; "
                     "make its folder writable"
