@@ -445,7 +445,16 @@ def stdin_lines(stdin: TextIO | None) -> Iterable[str]:
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:
         return sys.stdin
-    return (raw.decode("utf-8", "replace") for raw in buffer)
+    return _utf8_lines(buffer)
+
+
+def _utf8_lines(buffer: Iterable[bytes]) -> Iterator[str]:
+    lines = iter(buffer)
+    for raw in lines:  # the first: a byte order mark (Windows editors write one) is not JSON, nor text
+        yield raw.decode("utf-8-sig", "replace")
+        break
+    for raw in lines:
+        yield raw.decode("utf-8", "replace")
 
 
 def _iter_single_file(path: str, stats: ReadStats, max_bytes: int) -> Iterator[Document]:

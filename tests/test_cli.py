@@ -131,6 +131,9 @@ def test_batch_query_jsonl_nl(db, tiny_corpus):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["query"], r["rank"]) for r in rows] == [("q-a", 1), ("q-a", 2), ("q-b", 1), ("q-b", 2)]
     assert set(rows[0]) == {"query", "rank", "id", "distance"}
+    # A file saved with a byte order mark: "line 1 of stdin is not valid JSON" before.
+    bom = run("query", "-", "--jsonl", "--nl", "-d", str(db), "-n", "2", input=b"\xef\xbb\xbf" + stdin.encode())
+    assert bom.exit_code == 0 and bom.stdout == result.stdout
 
 
 def test_query_by_whole_document_finds_itself(db, tiny_corpus):
