@@ -31,6 +31,7 @@ index's writer lock for their whole run (``wait`` to queue behind another one); 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 import time
@@ -585,7 +586,7 @@ def _previous_index(database) -> tuple[set[str], dict[str, str], float | None] |
     except StoreError:
         return None  # not an index: nothing to compare with
     try:
-        return set(old.words()), {i: h for i, (h, _) in old.fingerprints().items()}, old.meta.get("oov_share")
+        return set(old.words()), {i: h for i, (h, *_) in old.fingerprints().items()}, old.meta.get("oov_share")
     finally:
         old.close()
 
@@ -916,7 +917,9 @@ class Index:
                     continue
                 seen.add(doc.id)
                 old = stored.get(doc.id)
-                if old is not None and old[0] == doc.content_hash:
+                # Same text, new labels (a JSON line relabelled): stored anew, else the old
+                # labels stayed for good. (A path is not compared: "./posts" and "posts" differ.)
+                if old is not None and old[0] == doc.content_hash and old[2] == json.dumps(list(doc.labels)):
                     n_unchanged += 1
                     continue
                 n_added += old is None
@@ -926,7 +929,7 @@ class Index:
                 if len(batch) >= ENCODE_BATCH:
                     flush()
             flush()
-            missing = [i for i, (_, path) in stored.items() if i not in seen and _under_roots(i, path, paths, files)]
+            missing = [i for i, (_, path, _) in stored.items() if i not in seen and _under_roots(i, path, paths, files)]
             if prune:
                 writer.delete(missing)
             n_documents = len(stored) + n_added - (len(missing) if prune else 0)

@@ -1005,9 +1005,9 @@ class StoredIndex:
         found = dict(self._all_in("SELECT rowid, id FROM documents WHERE rowid IN ({})", rowids))
         return [found[r] for r in rowids]
 
-    def fingerprints(self) -> dict[str, tuple[str, str | None]]:
-        """{id: (content_hash, path)} of every document: what an update compares against."""
-        return {i: (h, p) for i, h, p in self._all("SELECT id, content_hash, path FROM documents")}
+    def fingerprints(self) -> dict[str, tuple[str, str | None, str]]:
+        """{id: (content_hash, path, labels as stored)} of every document: what an update compares against."""
+        return {i: (h, p, l) for i, h, p, l in self._all("SELECT id, content_hash, path, labels FROM documents")}
 
     def rowid_of(self, doc_id: str) -> int | None:
         rows = self._all("SELECT rowid FROM documents WHERE id = ?", (doc_id,))

@@ -337,6 +337,16 @@ def test_indexing_the_folder_that_holds_the_index_skips_its_files(work):
     assert "index.db" not in run("encode", ".", "-d", "index.db").stdout
 
 
+def test_relabelling_a_json_line_updates_its_labels(work):
+    """The same text with other labels was "unchanged 1", its old labels kept for good."""
+    for labels, counts in ((["old"], "added 1, updated 0, unchanged 0"), (["new", "x"], "added 0, updated 1, unchanged 0")):
+        line = json.dumps({"id": "j", "text": NEW_POST, "labels": labels})
+        result = run("index", "-", "-d", "index.db", input=line)
+        assert result.exit_code == 0 and last_line(result).startswith(counts)
+        assert stored("labels", "WHERE id = 'j'") == [("j", json.dumps(labels))]
+    assert last_line(run("index", "-", "-d", "index.db", input=line)).startswith("added 0, updated 0, unchanged 1")
+
+
 def test_added_document_is_encoded_like_encode_says(work):
     (work / "corpus" / "sci.space" / "new").write_text(NEW_POST)
     assert run("index", "corpus", "-d", "index.db", "-s").exit_code == 0
