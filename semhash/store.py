@@ -865,6 +865,8 @@ class StoredIndex:
                     f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it; "
                     "make its folder writable"
                 ) from None
+            if "malformed" in str(e):  # SQLITE_CORRUPT (a cut copy, a full disk): an index once, say how to rebuild
+                raise self._corrupt(str(e)) from None
             raise StoreError(f"{self.path} is not a semhash index ({e})") from None
         try:
             self.meta = {k: json.loads(v) for k, v in pairs}

@@ -239,7 +239,7 @@ BAD_INPUT = [
     ("db is a text file", _not_sqlite, 2, "is not a semhash index (file is not a database)"),
     ("db is another app's SQLite", _foreign_sqlite, 2, "is not a semhash index (no such table: meta)"),
     # Where the cut falls decides which read fails first: either way one line.
-    ("db truncated", _truncated, 2, "(database disk image is malformed)"),
+    ("db truncated", _truncated, 2, "(database disk image is malformed): rebuild it with `semhash index --retrain PATHS`"),
     ("db page corrupt: documents", _corrupt_page("documents"), 2, "is corrupt (database disk image is malformed)"),
     ("db page corrupt: weights", _corrupt_page("weights"), 2, "is corrupt (database disk image is malformed)"),
     ("db from a newer schema", _edit("UPDATE meta SET value = '99' WHERE key = 'schema_version'"), 2,
