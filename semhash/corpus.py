@@ -35,6 +35,7 @@ DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 120
 # Same sniffing window as git and grep: a NUL byte early on means "not text".
 BINARY_SNIFF_BYTES = 8192
+READ_PIECE = 1 << 24  # bytes read from a file at once: the default --max-bytes fits in one
 EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": ["x"]}'
 SKIP_HINT = "fix it, or pass --skip-bad-lines to skip such lines"
 
@@ -287,8 +288,14 @@ def read_text(
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
     with open(path, "rb") as f:
-        # One byte more than the cap tells us whether anything was cut off.
-        data = f.read(max_bytes + 1)
+        # One byte more than the cap tells us whether anything was cut off. In pieces:
+        # read(n) allocates n bytes first, so a cap meant as "no limit" (--max-bytes
+        # 100000000000) was a MemoryError, or past 2**63 an OverflowError, on any file.
+        parts, left = [], max_bytes + 1
+        while left > 0 and (part := f.read(min(left, READ_PIECE))):
+            parts.append(part)
+            left -= len(part)
+    data = b"".join(parts)
     truncated = len(data) > max_bytes
     data = data[:max_bytes]
     if b"\0" in data[:BINARY_SNIFF_BYTES]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from semhash import corpus
 from semhash.corpus import (
     CorpusError,
     Document,
@@ -197,6 +198,15 @@ def test_nul_detection_only_looks_at_first_8k(tmp_path: Path) -> None:
     text, truncated = read_text(late)
     assert text == "a" * 8192 + "\x00"
     assert not truncated
+
+
+def test_a_cap_larger_than_memory_reads_the_file_whole(tmp_path: Path, monkeypatch) -> None:
+    # `index --max-bytes 100000000000` ("no limit") was a MemoryError: read(n) allocates n bytes.
+    monkeypatch.setattr(corpus, "READ_PIECE", 3)  # several pieces, and a cap that ends inside one
+    path = write(tmp_path / "f", "orbit shuttle")
+    for cap in (10**15, 2**70):
+        assert read_text(path, cap) == ("orbit shuttle", False)
+    assert read_text(path, 7) == ("orbit s", True) and read_text(path, 13) == ("orbit shuttle", False)
 
 
 def test_non_ascii_bytes_without_nul_are_text(tmp_path: Path) -> None:
