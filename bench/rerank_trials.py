@@ -151,7 +151,7 @@ def main() -> None:
             setattr(rerank, name, value)
         start = time.perf_counter()
         if own is None:
-            rows, _, _ = index._search(q_addr, q_code, texts, K, trial.get("codes_only", False))
+            rows = index._search(q_addr, q_code, texts, K, trial.get("codes_only", False))[0]
         else:
             rows = np.concatenate([
                 _without_own(index, own[keep][g : g + GROUP], lambda: index._search(

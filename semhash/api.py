@@ -253,6 +253,10 @@ class Hit(NamedTuple):
     labels : the document's labels (its folder's name for files)
     title : its first non-empty line
     address : its short code, as an integer
+    score : the ranking's score, higher is better: the TF-IDF cosine with the
+        query, plus a weighted share of its stored neighbours' scores, less a little
+        per differing bit (:mod:`semhash.rerank`); a measure to compare hits by, not
+        a probability. ``None`` where the codes alone ranked
     """
 
     id: str
@@ -261,6 +265,7 @@ class Hit(NamedTuple):
     labels: tuple[str, ...] = ()
     title: str = ""
     address: int | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -1032,10 +1037,11 @@ class Index:
         return self._hits(self._found_many(texts, k, skip_empty, min_distance, max_distance, lift, codes_only))
 
     def _found_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only):
-        """:meth:`_query_many`'s hits as (rowids, code distances) per text (None: no hit)."""
+        """:meth:`_query_many`'s hits as (rowids, code distances, scores or None)
+        per text (None: no hit)."""
         read = self._read(texts)
         addresses, query_codes, known = self._encode_read(read, lift)
-        found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(texts)
+        found: list[tuple | None] = [None] * len(texts)
         empty = np.flatnonzero(known == 0)
         if empty.size and self.n_terms and not codes_only:
             # No word the model knows, but maybe words the index has: ranked by them.
@@ -1048,11 +1054,12 @@ class Index:
             raise EmptyQuery(f"{which} {_NO_WORDS}")
         asked = np.flatnonzero(known > 0)
         if min_distance is None and max_distance is None:
-            rows, dists, counts = self._search(
+            rows, dists, counts, scores = self._search(
                 addresses[asked], query_codes[asked], [read[i] for i in asked], k, codes_only
             )
             for j, i in enumerate(asked.tolist()):
-                found[i] = (self.rowids[rows[j, : counts[j]]], dists[j, : counts[j]])
+                m = counts[j]
+                found[i] = (self.rowids[rows[j, :m]], dists[j, :m], None if scores is None else scores[j, :m])
         else:
             for i in asked.tolist():
                 found[i] = self._ranked(
@@ -1065,13 +1072,13 @@ class Index:
         self, address, code, k: int, *, text: str = "", vector: rerank.Packed | None = None,
         exclude: Sequence[int] = (), min_distance=None, max_distance=None, codes_only: bool = False,
     ):
-        """(rowids, distances) of the ``k`` best hits of the default ranking (for
+        """(rowids, distances, scores or None) of the ``k`` best hits of the default ranking (for
         ``text`` as :meth:`_read` gives it, or its TF-IDF ``vector``) that are not at rows ``exclude`` and whose
         code distance lies within the bounds: the ranking grows until ``k`` pass."""
         n = len(self)
         want = min(k + len(exclude), n)
         while True:
-            rows, dists, counts = self._search(
+            rows, dists, counts, scores = self._search(
                 np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector,
                 bounds=(min_distance, max_distance),
             )
@@ -1080,15 +1087,17 @@ class Index:
             # A shortlist that already reaches past max_distance only grows farther.
             farther = max_distance is not None and rows.shape[0] and dists.max() > max_distance
             if keep.sum() >= k or farther or want >= n:
-                return self.rowids[rows[keep][:k]], dists[keep][:k]
+                kept = None if scores is None else scores[0, : counts[0]][keep][:k]
+                return self.rowids[rows[keep][:k]], dists[keep][:k], kept
             want = min(4 * want, n)
 
     def _search(
         self, addresses, query_codes, texts: Sequence[str], k: int, codes_only: bool = False,
         vectors: rerank.Packed | None = None, bounds: tuple[int | None, int | None] = (None, None),
     ):
-        """The default query path for encoded queries: (rows, code distances, counts),
-        rows as positions in ``self.codes``, padded with -1.
+        """The default query path for encoded queries: (rows, code distances, counts,
+        scores), rows as positions in ``self.codes``, padded with -1; scores (NaN
+        past the counts) are None when the codes alone rank.
 
         The Hamming ball grows to a shortlist (:attr:`shortlist` documents ranked by
         the long code, or ``rerank.SHORTLIST`` when the index has terms), which is
@@ -1106,7 +1115,7 @@ class Index:
             self.table, self.codes, addresses, query_codes, width, shortlist=min(max(width, self.shortlist), n)
         )
         if not words:
-            return rows, dists, counts
+            return rows, dists, counts, None
         if vectors is None:
             vectors = self._query_vectors(texts)
         if width < n:
@@ -1159,7 +1168,7 @@ class Index:
     def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int):
         """:meth:`_search`'s ranking of shortlists (``rows``, positions padded with
         -1, their code ``dists`` and ``counts``) by words and codes, for the queries'
-        TF-IDF ``vectors``: (rows, code distances, counts) of the ``k`` best."""
+        TF-IDF ``vectors``: (rows, code distances, counts, scores) of the ``k`` best."""
         n = len(self)
         # rows' -1 padding marks the spare last entry (no mask: 15M rows in a batch of 7,500)
         present = np.zeros(n + 1, bool)
@@ -1168,13 +1177,14 @@ class Index:
         local = (np.cumsum(present) - 1)[rows]  # position among the shortlisted (padding: any)
         documents, neighbours = self._ranking_rows(shortlisted)
         code_bits = int(self.meta["code_bits"])
-        order = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
+        order, scores = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
         taken = np.maximum(order, 0)
         valid = order >= 0
         return (
             np.where(valid, np.take_along_axis(rows, taken, 1), -1),
             np.where(valid, np.take_along_axis(dists, taken, 1), -1),
             valid.sum(axis=1),
+            scores,
         )
 
     def _ranking_rows(self, positions: np.ndarray) -> tuple[rerank.Packed, np.ndarray | None]:
@@ -1275,7 +1285,7 @@ class Index:
             queries = rerank.pack([rerank.row(documents, i) for i in at.tolist()])
             if width < n:  # as a query's: with the documents holding its rarest terms
                 rows, dists, counts = self._with_rare_holders(rows, dists, counts, queries, self.codes[at])
-            order = rerank.rerank(
+            order, _ = rerank.rerank(
                 queries, rows, dists, counts, prepared, self.n_terms, code_bits, min(rerank.NEIGHBOURS + 1, width),
                 feedback=False,
             )
@@ -1317,12 +1327,12 @@ class Index:
             rows[i, : len(c)] = c
             dists[i, : len(c)] = self._code_distances(c, query_codes[i])
         # Ranked in full, so that distance bounds keep the best k that pass.
-        rows, dists, counts = self._rank_shortlists(rows, dists, counts, vectors, width)
+        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, width)
         out = []
         for i in range(len(read)):
-            r, d = rows[i, : counts[i]], dists[i, : counts[i]]
+            r, d, s = rows[i, : counts[i]], dists[i, : counts[i]], scores[i, : counts[i]]
             keep = _within(d, min_distance, max_distance)
-            out.append((self.rowids[r[keep][:k]], d[keep][:k]) if counts[i] else None)
+            out.append((self.rowids[r[keep][:k]], d[keep][:k], s[keep][:k]) if counts[i] else None)
         return out
 
     def _holders(self, term_lists: list[np.ndarray]) -> list[np.ndarray]:
@@ -1407,7 +1417,7 @@ class Index:
                 if found is None:
                     raise EmptyQuery(f"the document {_NO_WORDS}")
                 keep = ~np.isin(found[0], self.rowids[same])
-                return self._hits([(found[0][keep][:k], found[1][keep][:k])])[0]
+                return self._hits([tuple(part[keep][:k] for part in found)])[0]
             found = self._ranked(
                 addresses[0], query_codes[0], k, text=read[0], exclude=same.tolist(),
                 min_distance=min_distance, max_distance=max_distance,
@@ -1429,7 +1439,8 @@ class Index:
     #: 500 -> 0.387, 1000 -> 0.386; ranking 500 codes costs microseconds.
     shortlist = 500
 
-    def _hits(self, found: list[tuple[np.ndarray, np.ndarray] | None]) -> list[list[Hit] | None]:
+    def _hits(self, found: list[tuple | None]) -> list[list[Hit] | None]:
+        """Hits from (rowids, code distances, scores or None) per query (None: no hit)."""
         # One lookup for the whole batch: per-query round trips to SQLite dominated.
         # (dict.fromkeys: the order of first appearance, at no numpy cost)
         hit_rowids = dict.fromkeys(r for f in found if f is not None for r in f[0].tolist())
@@ -1440,7 +1451,8 @@ class Index:
                 out.append(None)
                 continue
             docs = map(rows.__getitem__, f[0].tolist())
-            out.append([Hit(doc[0], d, doc[1], doc[2], doc[3], doc[4]) for doc, d in zip(docs, f[1].tolist())])
+            scores = f[2].tolist() if f[2] is not None else itertools.repeat(None)
+            out.append([Hit(doc[0], d, doc[1], doc[2], doc[3], doc[4], s) for doc, d, s in zip(docs, f[1].tolist(), scores)])
         return out
 
     # -- introspection -------------------------------------------------------------

@@ -23,7 +23,7 @@ import click
 from semhash import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
-HIT_FIELDS = ("id", "path", "label", "distance", "address", "title")
+HIT_FIELDS = ("id", "path", "label", "distance", "score", "address", "title")
 ENCODE_FIELDS = ("id", "address", "code", "known_words")
 
 
@@ -415,42 +415,55 @@ class _HitLines:
     built from each document's cells formatted once: a batch names the same
     documents again and again (7,532 queries x 100 hits name 11,314 documents),
     and building and formatting every hit's row anew cost about 10 us a hit,
-    seconds of a batch. Only the query, the rank and the distance change per hit."""
+    seconds of a batch. Only the query, the rank, the distance and the score
+    change per hit."""
+
+    PER_HIT = ("distance", "score")
 
     def __init__(self, as_json: bool, fields: list[str], address_digits: int):
         self.as_json = as_json
         self.fields = fields
+        self.per_hit = [c for c in fields if c in self.PER_HIT]
         self.digits = address_digits
         self.sep = ", " if as_json else "\t"
-        self.cells: dict[str, tuple[str, str]] = {}  # doc id -> text before and after its distance
+        self.cells: dict[str, list[str]] = {}  # doc id -> its text around the per-hit cells
 
     def _cell(self, column: str, value) -> str:
         if self.as_json:
             return f"{json.dumps(column)}: {json.dumps(value)}"
         return "" if value is None else str(value)
 
-    def _document(self, hit) -> tuple[str, str]:
+    def _document(self, hit) -> list[str]:
+        """The row's text before, between and after its per-hit cells' values."""
         row = _hit_row(hit, self.digits)
-        cells = [self._cell(c, row[c]) for c in self.fields]
-        if "distance" not in self.fields:
-            return self.sep.join(cells), ""
-        i = self.fields.index("distance")
-        before = "".join(c + self.sep for c in cells[:i]) + ('"distance": ' if self.as_json else "")
-        return before, "".join(self.sep + c for c in cells[i + 1 :])
+        pieces, piece = [], ""
+        for j, c in enumerate(self.fields):
+            piece += self.sep if j else ""
+            if c in self.PER_HIT:
+                pieces.append(piece + (f"{json.dumps(c)}: " if self.as_json else ""))
+                piece = ""
+            else:
+                piece += self._cell(c, row[c])
+        return pieces + [piece]
+
+    def _value(self, column: str, hit) -> str:
+        value = _hit_row_value(column, hit)
+        return json.dumps(value) if self.as_json else ("" if value is None else str(value))
 
     def format(self, answered) -> list[str]:
-        cells, document, sep = self.cells, self._document, self.sep
-        with_distance = "distance" in self.fields
+        cells, document, sep, value = self.cells, self._document, self.sep, self._value
+        only_distance = self.per_hit == ["distance"]  # the default: one f-string a hit
         out = []
         for name, hits in answered:
             start = f'{{"query": {json.dumps(name)}, "rank": ' if self.as_json else f"{name}\t"
             end = "}" if self.as_json else ""
             for rank, hit in enumerate(hits, 1):
-                before, after = cells.get(hit.id) or cells.setdefault(hit.id, document(hit))
-                if with_distance:
-                    out.append(f"{start}{rank}{sep}{before}{hit.distance}{after}{end}")
+                pieces = cells.get(hit.id) or cells.setdefault(hit.id, document(hit))
+                if only_distance:
+                    out.append(f"{start}{rank}{sep}{pieces[0]}{hit.distance}{pieces[1]}{end}")
                 else:
-                    out.append(f"{start}{rank}{sep}{before}{end}")
+                    row = "".join(value(c, hit) + p for c, p in zip(self.per_hit, pieces[1:]))
+                    out.append(f"{start}{rank}{sep}{pieces[0]}{row}{end}")
         return out
 
 
@@ -620,9 +633,17 @@ def _hit_row(hit, address_digits: int) -> dict:
         "path": hit.path,
         "label": ",".join(hit.labels),
         "distance": hit.distance,
+        "score": _hit_row_value("score", hit),
         "address": format(hit.address, f"0{address_digits}x"),
         "title": hit.title,
     }
+
+
+def _hit_row_value(column: str, hit):
+    """A hit's distance, or its score to 4 decimals (None: ranked by codes alone)."""
+    if column == "distance":
+        return hit.distance
+    return None if hit.score is None else round(hit.score, 4)
 
 
 def _emit_hits(idx, hits, fmt: str | None, fields: list[str], no_headers: bool) -> None:

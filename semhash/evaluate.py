@@ -201,7 +201,7 @@ def evaluate(
     tops = {}  # codes_only -> that path's ranking
     for codes_only in (False, True) if index.n_terms else (True,):
         top = np.full((len(keep), width), -1, np.int64)
-        found, _, _ = index._search(q_addr, q_code, q_texts, width, codes_only)
+        found = index._search(q_addr, q_code, q_texts, width, codes_only)[0]
         top[:, : found.shape[1]] = found
         add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
         tops[codes_only] = top

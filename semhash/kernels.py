@@ -1178,12 +1178,14 @@ def rerank_batch(
     some as long as the documents: at a million of them, 64 parts held 0.5 GB.
 
     Returns int64 (n_queries, k): positions into each row of ``candidates``, best
-    first, -1 past the row's count.
+    first, -1 past the row's count; and float64 (n_queries, k): their scores, NaN
+    past the count.
     """
     n_queries, width = candidates.shape
     n_docs = d_starts.shape[0] - 1
     smooth = neighbours.shape[1] > 0 and hops > 0
     out = np.full((n_queries, k), -1, np.int64)
+    out_scores = np.full((n_queries, k), np.nan)
     n_parts = max(1, min(n_queries, n_parts))
     for part in prange(n_parts):
         doc_sums = np.zeros(n_docs if p_starts.shape[0] else 0, np.float32)
@@ -1268,9 +1270,11 @@ def rerank_batch(
                     bits[t >> 6] = np.uint64(0)
             for c in range(m):
                 scores[c] = cosines[c] - penalty_per_bit * float(distances[i, c])
-            n_out = min(k, m)
-            out[i, :n_out] = _best(scores, m, n_out, best)
-    return out
+            chosen = _best(scores, m, min(k, m), best)
+            for j in range(chosen.shape[0]):
+                out[i, j] = chosen[j]
+                out_scores[i, j] = scores[chosen[j]]
+    return out, out_scores
 
 
 @njit(inline="always")

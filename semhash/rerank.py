@@ -235,7 +235,7 @@ def rerank(
     k: int,
     neighbours: np.ndarray | None = None,
     feedback: bool = True,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Reorder each query's shortlist by words and codes; keep the best ``k``.
 
     Parameters
@@ -258,8 +258,12 @@ def rerank(
 
     Returns
     -------
-    int64 (n_queries, k): positions into each row of ``candidates`` (-1 past the
-    row's count), best first; ties keep the shortlist's order.
+    order : int64 (n_queries, k)
+        Positions into each row of ``candidates`` (-1 past the row's count), best
+        first; ties keep the shortlist's order.
+    scores : float64 (n_queries, k)
+        Their scores, ``cosine - CODE_WEIGHT * distance / code_bits`` (the cosine
+        after feedback and smoothing): higher is better; NaN past the row's count.
     """
     k = min(k, candidates.shape[1])
     q_starts, q_ids, q_weights = queries
@@ -286,17 +290,20 @@ def rerank(
             numba.get_num_threads(),
         )
     out = np.full((n_queries, k), -1, np.int64)
+    out_scores = np.full((n_queries, k), np.nan)
     for i in range(n_queries):
         m = int(counts[i])
         if m == 0:
             continue
         query = (q_ids[q_starts[i] : q_starts[i + 1]], q_weights[q_starts[i] : q_starts[i + 1]])
         penalty = CODE_WEIGHT / code_bits * distances[i, :m].astype(np.float64)
-        scores = _cosines(query, candidates[i, :m], penalty, documents, n_terms, n_feedback)
+        cosines = _cosines(query, candidates[i, :m], penalty, documents, n_terms, n_feedback)
         if neighbours.shape[1] and query[0].size:
-            scores = _smooth(scores, candidates[i, :m], neighbours, spread)
-        out[i, : min(k, m)] = np.argsort(penalty - scores, kind="stable")[:k]
-    return out
+            cosines = _smooth(cosines, candidates[i, :m], neighbours, spread)
+        scores = cosines - penalty
+        chosen = np.argsort(-scores, kind="stable")[:k]
+        out[i, : chosen.shape[0]], out_scores[i, : chosen.shape[0]] = chosen, scores[chosen]
+    return out, out_scores
 
 
 class KernelDocuments:

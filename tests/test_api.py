@@ -180,8 +180,11 @@ def test_a_document_of_words_only_the_terms_know_finds_their_holders_but_itself(
     with Index.open(copy / "index.db") as index:
         index.add([str(copy / "corpus")])
         assert "mine/word.txt" in {h.id for h in index.query(word, k=10)}
-        assert index.similar_to_text(word, k=10) == hits
-        assert index.similar_to_text(word, k=1) == hits[:1]
+        # The same documents in the same order (their scores moved: the new document
+        # joined the feedback round's best before it was left out).
+        ranked = [(h.id, h.distance) for h in hits]
+        assert [(h.id, h.distance) for h in index.similar_to_text(word, k=10)] == ranked
+        assert [(h.id, h.distance) for h in index.similar_to_text(word, k=1)] == ranked[:1]
         with pytest.raises(EmptyQuery):
             index.similar_to_text("zzzz qqqq")
 
@@ -451,7 +454,11 @@ def test_queries_read_the_same_in_numpy_and_on_the_kernels(corpus_and_db, tiny_c
             monkeypatch.setattr(semhash.lazy, "use_kernels", lambda cost, on=on_kernels: on)
             index._terms = None
             results[on_kernels] = index.query_many(texts, k=10, documents=True)
-    assert results[False] == results[True] and all(len(hits) == 10 for hits in results[True])
+    assert all(len(hits) == 10 for hits in results[True])
+    for numpy_hits, kernel_hits in zip(results[False], results[True]):
+        assert [h._replace(score=None) for h in numpy_hits] == [h._replace(score=None) for h in kernel_hits]
+        # Scores agree to float32 rounding: the paths add some products in other orders.
+        np.testing.assert_allclose([h.score for h in numpy_hits], [h.score for h in kernel_hits], rtol=1e-5, atol=1e-6)
 
 
 def test_similar_ranks_as_a_query_of_the_document_does(corpus_and_db, tiny_corpus):

@@ -512,7 +512,21 @@ def test_fields(db, tiny_corpus):
         assert address == f"{codes[doc][0]:02x}" and title == " ".join(subject.split())[:120]
     result = run("query", text, "-d", str(db), "--fields", "id,bogus")
     assert result.exit_code == 2
-    assert "Invalid value for '--fields': bogus is not a field; choose among id,path,label,distance,address,title" in result.stderr
+    assert "Invalid value for '--fields': bogus is not a field; choose among id,path,label,distance,score,address,title" in result.stderr
+
+
+def test_the_score_field_orders_the_hits(db, tiny_corpus):
+    text = " ".join(post(tiny_corpus, "sci.space", 1).split())  # one line, for the batch below
+    args = ("-d", str(db), "-n", "8", "--fields", "score,id,distance", "--nl")
+    rows = [json.loads(line) for line in run("query", text, *args).stdout.splitlines()]
+    assert [r["id"] for r in rows] == run("query", text, "-d", str(db), "-n", "8", "--fields", "id").stdout.split()
+    scores = [r["score"] for r in rows]
+    assert all(isinstance(x, float) for x in scores) and scores == sorted(scores, reverse=True)
+    # The batch path (`query -`) prints the same rows; by the codes alone there is no score.
+    batch = run("query", "-", *args, input=text + "\n")
+    assert [{k: v for k, v in json.loads(line).items() if k not in ("query", "rank")} for line in batch.stdout.splitlines()] == rows
+    tsv = run("query", text, *args[:-1], "--codes-only").stdout.splitlines()
+    assert tsv and all(line.split("\t")[0] == "" for line in tsv)
 
 
 def test_distance_filters(db, tiny_corpus):

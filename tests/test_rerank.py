@@ -78,21 +78,32 @@ def test_words_order_documents_at_equal_code_distance(path):
     # Ten documents have all of the query's words, one some, one none.
     docs = [unit([(2, 1.0)])] * 10 + [unit([(1, 1.0)]), unit([(1, 1.0), (2, 1.0)])]
     candidates, distances = np.arange(12)[None, :], np.full((1, 12), 5, np.int32)
-    order = rerank.rerank(rerank.pack([unit([(2, 1.0)])]), candidates, distances, np.array([12]), rerank.pack(docs), 3, 32, 12)
+    order, _ = rerank.rerank(rerank.pack([unit([(2, 1.0)])]), candidates, distances, np.array([12]), rerank.pack(docs), 3, 32, 12)
     assert order.tolist() == [[*range(10), 11, 10]]  # ties keep the shortlist's order
 
 
 def test_without_known_words_the_code_distance_ranks(path):
     documents = rerank.pack([unit([(1, 1.0)])] * 4)
     candidates, distances = np.array([[0, 1, 2, 3]]), np.array([[9, 3, 5, 3]], np.int32)
-    order = rerank.rerank(rerank.pack([rerank.EMPTY]), candidates, distances, np.array([4]), documents, 2, 32, 3)
+    order, scores = rerank.rerank(rerank.pack([rerank.EMPTY]), candidates, distances, np.array([4]), documents, 2, 32, 3)
     assert order.tolist() == [[1, 3, 2]]  # ties keep the shortlist's order
+    np.testing.assert_allclose(scores[0], -rerank.CODE_WEIGHT * np.array([3, 3, 5]) / 32)
+
+
+def test_the_score_is_the_cosine_less_the_code_penalty(path, monkeypatch):
+    monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
+    # The query itself, 8 bits away; a document at 45 degrees to it, 0 bits away.
+    documents = rerank.pack([unit([(0, 1.0), (1, 1.0)]), unit([(0, 1.0)])])
+    query = rerank.pack([unit([(0, 1.0), (1, 1.0)])])
+    order, scores = rerank.rerank(query, np.array([[0, 1]]), np.array([[8, 0]], np.int32), np.array([2]), documents, 2, 32, 2)
+    assert order.tolist() == [[0, 1]]
+    np.testing.assert_allclose(scores[0], [1 - rerank.CODE_WEIGHT * 8 / 32, np.sqrt(0.5)], rtol=1e-6)
 
 
 def test_code_distance_outweighs_a_small_word_overlap(path):
     # Same words for both, but one is 32 bits away: the whole code apart.
     documents = rerank.pack([unit([(0, 1.0), (1, 1.0)]), unit([(0, 1.0), (1, 1.0)])])
-    order = rerank.rerank(
+    order, _ = rerank.rerank(
         rerank.pack([unit([(0, 1.0)])]), np.array([[0, 1]]), np.array([[32, 0]], np.int32), np.array([2]), documents, 2, 32, 2
     )
     assert order.tolist() == [[1, 0]]
@@ -103,7 +114,7 @@ def test_feedback_lifts_documents_like_the_best_ones(path):
     # feedback a document with term 1 alone beats one with neither.
     docs = [unit([(0, 1.0), (1, 1.0)])] * 10 + [unit([(2, 1.0)]), unit([(1, 1.0)])]
     candidates = np.arange(12)[None, :]
-    order = rerank.rerank(
+    order, _ = rerank.rerank(
         rerank.pack([unit([(0, 1.0)])]), candidates, np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
     )
     assert order[0, -2:].tolist() == [11, 10]
@@ -116,7 +127,7 @@ def test_feedback_comes_only_from_documents_that_share_a_word_with_the_query(pat
     # beats the one with term 5 alone (10), both at the same code distance.
     docs = [unit([(0, 1.0), (1, 1.0)])] * 2 + [unit([(5, 1.0)])] * 8 + [unit([(5, 1.0)]), unit([(1, 1.0)])]
     distances = np.array([[10, 10] + [0] * 8 + [8, 8]], np.int32)
-    order = rerank.rerank(
+    order, _ = rerank.rerank(
         rerank.pack([unit([(0, 1.0)])]), np.arange(12)[None, :], distances, np.array([12]), rerank.pack(docs), 6, 32, 12
     )
     ranked = order[0].tolist()
@@ -154,17 +165,23 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
         results[name] = rerank.rerank(
             rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback
         )
-    assert np.array_equal(results["numpy"], results["kernel"])
-    assert ((results["numpy"] >= 0).sum(axis=1) == np.minimum(counts, k)).all()
+    (order, scores), (kernel_order, kernel_scores) = results["numpy"], results["kernel"]
+    assert np.array_equal(order, kernel_order)
+    # The same scores up to float32 rounding (the paths sum some products in other
+    # orders), best first, NaN past the hits.
+    np.testing.assert_allclose(scores, kernel_scores, rtol=1e-5, atol=1e-6)
+    assert ((order >= 0).sum(axis=1) == np.minimum(counts, k)).all()
+    assert (np.isnan(scores) == (order < 0)).all()
+    assert (np.diff(scores, axis=1)[(order[:, 1:] >= 0)] <= 0).all()
     # The documents prepared once for the kernel serve several calls (index time).
     prepared = rerank.KernelDocuments(documents, n_terms)
     monkeypatch.setattr(lazy, "use_kernels", lambda cost: True)
     for half in (slice(0, 75), slice(75, None)):
         part = rerank.pack(queries[half])
-        again = rerank.rerank(
+        again, _ = rerank.rerank(
             part, candidates[half], distances[half], counts[half], prepared, n_terms, 32, k, neighbours, feedback
         )
-        assert np.array_equal(again, results["numpy"][half])
+        assert np.array_equal(again, order[half])
 
 
 @pytest.mark.parametrize("path", ["numpy", "kernel"])
@@ -179,7 +196,7 @@ def test_neighbours_lift_a_document_whose_neighbours_match(path, monkeypatch):
 
     def ranked(candidates, with_neighbours=True):
         candidates = np.array([candidates])
-        order = rerank.rerank(
+        order, _ = rerank.rerank(
             query, candidates, np.zeros(candidates.shape, np.int32), np.array([candidates.shape[1]]), docs, 4, 32, 4,
             neighbours if with_neighbours else None,
         )
@@ -199,7 +216,7 @@ def test_neighbour_lists_round_trip():
 def test_feedback_can_be_switched_off(path, monkeypatch):
     monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
     docs = [unit([(0, 1.0), (1, 1.0)])] * 10 + [unit([(2, 1.0)]), unit([(1, 1.0)])]
-    order = rerank.rerank(
+    order, _ = rerank.rerank(
         rerank.pack([unit([(0, 1.0)])]), np.arange(12)[None, :], np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
     )
     assert order[0, -2:].tolist() == [10, 11]  # no shared word: shortlist order
