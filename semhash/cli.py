@@ -34,12 +34,21 @@ class SemhashError(click.ClickException):
 
 
 class SemhashGroup(click.Group):
-    """The root group: turns the library's typed errors into one-line ``Error: ...``
-    messages (exit status 2) for every command, so no user sees a traceback."""
+    """The root group: turns the library's typed errors, and click's usage errors,
+    into one-line ``Error: ...`` messages (exit status 2) for every command, so no
+    user sees a traceback, nor click's three-line usage block."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:
+            raise _one_line(e) from None
         except BrokenPipeError:
             # `semhash query ... | head -1`: the reader left; say nothing more.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -53,6 +62,16 @@ class SemhashGroup(click.Group):
             if _is_library_error(e):
                 raise SemhashError(str(e)) from None
             raise
+
+
+def _one_line(e: click.UsageError) -> click.UsageError:
+    """A usage error as one line, with where to read more (bare ``semhash``, whose
+    "error" is the help text, stays as it is)."""
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):
+        return e
+    message = e.format_message().rstrip()
+    where = f" See '{e.ctx.command_path} -h'." if e.ctx is not None else ""
+    return SemhashError(f"{message}{'' if message.endswith('.') else '.'}{where}")
 
 
 def _is_library_error(e: Exception) -> bool:

@@ -715,3 +715,14 @@ def test_batch_lines_match_the_generic_rows(capsys, fmt, fields):
     lines = cli_module._HitLines(fmt == "nl", fields, 7)
     assert lines.format(answered[:1]) + lines.format(answered[1:]) == expected.splitlines()
     assert len(lines.cells) == 3  # each document formatted once
+
+
+@pytest.mark.parametrize(
+    "args", [["query"], ["query", "x", "-n", "0"], ["bogus"], ["--bogus"], ["query", "x", "--fields", "nope"], ["index", "--hidden", "5,x", "."]]
+)
+def test_usage_errors_are_one_line(args):
+    # Not click's "Usage: ... / Try ... / Error: ..." block: one line, and where to look.
+    result = run(*args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert result.stderr.rstrip().endswith("-h'.")
