@@ -1304,7 +1304,7 @@ class Index:
         known = self.stored.terms(set().union(*token_lists)) if self.n_terms else {}
         return rerank.token_vectors(token_lists, known)
 
-    def _by_words(self, read: list[str], query_codes, k: int, min_distance=None, max_distance=None):
+    def _by_words(self, read: list[str] | None, query_codes, k: int, min_distance=None, max_distance=None, vectors=None):
         """Hits of queries with no word of the model's vocabulary, by their words
         that are indexed terms: every document holding one of them, ranked by words
         and codes as a shortlist is (``None`` for a query with no such word).
@@ -1313,15 +1313,17 @@ class Index:
         of the indexed documents. Without this, a query of rarer words ("asimov
         stamp") found nothing: 1,279 of the 7,526 Subject lines of the 20NG test
         posts have no vocabulary word but some term. Its code is that of an empty
-        document, so its distances say little; the words rank."""
-        vectors = self._query_vectors(read)
+        document, so its distances say little; the words rank. (``vectors``: the
+        texts' TF-IDF vectors, given instead of the texts ``read``.)"""
+        vectors = self._query_vectors(read) if vectors is None else vectors
         q_starts, q_ids, _ = vectors
+        n = q_starts.shape[0] - 1
         if q_ids.size == 0:  # no word any document has: nothing to read the vectors for
-            return [None] * len(read)
-        candidates = self._holders([q_ids[q_starts[i] : q_starts[i + 1]] for i in range(len(read))])
+            return [None] * n
+        candidates = self._holders([q_ids[q_starts[i] : q_starts[i + 1]] for i in range(n)])
         width = max(1, max(map(len, candidates)))
-        rows = np.full((len(read), width), -1, np.int64)
-        dists = np.full((len(read), width), -1, np.int32)
+        rows = np.full((n, width), -1, np.int64)
+        dists = np.full((n, width), -1, np.int32)
         counts = np.array([len(c) for c in candidates], np.int64)
         for i, c in enumerate(candidates):
             rows[i, : len(c)] = c
@@ -1329,7 +1331,7 @@ class Index:
         # Ranked in full, so that distance bounds keep the best k that pass.
         rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, width)
         out = []
-        for i in range(len(read)):
+        for i in range(n):
             r, d, s = rows[i, : counts[i]], dists[i, : counts[i]], scores[i, : counts[i]]
             keep = _within(d, min_distance, max_distance)
             out.append((self.rowids[r[keep][:k]], d[keep][:k], s[keep][:k]) if counts[i] else None)
@@ -1396,6 +1398,13 @@ class Index:
             if self.n_terms:
                 blob = self.stored.term_vectors([rowid]).get(rowid)
                 vector = self._stored_vectors([blob], len(blob) if blob else 0)
+                if self.stored.known_words(rowid) == 0:
+                    # Its code is an empty document's (any other such document is 0 bits
+                    # away, whatever it says): by its words, as a query is, or nothing.
+                    found = self._by_words(None, self.codes[row : row + 1], k + 1, min_distance, max_distance, vector)[0]
+                    if found is None:
+                        raise EmptyQuery(f"the document {_NO_WORDS}")
+                    return self._hits([tuple(part[found[0] != rowid][:k] for part in found)])[0]
             found = self._ranked(
                 self.table.addresses[row], self.codes[row], k, vector=vector, exclude=(row,),
                 min_distance=min_distance, max_distance=max_distance,

@@ -1015,6 +1015,11 @@ class StoredIndex:
         rows = self._all("SELECT rowid FROM documents WHERE id = ?", (doc_id,))
         return rows[0][0] if rows else None
 
+    def known_words(self, rowid: int) -> int:
+        """How many words of the model's vocabulary the document at ``rowid`` holds."""
+        rows = self._all("SELECT n_words FROM documents WHERE rowid = ?", (rowid,))
+        return int(rows[0][0] or 0) if rows else 0
+
     def rowids_with_hash(self, content_hash: str) -> list[int]:
         return [r for (r,) in self._all("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]
 

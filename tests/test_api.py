@@ -185,8 +185,16 @@ def test_a_document_of_words_only_the_terms_know_finds_their_holders_but_itself(
         ranked = [(h.id, h.distance) for h in hits]
         assert [(h.id, h.distance) for h in index.similar_to_text(word, k=10)] == ranked
         assert [(h.id, h.distance) for h in index.similar_to_text(word, k=1)] == ranked[:1]
+        # The indexed document itself: its code is an empty document's, so it is
+        # answered by its words too (it was answered by the codes: arbitrary hits).
+        assert [(h.id, h.distance) for h in index.similar("mine/word.txt", k=10)] == ranked
         with pytest.raises(EmptyQuery):
             index.similar_to_text("zzzz qqqq")
+    (copy / "corpus" / "mine" / "empty.txt").write_text("the and of\n")  # stop words only
+    with Index.open(copy / "index.db") as index:
+        index.add([str(copy / "corpus")])
+        with pytest.raises(EmptyQuery):
+            index.similar("mine/empty.txt")
 
 
 def test_a_bounded_query_finds_k_hits_when_the_shortlist_holds_k_within_its_bounds(corpus_and_db):
