@@ -1499,7 +1499,8 @@ class Index:
         if per_address.size:
             bins = np.floor(np.log2(per_address)).astype(int)
             for b, n in enumerate(np.bincount(bins).tolist()):
-                histogram["1" if b == 0 else f"{2**b}-{2 ** (b + 1) - 1}"] = n
+                if n:  # ("0 holding 16-31 documents" said nothing)
+                    histogram["1" if b == 0 else f"{2**b}-{2 ** (b + 1) - 1}"] = n
         return {
             "database": str(self.stored.path),
             "size_bytes": self.stored.path.stat().st_size,

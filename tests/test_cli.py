@@ -595,7 +595,7 @@ def test_info(db):
         b = n.bit_length() - 1
         key = "1" if b == 0 else f"{2**b}-{2 ** (b + 1) - 1}"
         histogram[key] = histogram.get(key, 0) + 1
-    assert {k: v for k, v in info["addresses"]["histogram"].items() if v} == histogram
+    assert info["addresses"]["histogram"] == histogram  # no empty buckets
     assert info["addresses"]["distinct"] == len(per_address)
     assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
     assert info["vocabulary_size"] == 300 and info["schema_version"] == store.SCHEMA_VERSION
