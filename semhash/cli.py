@@ -12,11 +12,14 @@ import csv
 import functools
 import gc
 import io
-import itertools
 import json
 import os
+import queue
 import sys
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import click
 
@@ -387,8 +390,9 @@ class _no_words_is_no_hits:
 
 
 def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines: bool):
-    """Answer one query per stdin line, ``BATCH_QUERIES`` lines at a time (bounded
-    memory, output as it comes): yields each batch's answered queries as
+    """Answer one query per stdin line, up to ``BATCH_QUERIES`` lines at a time
+    (bounded memory, output as it comes), and whatever has come once stdin
+    pauses (see :func:`_ready_batches`): yields each batch's answered queries as
     ``(name, hits)`` pairs (name: the line number, or the id with ``jsonl_in``)."""
     from semhash.corpus import iter_jsonl, stdin_lines
 
@@ -397,7 +401,7 @@ def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines:
         queries = ((d.id, d.text) for d in iter_jsonl(stdin_lines(None), on_error=warn))
     else:
         queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(stdin_lines(None), 1))
-    while batch := list(itertools.islice(queries, BATCH_QUERIES)):
+    for batch in _ready_batches(queries, BATCH_QUERIES):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.
         results = idx.query_many(list(texts), limit, skip_empty=True, documents=jsonl_in, **options)
@@ -487,6 +491,51 @@ class _HitLines:
 
 
 BATCH_QUERIES = 10_000  # stdin lines answered at once by `semhash query -`
+STDIN_PAUSE = 0.05  # seconds without a new line after which the lines read are answered
+
+
+def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of at most ``size`` of ``items``, each as soon as it is full or the
+    items pause for :data:`STDIN_PAUSE` seconds: `tail -f questions | semhash query -`
+    and a person typing get each answer at once, where a batch of 10,000 lines
+    waited for them all. A thread reads the items (stdin, parsed) meanwhile, at
+    most two batches ahead; its errors (a bad JSON line) are raised here, in order."""
+    ahead: queue.Queue = queue.Queue(maxsize=2 * size)
+    done = object()
+
+    def read() -> None:
+        try:
+            for item in items:
+                ahead.put(item)
+        except BaseException as e:  # noqa: BLE001 - handed to the reader below
+            ahead.put(_Raised(e))
+        ahead.put(done)
+
+    threading.Thread(target=read, daemon=True).start()
+    batch: list = []
+    while True:
+        try:
+            item = ahead.get(timeout=STDIN_PAUSE if batch else None)
+        except queue.Empty:
+            yield batch
+            batch = []
+            continue
+        if item is done:
+            break
+        if isinstance(item, _Raised):
+            if batch:
+                yield batch
+            raise item.error
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Raised(NamedTuple):
+    error: BaseException
 
 
 @cli.command()

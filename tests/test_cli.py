@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -680,6 +681,27 @@ def test_batch_queries_stream_in_batches_like_one(db, monkeypatch, fmt):
         skipped = {n for n in range(1, 6) if f"warning: query {n} has no words" in batched.stderr}
         assert 3 in skipped and len(skipped) < 5
         assert {json.loads(l)["query"] for l in batched.stdout.splitlines()} == set(range(1, 6)) - skipped
+
+
+def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch):
+    # `tail -f questions | semhash query -`: what has come is answered while the
+    # next line is awaited, not once 10,000 lines have come.
+    monkeypatch.setattr(cli_module, "STDIN_PAUSE", 0.5)
+    gate = threading.Event()
+
+    def lines():
+        yield from ("a", "b")
+        assert gate.wait(10)  # the next line comes only once the first two are answered
+        yield "c"
+        raise ValueError("line 4 of stdin is not valid JSON")
+
+    batches = cli_module._ready_batches(lines(), 10_000)
+    assert next(batches) == ["a", "b"]
+    gate.set()
+    assert next(batches) == ["c"]  # what came before a bad line, then its error
+    with pytest.raises(ValueError, match="line 4"):
+        next(batches)
+    assert list(cli_module._ready_batches(iter(range(5)), 2)) == [[0, 1], [2, 3], [4]]
 
 
 def test_codes_only_ranks_the_ball_by_code_distance(db, tiny_corpus):
