@@ -172,6 +172,13 @@ def evaluate(
         raise QueryError(f"none of the {len(texts)} queries has a word in the index vocabulary")
     relevant = _relevance(db_labels, q_labels)
     n_relevant = relevant.sum(1)
+    if not n_relevant.any():  # every figure would be 0, and say nothing
+        from semhash.api import QueryError
+
+        raise QueryError(
+            "no query shares a label with an indexed document: nothing to score "
+            "(labels are folder names, or JSON lines' \"labels\", in the index and in the queries alike)"
+        )
     report = EvalReport(k=k, n_queries=len(texts), n_skipped=len(texts) - len(keep), n_database=len(index))
 
     def add(name: str, ranked_top: np.ndarray, order: np.ndarray | None = None) -> None:

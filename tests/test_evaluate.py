@@ -65,6 +65,10 @@ def test_eval_table_and_unlabeled(db, tiny_corpus, tmp_path):
     stdin = '{"id": "q", "text": "zzzz qqqq", "labels": ["x"]}\n'
     result = CliRunner().invoke(cli, ["eval", "-", "-d", str(db)], input=stdin)
     assert result.exit_code == 2 and "none of the 1 queries has a word" in result.stderr
+    stdin = '{"id": "q", "text": "space shuttle orbit", "labels": ["no.such.group"]}\n'
+    result = CliRunner().invoke(cli, ["eval", "-", "-d", str(db)], input=stdin)
+    assert result.exit_code == 2 and "no query shares a label with an indexed document" in result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
 
 
 def test_eval_k_past_the_index_scores_as_padding(db, tiny_corpus):
