@@ -211,7 +211,7 @@ def cli():
     "--files-from",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),  # opened below: names need not be UTF-8
     metavar="FILE",
-    help="Also index the files listed in FILE, one path per line (- for stdin); their ids are relative to the current directory.",
+    help="Also index the files listed in FILE, one path per line or NUL-separated as find -print0 writes (- for stdin); their ids are relative to the current directory.",
 )
 @click.option(
     "--prune", is_flag=True,

@@ -146,6 +146,9 @@ def iter_listed_files(
     ----------
     lines : iterable of str
         One path per line; the line ending is removed, blank lines are ignored.
+        Paths may also end with NUL bytes (``find -print0``): read as one line,
+        such a list named one file that did not exist, and ``--prune`` then
+        removed every document listed before.
     stats : ReadStats, optional
         Counters to fill in. A listed path that is missing, unreadable or not a
         regular file counts as unreadable; binary files count as binary.
@@ -161,8 +164,8 @@ def iter_listed_files(
     """
     stats = stats if stats is not None else ReadStats()
     skipped = _skipper(skip)
-    for line in lines:
-        path = line.rstrip("\r\n")
+    paths = (path for line in lines for path in line.rstrip("\r\n").split("\0"))
+    for path in paths:
         if not path.strip():
             continue
         if os.path.isdir(path) or skipped(path):

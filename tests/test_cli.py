@@ -401,6 +401,10 @@ def test_files_from_stdin(work):
         "added 0, updated 0, unchanged 59, removed 1 (59 documents), "
         "skipped 0 files (0 binary, 0 unreadable), T -> files.db"
     )
+    # The same list from `find -print0` (NUL-separated, no newline): the same
+    # files, nothing pruned (it was read as one missing file, and --prune removed all).
+    result = run("index", "--files-from", "-", "-d", "files.db", "--prune", input=shorter.replace("\n", "\0"))
+    assert last_line(result).startswith("added 0, updated 0, unchanged 59, removed 0 (59 documents), skipped 0 files")
     # A listed file that is gone counts as unreadable.
     result = run("index", "--files-from", "-", "-d", "files.db", input="corpus/nope\n" + shorter)
     assert "unchanged 59, removed 0 (59 documents), skipped 1 files (0 binary, 1 unreadable)" in last_line(result)
