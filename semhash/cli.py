@@ -398,9 +398,9 @@ def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines:
 
     if jsonl_in:
         warn = (lambda e: click.echo(f"warning: {e.args[0].split('; ')[0]}, skipped", err=True)) if skip_bad_lines else None
-        queries = ((d.id, d.text) for d in iter_jsonl(stdin_lines(None), on_error=warn))
+        queries = ((d.id, d.text) for d in iter_jsonl(stdin_lines(None, own_reader=True), on_error=warn))
     else:
-        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(stdin_lines(None), 1))
+        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(stdin_lines(None, own_reader=True), 1))
     for batch in _ready_batches(queries, BATCH_QUERIES):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.

@@ -443,18 +443,27 @@ def _without_lone_surrogates(text: str) -> str:
     return text
 
 
-def stdin_lines(stdin: TextIO | None) -> Iterable[str]:
+def stdin_lines(stdin: TextIO | None, *, own_reader: bool = False) -> Iterable[str]:
     """Lines of the given stream, or of ``sys.stdin`` decoded as UTF-8.
 
     JSON is UTF-8 by definition, so the default stdin is read at the byte
     level rather than in the locale's encoding, and bad bytes become U+FFFD
-    instead of stopping the run.
+    instead of stopping the run. ``own_reader``: read the default stdin's file
+    through a reader of its own, for a thread that may still be waiting on it
+    when the process exits: one blocked in ``sys.stdin.buffer`` holds its lock,
+    and the interpreter, closing ``sys.stdin`` at exit, then aborts ("Fatal
+    Python error: _enter_buffered_busy", exit status 134) instead of exiting.
     """
     if stdin is not None:
         return stdin
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:
         return sys.stdin
+    if own_reader:
+        try:
+            buffer = open(buffer.fileno(), "rb", closefd=False)
+        except (OSError, ValueError):
+            pass  # no file behind it (a test's stand-in): nothing closes it at exit
     return _utf8_lines(buffer)
 
 

@@ -4,7 +4,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -706,6 +709,33 @@ def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch):
     with pytest.raises(ValueError, match="line 4"):
         next(batches)
     assert list(cli_module._ready_batches(iter(range(5)), 2)) == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
+def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
+    # Ctrl-C, or `| head -1`, while the reader thread waits on stdin: the process
+    # exits 130 (or 0), where the interpreter aborted closing the stdin the thread
+    # held ("Fatal Python error: _enter_buffered_busy", exit status 134).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semhash", "query", "-", "-d", str(db), "-n", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored as in a background job
+    )
+    try:
+        proc.stdin.write("space shuttle orbit\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().startswith("1\t1\t")  # answered; the thread waits for more
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+        else:
+            proc.stdout.close()
+            proc.stdin.write("god bible church\n")  # its answer finds no reader
+            proc.stdin.flush()
+        assert proc.wait(timeout=120) == (130 if how == "ctrl-c" else 0)
+        assert "Fatal Python error" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_codes_only_ranks_the_ball_by_code_distance(db, tiny_corpus):
