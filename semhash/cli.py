@@ -45,13 +45,13 @@ class SemhashGroup(click.Group):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as e:
-            raise _one_line(e) from None
+            raise _one_line(e, info_name) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except click.UsageError as e:
-            raise _one_line(e) from None
+            raise _one_line(e, " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))) from None
         except BrokenPipeError:
             # `semhash query ... | head -1`: the reader left; say nothing more.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -67,13 +67,14 @@ class SemhashGroup(click.Group):
             raise
 
 
-def _one_line(e: click.UsageError) -> click.UsageError:
+def _one_line(e: click.UsageError, command_path: str) -> click.UsageError:
     """A usage error as one line, with where to read more (bare ``semhash``, whose
-    "error" is the help text, stays as it is)."""
+    "error" is the help text, stays as it is). ``command_path``: the command's,
+    for errors raised without their context ("Option '-n' requires an argument.")."""
     if isinstance(e, click.exceptions.NoArgsIsHelpError):
         return e
     message = e.format_message().rstrip()
-    where = f" See '{e.ctx.command_path} -h'." if e.ctx is not None else ""
+    where = f" See '{e.ctx.command_path if e.ctx is not None else command_path} -h'."
     return SemhashError(f"{message}{'' if message.endswith('.') else '.'}{where}")
 
 

@@ -774,7 +774,10 @@ def test_batch_lines_match_the_generic_rows(capsys, fmt, fields):
 
 
 @pytest.mark.parametrize(
-    "args", [["query"], ["query", "x", "-n", "0"], ["bogus"], ["--bogus"], ["query", "x", "--fields", "nope"], ["index", "--hidden", "5,x", "."]]
+    "args", [
+        ["query"], ["query", "x", "-n", "0"], ["bogus"], ["--bogus"], ["query", "x", "--fields", "nope"],
+        ["index", "--hidden", "5,x", "."], ["query", "x", "-n"], ["map", "--plot"],
+    ]
 )
 def test_usage_errors_are_one_line(args):
     # Not click's "Usage: ... / Try ... / Error: ..." block: one line, and where to look.
