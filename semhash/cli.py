@@ -75,7 +75,7 @@ def _one_line(e: click.UsageError, command_path: str) -> click.UsageError:
         return e
     message = e.format_message().rstrip()
     where = f" See '{e.ctx.command_path if e.ctx is not None else command_path} -h'."
-    return SemhashError(f"{message}{'' if message.endswith('.') else '.'}{where}")
+    return SemhashError(f"{message}{'' if message.endswith(('.', '?')) else '.'}{where}")  # not "Did you mean '--bits'?."
 
 
 def _is_library_error(e: Exception) -> bool:

@@ -776,7 +776,7 @@ def test_batch_lines_match_the_generic_rows(capsys, fmt, fields):
 @pytest.mark.parametrize(
     "args", [
         ["query"], ["query", "x", "-n", "0"], ["bogus"], ["--bogus"], ["query", "x", "--fields", "nope"],
-        ["index", "--hidden", "5,x", "."], ["query", "x", "-n"], ["map", "--plot"],
+        ["index", "--hidden", "5,x", "."], ["query", "x", "-n"], ["map", "--plot"], ["encode", "--bist"],
     ]
 )
 def test_usage_errors_are_one_line(args):
@@ -784,4 +784,4 @@ def test_usage_errors_are_one_line(args):
     result = run(*args)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
-    assert result.stderr.rstrip().endswith("-h'.")
+    assert result.stderr.rstrip().endswith("-h'.") and "?." not in result.stderr
