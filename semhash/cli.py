@@ -268,6 +268,10 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         raise click.UsageError("nothing to index: give PATHS, or --files-from FILE")
     if "-" in paths and files_from == "-":
         raise click.UsageError("stdin holds either JSON lines (-) or a list of files (--files-from -), not both")
+    if files_from == "-" and sys.stdin is None:
+        from semhash.corpus import STDIN_CLOSED
+
+        raise SemhashError(STDIN_CLOSED)
     if files_from is not None:  # file names, not text: bytes that are not UTF-8 read as os.walk reads them
         files_from = ctx.with_resource(click.open_file(files_from, errors="surrogateescape"))
     options = _explicit_model_options(ctx, hidden, model)

@@ -38,6 +38,7 @@ BINARY_SNIFF_BYTES = 8192
 READ_PIECE = 1 << 24  # bytes read from a file at once: the default --max-bytes fits in one
 EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": ["x"]}'
 SKIP_HINT = "fix it, or pass --skip-bad-lines to skip such lines"
+STDIN_CLOSED = "cannot read stdin: it is closed; give the input on a pipe or from a file (< FILE)"
 
 
 @dataclass(frozen=True)
@@ -456,6 +457,8 @@ def stdin_lines(stdin: TextIO | None, *, own_reader: bool = False) -> Iterable[s
     """
     if stdin is not None:
         return stdin
+    if sys.stdin is None:  # started with no stdin at all (`<&-`): Python sets it to None
+        raise CorpusError(STDIN_CLOSED)
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:
         return sys.stdin

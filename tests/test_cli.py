@@ -738,6 +738,21 @@ def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
         proc.wait()
 
 
+@pytest.mark.parametrize(
+    "args", [["query", "-"], ["query", "-", "--jsonl"], ["encode"], ["similar", "--file", "-"], ["eval", "-"], ["index", "-"], ["index", "--files-from", "-"]]
+)
+def test_a_closed_stdin_is_one_clear_line(db, tmp_path, args):
+    # `semhash query - <&-`: Python's sys.stdin is then None, which was a TypeError traceback.
+    database = tmp_path / "new.db" if args[0] == "index" else db
+    result = subprocess.run(
+        [sys.executable, "-m", "semhash", *args, "-d", str(database)],
+        capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.close(0),
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == "Error: cannot read stdin: it is closed; give the input on a pipe or from a file (< FILE)"
+    assert "Traceback" not in result.stderr
+
+
 def test_codes_only_ranks_the_ball_by_code_distance(db, tiny_corpus):
     text = post(tiny_corpus, "sci.space", 5)
     result = run("query", text, "-d", str(db), "-n", "20", "--codes-only")
