@@ -1229,6 +1229,10 @@ class Index:
         ids = documents[1]
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.n_terms):
             raise self.stored._corrupt("a stored TF-IDF vector names a term the index does not have")
+        # NaN weights made NaN scores: hits in no order, and "score": NaN, not JSON. (Unit
+        # vectors' weights are at most 1, so a finite sum means every weight is finite.)
+        if not np.isfinite(documents[2].sum(dtype=np.float64)):
+            raise self.stored._corrupt("a stored TF-IDF vector's weights are not numbers")
         return documents
 
     def _local_positions(self, positions: np.ndarray, rowids: np.ndarray) -> np.ndarray:

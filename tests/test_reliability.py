@@ -183,6 +183,17 @@ def _term_past_the_end(w):
     return ["query", "space", "-d", w / "index.db"]
 
 
+def _nan_weights(w):
+    """A stored vector whose weights are NaN: its scores were NaN, printed as "score": NaN."""
+    conn = sqlite3.connect(w / "index.db")
+    (blob,) = conn.execute("SELECT terms FROM documents WHERE rowid = 3").fetchone()
+    n = len(blob) // 8
+    conn.execute("UPDATE documents SET terms = ? WHERE rowid = 3", (blob[: 4 * n] + np.full(n, np.nan, "<f4").tobytes(),))
+    conn.commit()
+    conn.close()
+    return ["query", "space", "-d", w / "index.db", "--json", "--fields", "id,score"]
+
+
 def _eval_after(edit):
     """An edit, then `semhash eval` (which reads every document's stored word counts)."""
     return lambda w: [*edit(w)[:0], "eval", "corpus", "-d", w / "index.db", "--no-baselines"]
@@ -279,6 +290,7 @@ BAD_INPUT = [
      "is corrupt (a stored word count is not an integer)"),
     ("TF-IDF vector names no term", _term_past_the_end, 2,
      "is corrupt (a stored TF-IDF vector names a term the index does not have)"),
+    ("TF-IDF weights not numbers", _nan_weights, 2, "is corrupt (a stored TF-IDF vector's weights are not numbers)"),
     ("TF-IDF vector is text", _edit("UPDATE documents SET terms = 'abcd' WHERE rowid = 3"), 2,
      "is corrupt (a stored TF-IDF vector is not a blob)"),
     ("neighbour list cut", _edit("UPDATE documents SET neighbours = x'01' WHERE rowid = 3"), 2,
