@@ -1018,7 +1018,9 @@ class StoredIndex:
     def known_words(self, rowid: int) -> int:
         """How many words of the model's vocabulary the document at ``rowid`` holds."""
         rows = self._all("SELECT n_words FROM documents WHERE rowid = ?", (rowid,))
-        return int(rows[0][0] or 0) if rows else 0
+        if rows and not isinstance(rows[0][0], int):  # (int() of a damaged one was a traceback)
+            raise self._corrupt("a stored word count is not an integer")
+        return rows[0][0] if rows else 0
 
     def rowids_with_hash(self, content_hash: str) -> list[int]:
         return [r for (r,) in self._all("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]

@@ -194,6 +194,16 @@ def _nan_weights(w):
     return ["query", "space", "-d", w / "index.db", "--json", "--fields", "id,score"]
 
 
+def _similar_to_third(w):
+    """`semhash similar` of the document at rowid 3, whose word count is damaged."""
+    conn = sqlite3.connect(w / "index.db")
+    (doc_id,) = conn.execute("SELECT id FROM documents WHERE rowid = 3").fetchone()
+    conn.execute("UPDATE documents SET n_words = 'x' WHERE rowid = 3")
+    conn.commit()
+    conn.close()
+    return ["similar", doc_id, "-d", w / "index.db"]
+
+
 def _eval_after(edit):
     """An edit, then `semhash eval` (which reads every document's stored word counts)."""
     return lambda w: [*edit(w)[:0], "eval", "corpus", "-d", w / "index.db", "--no-baselines"]
@@ -288,6 +298,7 @@ BAD_INPUT = [
     ("word count not an integer", _edit(["UPDATE documents SET n_words = 'x' WHERE rowid = 3",
                                          "DELETE FROM meta WHERE key = 'typical_length'"]), 2,
      "is corrupt (a stored word count is not an integer)"),
+    ("word count not an integer (similar)", _similar_to_third, 2, "is corrupt (a stored word count is not an integer)"),
     ("TF-IDF vector names no term", _term_past_the_end, 2,
      "is corrupt (a stored TF-IDF vector names a term the index does not have)"),
     ("TF-IDF weights not numbers", _nan_weights, 2, "is corrupt (a stored TF-IDF vector's weights are not numbers)"),
