@@ -17,6 +17,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -497,14 +498,17 @@ class _HitLines:
 
 BATCH_QUERIES = 10_000  # stdin lines answered at once by `semhash query -`
 STDIN_PAUSE = 0.05  # seconds without a new line after which the lines read are answered
+STDIN_WAIT = 0.5  # seconds the first line of a batch waits at most, however busy stdin is
 
 
 def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
-    """Lists of at most ``size`` of ``items``, each as soon as it is full or the
-    items pause for :data:`STDIN_PAUSE` seconds: `tail -f questions | semhash query -`
-    and a person typing get each answer at once, where a batch of 10,000 lines
-    waited for them all. A thread reads the items (stdin, parsed) meanwhile, at
-    most two batches ahead; its errors (a bad JSON line) are raised here, in order."""
+    """Lists of at most ``size`` of ``items``, each as soon as it is full, or the
+    items pause for :data:`STDIN_PAUSE` seconds, or its first item has waited
+    :data:`STDIN_WAIT` seconds: `tail -f questions | semhash query -` and a person
+    typing get each answer at once, where a batch of 10,000 lines waited for them
+    all. A thread reads the items (stdin, parsed) meanwhile, at most two batches
+    ahead (a file's lines are there at once: its batches still fill); its errors (a
+    bad JSON line) are raised here, in order."""
     ahead: queue.Queue = queue.Queue(maxsize=2 * size)
     done = object()
 
@@ -518,9 +522,11 @@ def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
 
     threading.Thread(target=read, daemon=True).start()
     batch: list = []
+    deadline = 0.0
     while True:
         try:
-            item = ahead.get(timeout=STDIN_PAUSE if batch else None)
+            wait = min(STDIN_PAUSE, deadline - time.monotonic()) if batch else None
+            item = ahead.get(timeout=wait) if wait is None or wait > 0 else ahead.get_nowait()
         except queue.Empty:
             yield batch
             batch = []
@@ -531,6 +537,8 @@ def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
             if batch:
                 yield batch
             raise item.error
+        if not batch:
+            deadline = time.monotonic() + STDIN_WAIT
         batch.append(item)
         if len(batch) >= size:
             yield batch

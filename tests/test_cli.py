@@ -690,10 +690,13 @@ def test_batch_queries_stream_in_batches_like_one(db, monkeypatch, fmt):
         assert {json.loads(l)["query"] for l in batched.stdout.splitlines()} == set(range(1, 6)) - skipped
 
 
-def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch):
+@pytest.mark.parametrize("pause, wait", [(0.5, 100), (100, 0.5)])
+def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
     # `tail -f questions | semhash query -`: what has come is answered while the
-    # next line is awaited, not once 10,000 lines have come.
-    monkeypatch.setattr(cli_module, "STDIN_PAUSE", 0.5)
+    # next line is awaited (after a pause; or, from a stdin too busy to pause,
+    # once the first line has waited long enough), not once 10,000 lines have come.
+    monkeypatch.setattr(cli_module, "STDIN_PAUSE", pause)
+    monkeypatch.setattr(cli_module, "STDIN_WAIT", wait)
     gate = threading.Event()
 
     def lines():
