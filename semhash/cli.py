@@ -58,14 +58,33 @@ class SemhashGroup(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
         except KeyboardInterrupt:
-            # Ctrl-C: click's own "Aborted!" exits 1, which here means "no hits";
-            # 130 is what a shell reports for a command SIGINT stopped.
-            click.echo("\nAborted!", err=True)
-            sys.exit(130)
+            _aborted()
         except Exception as e:
             if _is_library_error(e):
                 raise SemhashError(str(e)) from None
+            if _interrupted(e):
+                _aborted()
             raise
+
+
+def _aborted():
+    """Ctrl-C: click's own "Aborted!" exits 1, which here means "no hits"; 130 is
+    what a shell reports for a command SIGINT stopped."""
+    click.echo("\nAborted!", err=True)
+    sys.exit(130)
+
+
+def _interrupted(e: BaseException) -> bool:
+    """Whether Ctrl-C caused ``e``: a numba kernel that calls back into Python
+    while the interrupt is pending turns it into a SystemError ("returned a
+    result with an exception set"), the KeyboardInterrupt as its cause."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _one_line(e: click.UsageError, command_path: str) -> click.UsageError:

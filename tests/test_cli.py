@@ -428,13 +428,20 @@ def test_files_from_takes_names_of_any_bytes(work):
                                         "skipped 2 files (0 binary, 2 unreadable)")
 
 
-def test_ctrl_c_is_not_no_hits(db, monkeypatch):
+@pytest.mark.parametrize("inside_a_kernel", [False, True])
+def test_ctrl_c_is_not_no_hits(db, monkeypatch, inside_a_kernel):
     """Exit status 1 means "no hits": an interrupted command exits 130, as a shell
-    reports a command that SIGINT stopped."""
+    reports a command that SIGINT stopped. Inside a numba kernel that calls back
+    into Python, Ctrl-C surfaces as a SystemError caused by it (a traceback, once)."""
     from semhash.api import Index
 
     def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+        if not inside_a_kernel:
+            raise KeyboardInterrupt
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(rerank_batch) returned a result with an exception set") from e
 
     monkeypatch.setattr(Index, "query", interrupted)
     result = run("query", "space", "-d", str(db))
