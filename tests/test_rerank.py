@@ -173,6 +173,12 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     assert ((order >= 0).sum(axis=1) == np.minimum(counts, k)).all()
     assert (np.isnan(scores) == (order < 0)).all()
     assert (np.diff(scores, axis=1)[(order[:, 1:] >= 0)] <= 0).all()
+    # Ranked a few queries per kernel call (so that Ctrl-C waits less): the same.
+    monkeypatch.setattr(rerank, "KERNEL_QUERIES", 7)
+    chunked, chunked_scores = rerank.rerank(
+        rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback
+    )
+    assert np.array_equal(chunked, kernel_order) and np.array_equal(chunked_scores, kernel_scores, equal_nan=True)
     # The documents prepared once for the kernel serve several calls (index time).
     prepared = rerank.KernelDocuments(documents, n_terms)
     monkeypatch.setattr(lazy, "use_kernels", lambda cost: True)
