@@ -1112,6 +1112,15 @@ class StoredIndex:
                 counts[label] = counts.get(label, 0) + n
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def rowids_with_labels(self, labels: Sequence[str]) -> tuple[list[int], set[str]]:
+        """Rowids (ascending, each once) of the documents carrying at least one of
+        ``labels``, and which of ``labels`` some document carries."""
+        pairs = self._all_in(
+            "SELECT d.rowid, j.value FROM documents AS d, json_each(d.labels) AS j WHERE j.value IN ({})",
+            list(dict.fromkeys(labels)),
+        )
+        return sorted({r for r, _ in pairs}), {label for _, label in pairs}
+
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         return {
             name: tuple(self._json(shape, f"the shape of weight {name!r}"))
