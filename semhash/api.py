@@ -76,6 +76,14 @@ LIFT = 0.75
 #: posts scores 0.5960 against 0.6166 (precision@100, default path), in an index
 #: built in 112 s (BENCHMARKS.md). 20,000 leaves 20NG and smaller corpora whole.
 DEFAULT_TRAIN_SAMPLE = 20_000
+#: ``labels`` allowing at most this many documents rank them all, each query's
+#: shortlist joined by every one of them (exact, and at most about twice the
+#: candidates of an unfiltered query); more are found by growing the default
+#: shortlist until ``k`` of its hits are allowed, as distance bounds are.
+LABELS_RANKED_IN_FULL = rerank.SHORTLIST
+#: Queries whose shortlists are joined by the allowed documents at once (each row
+#: grows by up to LABELS_RANKED_IN_FULL cells: bounded memory for a 10,000-line batch).
+_LABELLED_BATCH = 1000
 TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
 MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
@@ -991,6 +999,7 @@ class Index:
         min_distance: int | None = None,
         max_distance: int | None = None,
         codes_only: bool = False,
+        labels: Sequence[str] | str | None = None,
     ) -> list[Hit]:
         """The ``k`` best documents for ``text``: a Hamming ball around its address
         gives a shortlist, ranked by words and codes together (:mod:`semhash.rerank`),
@@ -999,10 +1008,14 @@ class Index:
 
         ``min_distance``/``max_distance`` keep only hits at those code distances
         (inclusive), in the same order; the search widens until ``k`` such hits are
-        found or none are left.
+        found or none are left. ``labels`` keeps only hits carrying at least one of
+        them (:class:`QueryError` for a label no document carries): the allowed hits
+        of a ranking whose shortlist holds every allowed document when they are at
+        most :data:`LABELS_RANKED_IN_FULL`, else of the default ranking grown until
+        ``k`` are found.
         """
         return self.query_many(
-            [text], k, min_distance=min_distance, max_distance=max_distance, codes_only=codes_only
+            [text], k, min_distance=min_distance, max_distance=max_distance, codes_only=codes_only, labels=labels
         )[0]
 
     def query_many(
@@ -1015,6 +1028,7 @@ class Index:
         max_distance: int | None = None,
         documents: bool = False,
         codes_only: bool = False,
+        labels: Sequence[str] | str | None = None,
     ) -> list[list[Hit] | None]:
         """:meth:`query` for many texts, encoded in one batch.
 
@@ -1031,12 +1045,13 @@ class Index:
         """
         _check_k(k)
         with self._current():
-            return self._query_many(texts, k, skip_empty, min_distance, max_distance, not documents, codes_only)
+            allowed = self._allowed(labels)
+            return self._query_many(texts, k, skip_empty, min_distance, max_distance, not documents, codes_only, allowed)
 
-    def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only) -> list[list[Hit] | None]:
-        return self._hits(self._found_many(texts, k, skip_empty, min_distance, max_distance, lift, codes_only))
+    def _query_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed=None) -> list[list[Hit] | None]:
+        return self._hits(self._found_many(texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed))
 
-    def _found_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only):
+    def _found_many(self, texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed=None):
         """:meth:`_query_many`'s hits as (rowids, code distances, scores or None)
         per text (None: no hit)."""
         read = self._read(texts)
@@ -1045,7 +1060,7 @@ class Index:
         empty = np.flatnonzero(known == 0)
         if empty.size and self.n_terms and not codes_only:
             # No word the model knows, but maybe words the index has: ranked by them.
-            answers = self._by_words([read[i] for i in empty], query_codes[empty], k, min_distance, max_distance)
+            answers = self._by_words([read[i] for i in empty], query_codes[empty], k, min_distance, max_distance, allowed=allowed)
             for i, hits in zip(empty.tolist(), answers):
                 found[i] = hits
             empty = np.array([i for i in empty.tolist() if found[i] is None], np.int64)
@@ -1053,7 +1068,16 @@ class Index:
             which = f"query {empty[0] + 1}" if len(texts) > 1 else "the query"
             raise EmptyQuery(f"{which} {_NO_WORDS}")
         asked = np.flatnonzero(known > 0)
-        if min_distance is None and max_distance is None:
+        if allowed is not None and _few(allowed):
+            for start in range(0, asked.shape[0], _LABELLED_BATCH):
+                part = asked[start : start + _LABELLED_BATCH]
+                answers = self._among(
+                    addresses[part], query_codes[part], [read[i] for i in part], k, allowed,
+                    codes_only=codes_only, bounds=(min_distance, max_distance),
+                )
+                for i, hits in zip(part.tolist(), answers):
+                    found[i] = hits
+        elif min_distance is None and max_distance is None and allowed is None:
             rows, dists, counts, scores = self._search(
                 addresses[asked], query_codes[asked], [read[i] for i in asked], k, codes_only
             )
@@ -1064,26 +1088,100 @@ class Index:
             for i in asked.tolist():
                 found[i] = self._ranked(
                     addresses[i], query_codes[i], k, text=read[i], min_distance=min_distance,
-                    max_distance=max_distance, codes_only=codes_only,
+                    max_distance=max_distance, codes_only=codes_only, allowed=allowed,
                 )
         return found
+
+    def _allowed(self, labels: Sequence[str] | str | None) -> np.ndarray | None:
+        """Which positions hold a document carrying at least one of ``labels``
+        (``None``: no labels given, every one). One read of the documents table.
+
+        Raises
+        ------
+        QueryError
+            For a label no document carries (a typo would otherwise find nothing),
+            naming the labels the index has (the 10 commonest).
+        """
+        if labels is None:
+            return None
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        if not labels:
+            return None
+        if not all(isinstance(label, str) for label in labels):
+            raise QueryError(f"labels must be strings, got {labels!r}")
+        rowids, carried = self.stored.rowids_with_labels(labels)
+        unknown = [label for label in dict.fromkeys(labels) if label not in carried]
+        if unknown:
+            have = list(self.stored.label_counts())
+            shown = ", ".join(have[:10]) + (f" and {len(have) - 10} more" if len(have) > 10 else "")
+            raise QueryError(
+                f"no document in {self.stored.path} has the label{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; its labels: {shown or '(none)'}"
+            )
+        allowed = np.zeros(len(self), bool)
+        wanted = np.asarray(rowids, np.int64)
+        at = np.minimum(np.searchsorted(self.rowids, wanted), max(len(self) - 1, 0))
+        if len(self):
+            allowed[at[self.rowids[at] == wanted]] = True
+        return allowed
+
+    def _among(
+        self, addresses, query_codes, texts: Sequence[str], k: int, allowed: np.ndarray, *,
+        codes_only: bool = False, vectors: rerank.Packed | None = None, bounds=(None, None), exclude: Sequence[int] = (),
+    ) -> list[tuple]:
+        """(rowids, distances, scores or None) of each query's ``k`` best allowed hits
+        (``allowed``: a mask over positions, few of them set) within the bounds and
+        not at rows ``exclude``: every allowed document is ranked. With words, each
+        query's shortlist (as :meth:`_search` makes it) is joined by them all and ranked
+        whole, so that they are ranked as an unfiltered query ranks them once its
+        shortlist holds them; with the codes alone, they are ranked by code distance
+        (ties by index order)."""
+        positions = np.flatnonzero(allowed)
+        words = self.n_terms > 0 and not codes_only
+        out = []
+        if not words:
+            for i in range(query_codes.shape[0]):
+                d = self._code_distances(positions, query_codes[i])
+                order = np.argsort(d, kind="stable")
+                r, d = positions[order], d[order]
+                keep = ~np.isin(r, exclude) & _within(d, *bounds)
+                out.append((self.rowids[r[keep][:k]], d[keep][:k].astype(np.int32), None))
+            return out
+        rows, dists, counts, scores = self._search(
+            addresses, query_codes, texts, k, codes_only, vectors, bounds=bounds, joined=positions
+        )
+        for i in range(query_codes.shape[0]):
+            r, d, s = rows[i, : counts[i]], dists[i, : counts[i]], scores[i, : counts[i]]
+            keep = allowed[r] & ~np.isin(r, exclude) & _within(d, *bounds)
+            out.append((self.rowids[r[keep][:k]], d[keep][:k], s[keep][:k]))
+        return out
 
     def _ranked(
         self, address, code, k: int, *, text: str = "", vector: rerank.Packed | None = None,
         exclude: Sequence[int] = (), min_distance=None, max_distance=None, codes_only: bool = False,
+        allowed: np.ndarray | None = None,
     ):
         """(rowids, distances, scores or None) of the ``k`` best hits of the default ranking (for
         ``text`` as :meth:`_read` gives it, or its TF-IDF ``vector``) that are not at rows ``exclude`` and whose
-        code distance lies within the bounds: the ranking grows until ``k`` pass."""
+        code distance lies within the bounds (and, with ``allowed``, a mask over
+        positions, that are allowed): the ranking grows until ``k`` pass. Few allowed
+        documents are ranked in full instead (:meth:`_among`)."""
+        if allowed is not None and _few(allowed):
+            return self._among(
+                np.array([address]), code.reshape(1, -1), [text], k, allowed, codes_only=codes_only,
+                vectors=vector, bounds=(min_distance, max_distance), exclude=exclude,
+            )[0]
         n = len(self)
         want = min(k + len(exclude), n)
         while True:
             rows, dists, counts, scores = self._search(
                 np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector,
-                bounds=(min_distance, max_distance),
+                bounds=(min_distance, max_distance), rank_all=allowed is not None,
             )
             rows, dists = rows[0, : counts[0]], dists[0, : counts[0]]
             keep = ~np.isin(rows, exclude) & _within(dists, min_distance, max_distance)
+            if allowed is not None:
+                keep &= allowed[rows]
             # A shortlist that already reaches past max_distance only grows farther.
             farther = max_distance is not None and rows.shape[0] and dists.max() > max_distance
             if keep.sum() >= k or farther or want >= n:
@@ -1094,6 +1192,7 @@ class Index:
     def _search(
         self, addresses, query_codes, texts: Sequence[str], k: int, codes_only: bool = False,
         vectors: rerank.Packed | None = None, bounds: tuple[int | None, int | None] = (None, None),
+        rank_all: bool = False, joined: np.ndarray | None = None,
     ):
         """The default query path for encoded queries: (rows, code distances, counts,
         scores), rows as positions in ``self.codes``, padded with -1; scores (NaN
@@ -1106,6 +1205,8 @@ class Index:
         ``bounds`` (min, max code distance): rare terms' holders outside them are
         not added (they could never be hits, and one ranked among the first told
         :meth:`_ranked` that the ball had reached past ``max_distance``).
+        ``rank_all``: rank every candidate (as bounds do); ``joined``: positions
+        that join every shortlist (those within the bounds), all then ranked.
         """
         n = len(self)
         words = self.n_terms > 0 and not codes_only
@@ -1120,9 +1221,13 @@ class Index:
             vectors = self._query_vectors(texts)
         if width < n:
             rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds)
+            if joined is not None and joined.size:
+                n_q = rows.shape[0]
+                starts = np.arange(n_q + 1, dtype=np.int64) * joined.shape[0]
+                rows, dists, counts = search.join(self.codes, rows, dists, counts, query_codes, starts, np.tile(joined, n_q), *bounds)
         # Bounded: every candidate ranked, for _ranked to keep those within the bounds
         # (the best k by words alone could all lie outside: none kept, and no growing).
-        ranked = rows.shape[1] if bounds != (None, None) else k
+        ranked = rows.shape[1] if bounds != (None, None) or rank_all or joined is not None else k
         return self._rank_shortlists(rows, dists, counts, vectors, ranked)
 
     def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None)):
@@ -1308,7 +1413,7 @@ class Index:
         known = self.stored.terms(set().union(*token_lists)) if self.n_terms else {}
         return rerank.token_vectors(token_lists, known)
 
-    def _by_words(self, read: list[str] | None, query_codes, k: int, min_distance=None, max_distance=None, vectors=None):
+    def _by_words(self, read: list[str] | None, query_codes, k: int, min_distance=None, max_distance=None, vectors=None, allowed=None):
         """Hits of queries with no word of the model's vocabulary, by their words
         that are indexed terms: every document holding one of them, ranked by words
         and codes as a shortlist is (``None`` for a query with no such word).
@@ -1318,7 +1423,8 @@ class Index:
         stamp") found nothing: 1,279 of the 7,526 Subject lines of the 20NG test
         posts have no vocabulary word but some term. Its code is that of an empty
         document, so its distances say little; the words rank. (``vectors``: the
-        texts' TF-IDF vectors, given instead of the texts ``read``.)"""
+        texts' TF-IDF vectors, given instead of the texts ``read``; ``allowed``, a mask
+        over positions: only those are hits.)"""
         vectors = self._query_vectors(read) if vectors is None else vectors
         q_starts, q_ids, _ = vectors
         n = q_starts.shape[0] - 1
@@ -1338,6 +1444,8 @@ class Index:
         for i in range(n):
             r, d, s = rows[i, : counts[i]], dists[i, : counts[i]], scores[i, : counts[i]]
             keep = _within(d, min_distance, max_distance)
+            if allowed is not None:
+                keep &= allowed[r]
             out.append((self.rowids[r[keep][:k]], d[keep][:k], s[keep][:k]) if counts[i] else None)
         return out
 
@@ -1380,13 +1488,14 @@ class Index:
         return rerank.pack_tokens(doc, ids, idf[ids], len(texts))
 
     def similar(
-        self, doc_id: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
+        self, doc_id: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None,
+        labels: Sequence[str] | str | None = None,
     ) -> list[Hit]:
         """The ``k`` nearest neighbours of an indexed document, itself excluded,
         ranked as :meth:`query` ranks.
 
         Uses the document's stored address, code and TF-IDF vector: nothing is
-        re-encoded.
+        re-encoded. ``labels`` keeps only hits carrying one of them, as in :meth:`query`.
 
         Raises
         ------
@@ -1397,6 +1506,7 @@ class Index:
             rowid = self.stored.rowid_of(doc_id)
             if rowid is None:
                 raise DocumentNotFound(f"no document {doc_id!r} in {self.stored.path}")
+            allowed = self._allowed(labels)
             row = int(np.searchsorted(self.rowids, rowid))
             vector = None  # an index built before terms has no vectors (nor their column)
             if self.n_terms:
@@ -1405,35 +1515,38 @@ class Index:
                 if self.stored.known_words(rowid) == 0:
                     # Its code is an empty document's (any other such document is 0 bits
                     # away, whatever it says): by its words, as a query is, or nothing.
-                    found = self._by_words(None, self.codes[row : row + 1], k + 1, min_distance, max_distance, vector)[0]
+                    found = self._by_words(None, self.codes[row : row + 1], k + 1, min_distance, max_distance, vector, allowed)[0]
                     if found is None:
                         raise EmptyQuery(f"the document {_NO_WORDS}")
                     return self._hits([tuple(part[found[0] != rowid][:k] for part in found)])[0]
             found = self._ranked(
                 self.table.addresses[row], self.codes[row], k, vector=vector, exclude=(row,),
-                min_distance=min_distance, max_distance=max_distance,
+                min_distance=min_distance, max_distance=max_distance, allowed=allowed,
             )
             return self._hits([found])[0]
 
     def similar_to_text(
-        self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None
+        self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None,
+        labels: Sequence[str] | str | None = None,
     ) -> list[Hit]:
         """The ``k`` nearest neighbours of a document given as text; indexed
-        documents with the very same content (itself, if indexed) are excluded."""
+        documents with the very same content (itself, if indexed) are excluded;
+        ``labels`` as in :meth:`query`."""
         _check_k(k)
         with self._current():
+            allowed = self._allowed(labels)
             read = self._read([text])
             addresses, query_codes, known = self._encode_read(read, lift=False)
             same = np.searchsorted(self.rowids, self.stored.rowids_with_hash(content_hash(text)))
             if known[0] == 0:  # no word of the model's: by its words alone, as a query is
-                found = self._by_words(read, query_codes, k + same.shape[0], min_distance, max_distance)[0] if self.n_terms else None
+                found = self._by_words(read, query_codes, k + same.shape[0], min_distance, max_distance, allowed=allowed)[0] if self.n_terms else None
                 if found is None:
                     raise EmptyQuery(f"the document {_NO_WORDS}")
                 keep = ~np.isin(found[0], self.rowids[same])
                 return self._hits([tuple(part[keep][:k] for part in found)])[0]
             found = self._ranked(
                 addresses[0], query_codes[0], k, text=read[0], exclude=same.tolist(),
-                min_distance=min_distance, max_distance=max_distance,
+                min_distance=min_distance, max_distance=max_distance, allowed=allowed,
             )
             return self._hits([found])[0]
 
@@ -1539,6 +1652,11 @@ def _within(dists: np.ndarray, min_distance: int | None, max_distance: int | Non
     if max_distance is not None:
         keep &= dists <= max_distance
     return keep
+
+
+def _few(allowed: np.ndarray) -> bool:
+    """Whether so few documents are allowed that they are all ranked (:meth:`Index._among`)."""
+    return int(np.count_nonzero(allowed)) <= LABELS_RANKED_IN_FULL
 
 
 _NO_WORDS = "has no words in the index vocabulary (only stop words, or words it does not know): nothing to search for"

@@ -476,3 +476,83 @@ def test_similar_ranks_as_a_query_of_the_document_does(corpus_and_db, tiny_corpu
         as_query = [h for h in index.query_many([path.read_text(encoding="latin-1")], k=11, documents=True)[0]]
         assert as_query[0].id == doc
         assert index.similar(doc, k=10) == as_query[1:]
+
+
+LABELLED = ["space shuttle orbit", "hockey team season", "graphics image software", "nasa launch and the goalie"]
+
+
+def _allowed_hits(hits, labels, k):
+    return [h for h in hits if set(h.labels) & set(labels)][:k]
+
+
+@pytest.mark.parametrize("in_full", [True, False])  # all allowed ranked / the shortlist grown
+def test_labels_keep_the_ranking_s_allowed_hits(corpus_and_db, monkeypatch, in_full):
+    """--label: the ranking's hits carrying a label, in its order, k of them; the
+    unfiltered ranking (every post) then holds every allowed one."""
+    monkeypatch.setattr(semhash.api, "LABELS_RANKED_IN_FULL", 2000 if in_full else 0)
+    with Index.open(corpus_and_db / "index.db") as index:
+        for codes_only in (False, True):
+            for text in LABELLED:
+                ranked = index.query(text, k=60, codes_only=codes_only)
+                for labels in (["sci.space"], ["rec.sport.hockey", "comp.graphics"], "comp.graphics"):
+                    wanted = [labels] if isinstance(labels, str) else labels
+                    hits = index.query(text, k=5, labels=labels, codes_only=codes_only)
+                    assert len(hits) == 5 and all(set(h.labels) & set(wanted) for h in hits)
+                    assert hits == _allowed_hits(ranked, wanted, 5)
+                    # With distance bounds too: both filters, in the ranking's order.
+                    cut = sorted(h.distance for h in ranked)[30]
+                    bounded = index.query(text, k=5, labels=labels, max_distance=cut, codes_only=codes_only)
+                    assert bounded == _allowed_hits([h for h in ranked if h.distance <= cut], wanted, 5)
+            batch = index.query_many(LABELLED, k=7, labels=["sci.space"], codes_only=codes_only)
+            assert batch == [index.query(t, k=7, labels=["sci.space"], codes_only=codes_only) for t in LABELLED]
+
+
+def test_few_allowed_documents_join_a_shortlist_that_lacks_them(corpus_and_db, monkeypatch):
+    """A ball smaller than the index (20 of 60 posts here) is joined by every
+    allowed post: k allowed hits even where the ball holds fewer."""
+    monkeypatch.setattr(semhash.rerank, "SHORTLIST", 5)
+    monkeypatch.setattr(Index, "shortlist", 5)
+    with Index.open(corpus_and_db / "index.db") as index:
+        for text in LABELLED:
+            for label in ("sci.space", "rec.sport.hockey", "comp.graphics"):
+                hits = index.query(text, k=20, labels=[label])
+                assert len(hits) == 20 and all(h.labels == (label,) for h in hits)
+                assert index.query_many([text], k=20, labels=[label]) == [hits]
+
+
+def test_similar_with_labels(corpus_and_db, tiny_corpus):
+    path = sorted((tiny_corpus / "sci.space").iterdir())[3]
+    doc = f"sci.space/{path.name}"
+    with Index.open(corpus_and_db / "index.db") as index:
+        for labels in (["comp.graphics"], ["sci.space"], ["sci.space", "rec.sport.hockey"]):
+            hits = index.similar(doc, k=5, labels=labels)
+            assert len(hits) == 5 and doc not in [h.id for h in hits]
+            assert hits == _allowed_hits(index.similar(doc, k=59), labels, 5)
+            text = path.read_text(encoding="latin-1")
+            assert index.similar_to_text(text, k=5, labels=labels) == _allowed_hits(index.similar_to_text(text, k=59), labels, 5)
+            assert index.similar_to_file(path, k=5, labels=labels) == index.similar_to_text(text, k=5, labels=labels)
+
+
+def test_a_query_of_words_only_the_terms_know_keeps_its_allowed_holders(corpus_and_db):
+    with Index.open(corpus_and_db / "index.db") as index:
+        terms, _ = index.stored.all_terms()
+        hits = None
+        for word in sorted(t for t in terms if t not in index.words and t.isalpha()):
+            found = index.query_many([word], k=60, skip_empty=True)[0]
+            if found and len({h.labels for h in found}) > 1:
+                hits = found
+                break
+        assert hits is not None
+        label = hits[-1].labels[0]
+        assert index.query(word, k=60, labels=[label]) == _allowed_hits(hits, [label], 60)
+
+
+def test_an_unknown_label_is_an_error_naming_the_index_s_labels(corpus_and_db):
+    with Index.open(corpus_and_db / "index.db") as index:
+        with pytest.raises(QueryError, match=r"'sci\.spce'.*its labels: .*sci\.space"):
+            index.query("orbit", labels=["sci.space", "sci.spce"])
+        with pytest.raises(QueryError, match="'nope'"):
+            index.similar(index.query("orbit", k=1)[0].id, labels="nope")
+        with pytest.raises(QueryError, match="must be strings"):
+            index.query("orbit", labels=[3])
+        assert index.query("orbit", k=3, labels=[]) == index.query("orbit", k=3)
