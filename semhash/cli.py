@@ -156,6 +156,14 @@ def distance_options(f):
     )(f)
 
 
+def label_option(f):
+    """``--label``, repeatable: keep hits carrying at least one of the labels."""
+    return click.option(
+        "-l", "--label", "labels", multiple=True, metavar="LABEL",
+        help="Only hits with this label (a file's folder name); repeat for any of several.",
+    )(f)
+
+
 def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...] = ("id", "distance")):
     """The output options every listing command shares.
 
@@ -334,12 +342,13 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @database_option
 @limit_option
 @distance_options
+@label_option
 @output_options()
 @click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is a document {"id": ..., "text": ...}, encoded as indexing encodes documents (short plain-text queries are read as a typical-length document).')
 @click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by code distance alone, not by words and codes: faster, less precise.")
 @skip_bad_lines_option
 @silent_option
-def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
+def query(text, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
     """Find the documents nearest in meaning to TEXT.
 
     Prints id<TAB>distance lines, best first (distance: differing bits of the
@@ -355,6 +364,7 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
         semhash query "nasa shuttle launch orbit" -n 5
         semhash query --json "goalie trade playoffs" | jq -r '.[].id'
         semhash query "image formats" --fields id,label,title --max-distance 40
+        semhash query "orbit" --label sci.space --label sci.med
         cat questions.txt | semhash query - --nl
     """
     from semhash.api import Index
@@ -363,7 +373,7 @@ def query(text, database, limit, min_distance, max_distance, fmt, no_headers, fi
     if jsonl_in and text != "-":
         raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
     idx = Index.open(database)
-    options = {"min_distance": min_distance, "max_distance": max_distance, "codes_only": codes_only}
+    options = {"min_distance": min_distance, "max_distance": max_distance, "codes_only": codes_only, "labels": labels or None}
     if text == "-":
         batches = _batch_query(idx, limit, options, jsonl_in, skip_bad_lines)
         with _no_cyclic_gc():
@@ -579,8 +589,9 @@ class _Raised(NamedTuple):
 @database_option
 @limit_option
 @distance_options
+@label_option
 @output_options()
-def similar(doc_id, file_, database, limit, min_distance, max_distance, fmt, no_headers, fields):
+def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields):
     """Find the documents nearest to a document: the indexed document ID, or any
     file with --file. The document itself is left out.
 
@@ -588,6 +599,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, fmt, no_
     Example:
         semhash similar sci.space/60804 -n 5
         semhash similar --file draft.txt --fields id,distance,title
+        semhash similar sci.space/60804 --label sci.space
         semhash query "orbit" -n 1 | cut -f1 | xargs semhash similar
     """
     from semhash.api import Index
@@ -597,7 +609,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, fmt, no_
         raise click.UsageError("give either an indexed document's ID or --file PATH")
     _check_distances(min_distance, max_distance)
     idx = Index.open(database)
-    filters = {"min_distance": min_distance, "max_distance": max_distance}
+    filters = {"min_distance": min_distance, "max_distance": max_distance, "labels": labels or None}
     with _no_words_is_no_hits(fmt):
         if doc_id is not None:
             hits = idx.similar(doc_id, limit, **filters)

@@ -559,6 +559,41 @@ def test_distance_filters(db, tiny_corpus):
     assert result.exit_code == 1 and result.stdout == "[]\n"
 
 
+def test_label_filter(db, tiny_corpus):
+    text = post(tiny_corpus, "sci.space", 4)
+    args = ("-d", str(db), "--fields", "id,label,distance")
+    rows = [line.split("\t") for line in run("query", text, *args, "-n", "60").stdout.splitlines()]
+    allowed = [r for r in rows if r[1] in ("comp.graphics", "rec.sport.hockey")]
+    result = run("query", text, *args, "-n", "5", "--label", "comp.graphics", "-l", "rec.sport.hockey")
+    assert result.exit_code == 0
+    assert result.stdout == "".join("\t".join(r) + "\n" for r in allowed[:5])
+    # `query -`: the same rows as one query at a time.
+    other = post(tiny_corpus, "rec.sport.hockey", 2)
+    batch = run("query", "-", *args, "-n", "4", "--label", "sci.space", input=f"{text}\n{other}\n")
+    assert batch.exit_code == 0
+    singles = [run("query", t, *args, "-n", "4", "--label", "sci.space").stdout.splitlines() for t in (text, other)]
+    assert [line.split("\t", 2)[2] for line in batch.stdout.splitlines()] == singles[0] + singles[1]
+    assert all(line.split("\t")[3] == "sci.space" for line in batch.stdout.splitlines())
+    # similar: the neighbours that carry the label, in their order.
+    doc = rows[0][0]
+    neighbours = [line.split("\t") for line in run("similar", doc, *args, "-n", "59").stdout.splitlines()]
+    result = run("similar", doc, *args, "-n", "3", "--label", "rec.sport.hockey")
+    assert result.exit_code == 0
+    assert result.stdout == "".join("\t".join(r) + "\n" for r in [r for r in neighbours if r[1] == "rec.sport.hockey"][:3])
+    # Nothing allowed within the bounds: exit 1, as without labels.
+    result = run("query", text, *args, "--label", "sci.space", "--min-distance", "33")
+    assert result.exit_code == 1 and result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["query", "orbit"], ["query", "-"], ["similar", "--file", "-"]])
+def test_an_unknown_label_is_one_line_naming_the_index_s_labels(db, command):
+    result = run(*command, "-d", str(db), "--label", "sci.space", "--label", "sci.spce", input="orbit\n")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"Error: no document in {db} has the label 'sci.spce'; its labels: comp.graphics, rec.sport.hockey, sci.space\n"
+    )
+
+
 def test_pipeline_query_into_similar(db, tiny_corpus):
     """`semhash query ... -n 1 | cut -f1` gives an id that `similar` takes."""
     first = run("query", post(tiny_corpus, "rec.sport.hockey"), "-d", str(db), "-n", "1").stdout
