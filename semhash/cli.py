@@ -353,8 +353,9 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
 
     Prints id<TAB>distance lines, best first (distance: differing bits of the
     long codes; the codes choose the neighbourhood, the documents holding the
-    query's rarest words join it, and words and codes rank them).
-    TEXT "-" reads one query per stdin line; each hit is then a row
+    query's rarest words join it, and words and codes rank them; --fields
+    score shows the ranking's score). TEXT "-" reads one query per stdin line,
+    answered as they come; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
     Exit status 1 when nothing is found, including a query made only of stop
     words or words the index does not know (--json then prints []).
@@ -363,7 +364,7 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
     Example:
         semhash query "nasa shuttle launch orbit" -n 5
         semhash query --json "goalie trade playoffs" | jq -r '.[].id'
-        semhash query "image formats" --fields id,label,title --max-distance 40
+        semhash query "image formats" --fields id,score,title --max-distance 40
         semhash query "orbit" --label sci.space --label sci.med
         cat questions.txt | semhash query - --nl
     """
