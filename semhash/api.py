@@ -31,7 +31,6 @@ index's writer lock for their whole run (``wait`` to queue behind another one); 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
 import time
@@ -81,9 +80,10 @@ DEFAULT_TRAIN_SAMPLE = 20_000
 #: candidates of an unfiltered query); more are found by growing the default
 #: shortlist until ``k`` of its hits are allowed, as distance bounds are.
 LABELS_RANKED_IN_FULL = rerank.SHORTLIST
-#: Queries whose shortlists are joined by the allowed documents at once (each row
-#: grows by up to LABELS_RANKED_IN_FULL cells: bounded memory for a 10,000-line batch).
-_LABELLED_BATCH = 1000
+#: Filtered queries (labels, distance bounds) searched at once: each row of a batch
+#: ranked in full or joined by up to LABELS_RANKED_IN_FULL allowed documents, so
+#: bounded memory for a 10,000-line batch.
+_FILTERED_BATCH = 1000
 TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
 MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
@@ -932,7 +932,7 @@ class Index:
                 old = stored.get(doc.id)
                 # Same text, new labels (a JSON line relabelled): stored anew, else the old
                 # labels stayed for good. (A path is not compared: "./posts" and "posts" differ.)
-                if old is not None and old[0] == doc.content_hash and old[2] == json.dumps(list(doc.labels)):
+                if old is not None and old[0] == doc.content_hash and old[2] == store.labels_json(doc.labels):
                     n_unchanged += 1
                     continue
                 n_added += old is None
@@ -1069,8 +1069,8 @@ class Index:
             raise EmptyQuery(f"{which} {_NO_WORDS}")
         asked = np.flatnonzero(known > 0)
         if allowed is not None and _few(allowed):
-            for start in range(0, asked.shape[0], _LABELLED_BATCH):
-                part = asked[start : start + _LABELLED_BATCH]
+            for start in range(0, asked.shape[0], _FILTERED_BATCH):
+                part = asked[start : start + _FILTERED_BATCH]
                 answers = self._among(
                     addresses[part], query_codes[part], [read[i] for i in part], k, allowed,
                     codes_only=codes_only, bounds=(min_distance, max_distance),
@@ -1085,31 +1085,29 @@ class Index:
                 m = counts[j]
                 found[i] = (self.rowids[rows[j, :m]], dists[j, :m], None if scores is None else scores[j, :m])
         else:
-            pending = asked.tolist()
-            if allowed is not None:
-                # _ranked's first round for many queries at once: most shortlists
-                # already hold k allowed hits (a batch of 300 20NG posts within 5
-                # labels took 50 s one by one).
-                pending, n = [], len(self)
-                for start in range(0, asked.shape[0], _LABELLED_BATCH):
-                    part = asked[start : start + _LABELLED_BATCH]
-                    rows, dists, counts, scores = self._search(
-                        addresses[part], query_codes[part], [read[i] for i in part], min(k, n), codes_only,
-                        bounds=(min_distance, max_distance), rank_all=True,
+            # Filtered: _ranked's first round for many queries at once (most shortlists
+            # already hold k hits that pass: 300 20NG posts within 5 labels took 50 s
+            # one by one); the others go on growing one by one, from its second round.
+            pending, first = [], min(k, len(self))
+            for start in range(0, asked.shape[0], _FILTERED_BATCH):
+                part = asked[start : start + _FILTERED_BATCH]
+                rows, dists, counts, scores = self._search(
+                    addresses[part], query_codes[part], [read[i] for i in part], first, codes_only,
+                    bounds=(min_distance, max_distance), rank_all=allowed is not None,
+                )
+                for j, i in enumerate(part.tolist()):
+                    kept = _kept(
+                        rows[j, : counts[j]], dists[j, : counts[j]], None if scores is None else scores[j, : counts[j]],
+                        k, (), min_distance, max_distance, allowed, first >= len(self),
                     )
-                    for j, i in enumerate(part.tolist()):
-                        kept = _kept(
-                            rows[j, : counts[j]], dists[j, : counts[j]], None if scores is None else scores[j, : counts[j]],
-                            k, (), min_distance, max_distance, allowed, min(k, n) >= n,
-                        )
-                        if kept is None:
-                            pending.append(i)
-                        else:
-                            found[i] = (self.rowids[kept[0]], kept[1], kept[2])
+                    if kept is None:
+                        pending.append(i)
+                    else:
+                        found[i] = (self.rowids[kept[0]], kept[1], kept[2])
             for i in pending:
                 found[i] = self._ranked(
                     addresses[i], query_codes[i], k, text=read[i], min_distance=min_distance,
-                    max_distance=max_distance, codes_only=codes_only, allowed=allowed,
+                    max_distance=max_distance, codes_only=codes_only, allowed=allowed, want=min(4 * first, len(self)),
                 )
         return found
 
@@ -1180,20 +1178,21 @@ class Index:
     def _ranked(
         self, address, code, k: int, *, text: str = "", vector: rerank.Packed | None = None,
         exclude: Sequence[int] = (), min_distance=None, max_distance=None, codes_only: bool = False,
-        allowed: np.ndarray | None = None,
+        allowed: np.ndarray | None = None, want: int | None = None,
     ):
         """(rowids, distances, scores or None) of the ``k`` best hits of the default ranking (for
         ``text`` as :meth:`_read` gives it, or its TF-IDF ``vector``) that are not at rows ``exclude`` and whose
         code distance lies within the bounds (and, with ``allowed``, a mask over
-        positions, that are allowed): the ranking grows until ``k`` pass. Few allowed
-        documents are ranked in full instead (:meth:`_among`)."""
+        positions, that are allowed): the ranking grows until ``k`` pass, from ``want``
+        documents (default: ``k`` and the excluded). Few allowed documents are ranked
+        in full instead (:meth:`_among`)."""
         if allowed is not None and _few(allowed):
             return self._among(
                 np.array([address]), code.reshape(1, -1), [text], k, allowed, codes_only=codes_only,
                 vectors=vector, bounds=(min_distance, max_distance), exclude=exclude,
             )[0]
         n = len(self)
-        want = min(k + len(exclude), n)
+        want = min(k + len(exclude), n) if want is None else want
         while True:
             rows, dists, counts, scores = self._search(
                 np.array([address]), code.reshape(1, -1), [text], want, codes_only, vector,

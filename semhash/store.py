@@ -137,11 +137,16 @@ class DocumentRow:
     terms: bytes | None = None  # semhash.rerank.to_blob of its TF-IDF vector
 
 
+def labels_json(labels: Sequence[str]) -> str:
+    """Labels as the ``labels`` column stores them (what an update compares with)."""
+    return json.dumps(list(labels))
+
+
 def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
     return {
         "id": d.id,
         "path": d.path,
-        "labels": json.dumps(list(d.labels)),
+        "labels": labels_json(d.labels),
         "content_hash": d.content_hash,
         "n_words": int(sum(d.counts.values())),
         "address": int(address),
