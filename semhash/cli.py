@@ -164,11 +164,15 @@ def label_option(f):
     )(f)
 
 
-def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...] = ("id", "distance")):
+def output_options(
+    fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...] = ("id", "distance"), table: bool = False
+):
     """The output options every listing command shares.
 
     Adds ``fmt`` (None for the default header-less TSV, or nl/json/csv/tsv),
     ``no_headers`` and ``fields`` (the list of columns) to the command's arguments.
+    With ``table``, ``fmt`` is ``"table"`` when stdout is a terminal and neither a
+    format nor ``--fields`` was given: a person reads the hits, no script does.
     """
 
     def parse_fields(ctx, param, value):
@@ -190,7 +194,10 @@ def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...
             given = [name for name in ("nl", "json", "csv", "tsv") if kwargs.pop(f"fmt_{name}")]
             if len(given) > 1:
                 raise click.UsageError(f"{' and '.join('--' + g for g in given)} both given: choose one output format")
-            return f(*args, fmt=given[0] if given else None, **kwargs)
+            fmt = given[0] if given else None
+            if fmt is None and table and _default(click.get_current_context(), "fields") and _stdout_is_terminal():
+                fmt = "table"
+            return f(*args, fmt=fmt, **kwargs)
 
         options = [
             click.option("--nl", "fmt_nl", is_flag=True, help="One JSON object per line."),
@@ -210,6 +217,15 @@ def output_options(fields: tuple[str, ...] = HIT_FIELDS, default: tuple[str, ...
         return with_format
 
     return decorator
+
+
+def _default(ctx, name: str) -> bool:
+    """Whether the option ``name`` kept its default (was not given)."""
+    return ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout is not None and sys.stdout.isatty()
 
 
 @click.group(cls=SemhashGroup, context_settings=CONTEXT_SETTINGS)
@@ -322,9 +338,9 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
     given = {
         names[name]: value
         for name, value in model.items()
-        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        if not _default(ctx, name)
     }
-    if ctx.get_parameter_source("hidden") is not click.core.ParameterSource.DEFAULT:
+    if not _default(ctx, "hidden"):
         try:
             sizes = tuple(int(x) for x in hidden.split(",") if x.strip())
             if not sizes or min(sizes) < 1 or max(sizes) > 100_000:
@@ -343,7 +359,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @limit_option
 @distance_options
 @label_option
-@output_options()
+@output_options(table=True)
 @click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is a document {"id": ..., "text": ...}, encoded as indexing encodes documents (short plain-text queries are read as a typical-length document).')
 @click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by code distance alone, not by words and codes: faster, less precise.")
 @skip_bad_lines_option
@@ -351,10 +367,13 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 def query(text, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
     """Find the documents nearest in meaning to TEXT.
 
-    Prints id<TAB>distance lines, best first (distance: differing bits of the
-    long codes; the codes choose the neighbourhood, the documents holding the
-    query's rarest words join it, and words and codes rank them; --fields
-    score shows the ranking's score). TEXT "-" reads one query per stdin line,
+    The codes choose the neighbourhood, the documents holding the query's rarest
+    words join it, and words and codes rank them. On a terminal, prints a table,
+    best first: rank, score (what ranks the hits, higher is better: word
+    similarity plus the neighbours' share, less a little per differing bit; with
+    --codes-only the distance ranks instead), id and title. Piped, or with a
+    format or --fields, prints id<TAB>distance lines (distance: differing bits of
+    the long codes; it need not ascend). TEXT "-" reads one query per stdin line,
     answered as they come; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
     Exit status 1 when nothing is found, including a query made only of stop
@@ -376,6 +395,7 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
     idx = Index.open(database)
     options = {"min_distance": min_distance, "max_distance": max_distance, "codes_only": codes_only, "labels": labels or None}
     if text == "-":
+        fmt = None if fmt == "table" else fmt  # a stream of answers keeps its rows on a terminal too
         batches = _batch_query(idx, limit, options, jsonl_in, skip_bad_lines)
         with _no_cyclic_gc():
             n_rows = _emit_batches(batches, fmt, fields, no_headers, _address_digits(idx))
@@ -591,10 +611,13 @@ class _Raised(NamedTuple):
 @limit_option
 @distance_options
 @label_option
-@output_options()
+@output_options(table=True)
 def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields):
     """Find the documents nearest to a document: the indexed document ID, or any
     file with --file. The document itself is left out.
+
+    Ranked as `semhash query` ranks; prints the same table on a terminal (rank,
+    score, id, title) and the same id<TAB>distance lines when piped.
 
     \b
     Example:
@@ -762,7 +785,18 @@ def _hit_row_value(column: str, hit):
 def _emit_hits(idx, hits, fmt: str | None, fields: list[str], no_headers: bool) -> None:
     """Print hits and exit: 0 with hits, 1 without."""
     digits = _address_digits(idx)
-    _emit([_hit_row(h, digits) for h in hits], fmt, fields, no_headers)
+    rows = [_hit_row(h, digits) for h in hits]
+    if fmt == "table":
+        import shutil
+
+        from semhash.table import hit_table
+
+        ranked_by = "score" if all(row["score"] is not None for row in rows) else "distance"
+        lines = hit_table(rows, ranked_by, shutil.get_terminal_size().columns)
+        if lines:
+            click.echo("\n".join(lines))
+    else:
+        _emit(rows, fmt, fields, no_headers)
     sys.exit(0 if hits else 1)
 
 

@@ -514,6 +514,71 @@ def test_formats(db, tiny_corpus):
     assert nl == "".join(json.dumps({"id": i, "label": i.split("/")[0]}) + "\n" for i, _ in rows)
 
 
+@pytest.fixture
+def on_a_terminal(monkeypatch):
+    """stdout a terminal 100 columns wide, as CliRunner's never is."""
+    monkeypatch.setattr(cli_module, "_stdout_is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "100")
+
+
+def test_a_terminal_gets_a_table_of_titles(db, tiny_corpus, on_a_terminal):
+    text = post(tiny_corpus, "sci.space", 1)
+    plain = run("query", text, "-d", str(db), "-n", "4", "--fields", "id,score,title", "--tsv", "--no-headers").stdout
+    table = run("query", text, "-d", str(db), "-n", "4")
+    assert table.exit_code == 0
+    header, *lines = table.stdout.splitlines()
+    assert header.split() == ["#", "score", "id", "title"] and len(lines) == 4
+    for rank, (line, row) in enumerate(zip(lines, plain.splitlines()), 1):
+        doc, score, title = row.split("\t")
+        assert line.split(None, 3)[:3] == [str(rank), f"{float(score):.4f}", doc] and len(line) <= 100
+        assert title.startswith(line.split(None, 3)[3].rstrip("…"))
+    by_codes = run("query", text, "-d", str(db), "-n", "4", "--codes-only").stdout.splitlines()
+    assert by_codes[0].split() == ["#", "distance", "id", "title"]
+    first = lines[0].split()[2]
+    similar = run("similar", first, "-d", str(db), "-n", "3").stdout.splitlines()
+    assert similar[0].split() == ["#", "score", "id", "title"] and len(similar) == 4
+
+
+def test_a_format_or_fields_wins_over_the_table(db, tiny_corpus, on_a_terminal, monkeypatch):
+    text = post(tiny_corpus, "comp.graphics", 2)
+    args = ("query", text, "-d", str(db), "-n", "3")
+    as_given = {extra: run(*args, *extra).stdout for extra in [("--fields", "id,distance"), ("--nl",), ("--csv",)]}
+    batch = run("query", "-", "-d", str(db), "-n", "3", input=text + "\n").stdout
+    monkeypatch.setattr(cli_module, "_stdout_is_terminal", lambda: False)
+    plain = run(*args).stdout
+    assert as_given[("--fields", "id,distance")] == plain and plain.count("\t") == 3
+    assert as_given[("--nl",)] == run(*args, "--nl").stdout and as_given[("--csv",)] == run(*args, "--csv").stdout
+    assert batch == run("query", "-", "-d", str(db), "-n", "3", input=text + "\n").stdout
+
+
+def test_table_on_a_real_terminal_and_rows_through_a_pipe(db):
+    # A real pseudo-terminal: isatty() and the width come from the OS, not from a patch.
+    import pty
+
+    command = [sys.executable, "-m", "semhash", "query", "space shuttle orbit", "-d", str(db), "-n", "3"]
+    env = {**os.environ, "COLUMNS": "70"}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    out = b""
+    while chunk := _read_pty(leader):
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    header, *lines = out.decode().splitlines()
+    piped = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout.splitlines()
+    assert header.split() == ["#", "score", "id", "title"]
+    assert [line.split()[2] for line in lines] == [row.split("\t")[0] for row in piped]
+    assert all(len(row.split("\t")) == 2 for row in piped)
+
+
+def _read_pty(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the process closed the terminal
+        return b""
+
+
 def test_fields(db, tiny_corpus):
     codes = codes_of(db)
     text = post(tiny_corpus, "sci.space", 1)
