@@ -37,7 +37,7 @@ def test_usage_documents_completion():
     assert "_SEMHASH_COMPLETE" in USAGE
 
 
-@pytest.mark.parametrize("name, limit", [("README.md", 10 * 1024)])
+@pytest.mark.parametrize("name, limit", [("README.md", 10 * 1024), ("BENCHMARKS.md", 20 * 1024)])
 def test_front_pages_stay_short(name, limit):
     assert len((ROOT / name).read_bytes()) <= limit
 
@@ -86,3 +86,15 @@ def test_demo_rows_are_the_sample_s_posts_with_their_titles():
         assert post.is_file(), f"the demo lists {doc_id}, which is not a post of the sample"
         shown = title.removesuffix("…")
         assert first_line(read_text(post)[0]).startswith(shown) and shown
+
+
+def test_every_bench_section_has_its_markers():
+    # Each bench script rewrites the lines between its markers; a missing pair would
+    # append a second copy of its section at the end of the file instead.
+    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    scripts = " ".join(p.read_text(encoding="utf-8") for p in (ROOT / "bench").glob("*.py"))
+    names = set(re.findall(r'"<!-- ([\w-]+):start -->"', scripts)) | {"corpora"}
+    assert {"quality", "speed", "cli", "cli-scale"} <= names
+    for name in names:
+        assert text.count(f"<!-- {name}:start -->") == 1 and text.count(f"<!-- {name}:end -->") == 1, name
+        assert text.index(f"<!-- {name}:start -->") < text.index(f"<!-- {name}:end -->")
