@@ -30,6 +30,7 @@ index's writer lock for their whole run (``wait`` to queue behind another one); 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -43,7 +44,7 @@ from typing import NamedTuple, TextIO
 
 import numpy as np
 
-from semhash import __version__, autoencoder, codes, lazy, rerank, search, store
+from semhash import __version__, autoencoder, codes, lazy, neighbours, rerank, search, store
 from semhash.corpus import (
     DEFAULT_MAX_BYTES,
     CorpusError,
@@ -60,14 +61,6 @@ from semhash.tokenize import content, tokenize
 from semhash.vocab import _PYTHON_NS_PER_CHAR, count_words, word_ids
 
 MIN_DOCUMENTS = 10
-#: How far a short query is lifted towards the median indexed document's length, in
-#: log length: a text of ``n`` known words is encoded as one of ``n**(1 - LIFT) *
-#: median**LIFT`` with the same distribution. Chosen on held-out queries, the
-#: Subject lines of training posts, each post's own document left out (precision@10
-#: of the default path / of the codes alone, LIFT 0 / 0.5 / 0.75 / 1): 20NG, 1,630
-#: of them, 0.578 / 0.578 / 0.583 / 0.576 and 0.394 / 0.432 / 0.425 / 0.402; the
-#: sample, 1,277, 0.794 / 0.818 / 0.822 / 0.822 and 0.304 / 0.683 / 0.757 / 0.768.
-LIFT = 0.75
 #: Documents the model trains on at most by default; the others are only encoded.
 #: Training time grows with the documents (20NG's 11,314 posts: about 3 minutes of
 #: a 3.5-minute index on 2 cores), so without a cap a corpus of 100,000 would train
@@ -388,7 +381,7 @@ def build_index(
     address_bits: int = 28,
     code_bits: int = 256,
     hidden_sizes: Sequence[int] = (500, 250, 125),
-    n_epochs_pretrain: int = 50,
+    n_epochs_pretrain: int = 10,
     n_epochs_finetune: int = 20,
     random_state: int = 0,
     train_sample: int | None = DEFAULT_TRAIN_SAMPLE,
@@ -523,7 +516,10 @@ def _build_index(
         verbose=verbose,
     )
     n_trained = X.shape[0] if train_sample is None else min(train_sample, X.shape[0])
-    hasher.fit(X if n_trained == X.shape[0] else X[_sample_rows(X, n_trained, random_state)])
+    sample = slice(None) if n_trained == X.shape[0] else _sample_rows(X, n_trained, random_state)
+    # The codes learn from each document's neighbours by every term (semhash.neighbours).
+    bar = functools.partial(_progress, verbose=verbose, desc="finding word neighbours", unit="block")
+    hasher.fit(X[sample], neighbours=neighbours.by_words(full[sample], progress=bar))
     addresses, long_codes = _encode_all(hasher, X, verbose)
 
     idf = rerank.fit_idf(full)
@@ -776,7 +772,7 @@ class Index:
 
         With ``lift``, a text with fewer known words than the median indexed document
         is encoded as a longer document with the same word distribution (see
-        :data:`LIFT`). The bottom layer reads counts, N times the distribution, so a
+        :data:`semhash.autoencoder.LIFT`). The bottom layer reads counts, N times the distribution, so a
         4-word query would otherwise carry almost no evidence and land near the
         average code: on the sample corpus, "nasa shuttle launch orbit" found 3
         sci.space posts in its top 10 as is, and 10 of 10 lifted.
@@ -799,12 +795,9 @@ class Index:
 
     def _lift(self, counts: np.ndarray) -> None:
         """Scale, in place, the word counts of texts shorter than the median indexed
-        document towards that length, by :data:`LIFT` of the way in log length
+        document towards that length, by :data:`semhash.autoencoder.LIFT` of the way in log length
         (see :meth:`encode`)."""
-        known = counts.sum(axis=1)
-        target = self.typical_length()
-        short = (known > 0) & (known < target)
-        counts[short] *= ((target / known[short]) ** LIFT)[:, None]
+        autoencoder.lift(counts, self.typical_length())
 
     def typical_length(self) -> float:
         """Median number of vocabulary words in the indexed documents."""

@@ -267,7 +267,7 @@ def cli():
 @click.option("--address-bits", default=28, show_default=True, type=click.IntRange(1, 63), help="Width of the address code.")
 @click.option("--code-bits", default=256, show_default=True, type=click.IntRange(1, 4096), help="Width of the long code.")
 @click.option("--hidden", default="500,250,125", show_default=True, help="Hidden layer sizes, comma-separated.")
-@click.option("--epochs-pretrain", default=50, show_default=True, type=click.IntRange(min=0), help="CD-1 epochs per RBM.")
+@click.option("--epochs-pretrain", default=10, show_default=True, type=click.IntRange(min=0), help="CD-1 epochs per RBM.")
 @click.option("--epochs-finetune", default=20, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed (same seed, same index).")
 @click.option(

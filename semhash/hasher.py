@@ -40,13 +40,67 @@ def _progress(iterable: Iterable, verbose: bool, desc: str, total: int | None = 
     return tqdm(iterable, desc=desc, total=total, disable=not verbose, file=sys.stderr, leave=True)
 
 
-def _minibatches(X, batch_size: int, rng: np.random.Generator):
-    """Yield minibatches of the rows of ``X`` in a random order, sparse if ``X`` is:
-    the layers that read word counts multiply them sparse (4-6x faster than dense
-    at 2.5% non-zeros, 20NG) and densify each batch only for elementwise work."""
-    order = rng.permutation(X.shape[0])
-    for start in range(0, len(order), batch_size):
-        yield X[order[start : start + batch_size]]
+#: Fewest minibatch steps a layer trains for (when its epochs are not 0): the epochs
+#: are stretched to reach it on small corpora. Adam's steps are small (1e-3 to 3e-3
+#: of a weight), so a corpus of 60 documents, one batch an epoch, left 5 epochs'
+#: model untrained: every code alike. 20NG's 113 batches an epoch are past it.
+MIN_UPDATES = 200
+
+
+def _epochs(epochs: int, n: int, batch_size: int) -> int:
+    """``epochs``, or more to take at least :data:`MIN_UPDATES` steps over ``n`` rows."""
+    per_epoch = -(-n // batch_size)
+    return 0 if epochs == 0 or n == 0 else max(epochs, -(-MIN_UPDATES // per_epoch))
+
+
+def _minibatches(n: int, batch_size: int, rng: np.random.Generator):
+    """Yield the row numbers of minibatches of ``n`` rows in a random order. The
+    layers that read word counts multiply a sparse batch sparse (4-6x faster than
+    dense at 2.5% non-zeros, 20NG) and densify it only for elementwise work."""
+    order = rng.permutation(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def neighbourhood_targets(X, neighbours: np.ndarray, weight: float):
+    """Each document's counts plus ``weight`` times its neighbours' mean word
+    distribution scaled to its own length: what its code must let the decoder
+    reconstruct under neighbour supervision (NbrReg, Chaidaroon et al., SIGIR 2018).
+
+    ``neighbours`` holds row numbers of ``X``, one row per document, -1 for none.
+    """
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(X, dtype=np.float32)
+    lengths = np.asarray(X.sum(axis=1), np.float32).ravel()
+    unit = sp.diags(1 / np.maximum(lengths, 1)) @ X
+    valid = neighbours >= 0
+    per_row = valid.sum(axis=1)
+    rows = np.repeat(np.arange(X.shape[0]), per_row)
+    share = (weight * lengths / np.maximum(per_row, 1)).astype(np.float32)
+    A = sp.csr_matrix((share[rows], (rows, neighbours[valid])), shape=(X.shape[0], X.shape[0]))
+    out = (X + A @ unit).tocsr().astype(np.float32)
+    out.sort_indices()
+    return out
+
+
+def _sorted_lists(neighbours: np.ndarray) -> np.ndarray:
+    """Neighbour lists with their -1 entries moved to the end, order kept."""
+    order = np.argsort(neighbours < 0, axis=1, kind="stable")
+    return np.take_along_axis(neighbours, order, axis=1)
+
+
+def short_queries(v, rng: np.random.Generator, low: int = 2, high: int = 8):
+    """A query typed from each row of counts: ``low`` to ``high`` of its distinct
+    words (all of them if it has fewer), drawn uniformly, each counted once."""
+    import scipy.sparse as sp
+
+    v = sp.csr_matrix(v, dtype=np.float32)
+    row = np.repeat(np.arange(v.shape[0]), np.diff(v.indptr))
+    order = np.lexsort((rng.random(v.nnz), row))  # each row's words, shuffled
+    rank = np.arange(v.nnz) - v.indptr[row[order]]
+    keep = np.sort(order[rank < rng.integers(low, high + 1, v.shape[0])[row[order]]])
+    return sp.csr_matrix((np.ones(keep.size, np.float32), (row[keep], v.indices[keep])), shape=v.shape)
 
 
 def _transform_in_batches(X, fn, batch_size: int = 4096) -> np.ndarray:
@@ -89,10 +143,11 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         Code width of each head. ``encode`` returns one bit array per head.
     hidden_sizes : tuple of int, default=(500, 250, 125)
         Widths of the shared trunk between the vocabulary and the code layers.
-    n_epochs_pretrain : int, default=50
-        CD-1 epochs per RBM (the Science paper's 50). On 20NG, 20 -> 50 epochs:
-        precision@100 of the 28-bit codes 0.339 -> 0.359, of the 256-bit codes
-        0.383 -> 0.394 (bench/trials.py).
+    n_epochs_pretrain : int, default=10
+        CD-1 epochs per RBM, Adam steps (at least :data:`MIN_UPDATES` steps). The
+        Science paper's 50 epochs of momentum SGD gave the neighbour-taught codes of
+        20NG precision@100 0.473 / 0.477 (28 / 256 bits) in a 79 s fit; 10 Adam
+        epochs 0.498-0.525 / 0.523-0.524 in 34 s (bench/trials.py).
     n_epochs_finetune : int, default=20
         Backprop epochs per head. On 20NG, 10 -> 20 epochs: precision@100 0.367 ->
         0.370, bimodality (address, code) 0.79/0.76 -> 0.83/0.78, index 127 -> 193 s.
@@ -127,6 +182,13 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         0.395 / 0.403 -> 0.418 / 0.430, 256-bit code 0.441 / 0.443 -> 0.444 /
         0.454, bimodality unchanged (BENCHMARKS.md). Without the noise (std 0)
         the draws alone do worse (0.383 and 0.332, seed 0).
+    neighbour_weight : float, default=1.0
+        With ``neighbours`` given to ``fit``: the weight of the neighbourhood's word
+        distribution beside the document's own in what the decoder reconstructs.
+    short_queries : float, default=0
+        Share of each fine-tuning batch also read as a short query (2 to 8 of a
+        document's distinct words) whose code must reconstruct what the whole
+        document's does, so the few words a user types land near their documents.
     random_state : int, RandomState or None, default=0
     verbose : bool, default=False
         Progress bars on stderr.
@@ -173,16 +235,19 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         n_bits: int | Sequence[int] = (28, 256),
         *,
         hidden_sizes: Sequence[int] = (500, 250, 125),
-        n_epochs_pretrain: int = 50,
+        n_epochs_pretrain: int = 10,
         n_epochs_finetune: int = 20,
         batch_size: int = 100,
-        learning_rate_pretrain: float = 0.1,
-        learning_rate_poisson: float = 2.0,
+        learning_rate_pretrain: float = 3e-3,
         learning_rate_finetune: float = 1e-3,
         noise_std: float | Sequence[float] | None = None,
         weight_decay: float = 2e-4,
         code_penalty: float = 0.0,
         binary_codes: bool = True,
+        neighbour_weight: float = 1.0,
+        pair_weight: float = 0.0,
+        pair_temperature: float = 0.8,
+        short_queries: float = 0.0,
         random_state=0,
         verbose: bool = False,
     ):
@@ -192,12 +257,15 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         self.n_epochs_finetune = n_epochs_finetune
         self.batch_size = batch_size
         self.learning_rate_pretrain = learning_rate_pretrain
-        self.learning_rate_poisson = learning_rate_poisson
         self.learning_rate_finetune = learning_rate_finetune
         self.noise_std = noise_std
         self.weight_decay = weight_decay
         self.code_penalty = code_penalty
         self.binary_codes = binary_codes
+        self.neighbour_weight = neighbour_weight
+        self.pair_weight = pair_weight
+        self.pair_temperature = pair_temperature
+        self.short_queries = short_queries
         self.random_state = random_state
         self.verbose = verbose
 
@@ -228,52 +296,101 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             raise ValueError(f"noise_std must be >= 0, one per code width, got {self.noise_std!r}")
         if self.code_penalty < 0:
             raise ValueError(f"code_penalty must be >= 0, got {self.code_penalty!r}")
+        if self.neighbour_weight < 0:
+            raise ValueError(f"neighbour_weight must be >= 0, got {self.neighbour_weight!r}")
+        if self.pair_weight < 0 or not self.pair_temperature > 0:
+            raise ValueError(f"pair_weight must be >= 0 and pair_temperature > 0, got {self.pair_weight!r}, {self.pair_temperature!r}")
+        if not 0 <= self.short_queries <= 1:
+            raise ValueError(f"short_queries must be in [0, 1], got {self.short_queries!r}")
 
     # -- training schedule -------------------------------------------------------
     def _pretrain_rbm(self, X, n_hidden: int, kind: str, rng, desc: str, pool=None, n_parts: int = 1) -> RBM:
-        """CD-1 with momentum 0.5 -> 0.9 after 5 epochs and L2 weight cost; with a
-        thread pool, each batch is split in ``n_parts`` (see ``cd1_gradients``)."""
+        """CD-1 with L2 weight cost, its steps taken by Adam; with a thread pool, each
+        batch is split in ``n_parts`` (see ``cd1_gradients``).
+
+        Adam, not Hinton's momentum SGD: the bottom layer's CD-1 gradient grows with
+        the documents' length, so SGD needed a step size divided by it and 50 epochs
+        to converge; Adam scales each weight's step by its own gradient's size. On
+        20NG, with neighbour-taught fine-tuning (BENCHMARKS.md, "Codes taught by
+        their neighbours"): 10 Adam epochs gave precision@100 0.525 / 0.523 (28 /
+        256 bits) in a 34 s fit, 50 momentum epochs 0.473 / 0.477 in 79 s.
+        """
         rbm = RBM.init(X.shape[1], n_hidden, kind, rng)
-        lr = self.learning_rate_pretrain
-        if kind == "poisson":
-            lr = self.learning_rate_poisson / max(float(X.sum()) / max(X.shape[0], 1), 1.0)
-        velocity = [np.zeros_like(rbm.W), np.zeros_like(rbm.b_visible), np.zeros_like(rbm.b_hidden)]
-        bar = _progress(range(self.n_epochs_pretrain), self.verbose, desc)
-        for epoch in bar:
-            momentum = 0.5 if epoch < 5 else 0.9
+        opt = Adam([rbm.W, rbm.b_visible, rbm.b_hidden], self.learning_rate_pretrain)
+        bar = _progress(range(_epochs(self.n_epochs_pretrain, X.shape[0], self.batch_size)), self.verbose, desc)
+        for _ in bar:
             errors = []
-            for v in _minibatches(X, self.batch_size, rng):
-                dW, dbv, dbh, err = cd1_gradients(rbm, v, rng, pool, n_parts)
-                for vel, g, p, decay in zip(
-                    velocity, (dW, dbv, dbh), (rbm.W, rbm.b_visible, rbm.b_hidden), (self.weight_decay, 0.0, 0.0)
-                ):
-                    kernels.momentum_step(p.reshape(-1), vel.reshape(-1), _flat(g), momentum, lr, decay)
+            for rows in _minibatches(X.shape[0], self.batch_size, rng):
+                dW, dbv, dbh, err = cd1_gradients(rbm, X[rows], rng, pool, n_parts)
+                # CD-1 gives ascent directions; Adam descends.
+                opt.step([self.weight_decay * rbm.W - dW, -dbv, -dbh])
                 errors.append(err)
             bar.set_postfix(recon_error=f"{np.mean(errors):.4g}")
         return rbm
 
-    def _finetune(self, ae: Autoencoder, X, noise_std: float, rng, desc: str) -> float:
+    def _finetune(self, ae: Autoencoder, X, teacher, noise_std: float, rng, desc: str) -> float:
         """Backprop through the unrolled net with noisy code inputs (and binary codes
-        drawn from them, with ``binary_codes``); returns the last epoch's mean loss
-        per document."""
+        drawn from them, with ``binary_codes``). Returns the last epoch's mean loss
+        per document.
+
+        ``teacher`` is (targets, neighbours): each document's code reconstructs its
+        row of targets; with ``pair_weight``, each batch also holds one listed
+        neighbour of each of its documents, pulled towards it in code space
+        (:func:`semhash.autoencoder.pair_loss`); with ``short_queries``, that share
+        of the batch is also read as a few of its words, lifted as a query is, with
+        the document's targets and (with ``pair_weight``) its code as the goal.
+        """
         n_code = ae.encoder[-1][0].shape[1]
         opt = Adam(ae.params(), self.learning_rate_finetune)
         loss = float("nan")
-        bar = _progress(range(self.n_epochs_finetune), self.verbose, desc)
+        bar = _progress(range(_epochs(self.n_epochs_finetune, X.shape[0], self.batch_size)), self.verbose, desc)
+        typical = float(np.median(np.asarray(X.sum(axis=1)).ravel()))
         for _ in bar:
             losses, sizes = [], []
-            for v in _minibatches(X, self.batch_size, rng):
+            for rows in _minibatches(X.shape[0], self.batch_size, rng):
+                v, target, pairs, decoded = self._batch(X, teacher, rows, typical, rng)
                 noise = (noise_std * rng.standard_normal((v.shape[0], n_code))).astype(np.float32)
                 uniform = rng.random((v.shape[0], n_code), dtype=np.float32) if self.binary_codes else None
-                batch_loss, grads = autoencoder.loss_and_gradients(ae, v, noise, self.code_penalty, uniform)
+                batch_loss, grads = autoencoder.loss_and_gradients(
+                    ae, v, noise, self.code_penalty, uniform, target, pairs, self.pair_weight, self.pair_temperature,
+                    decoded,
+                )
                 opt.step(grads)
-                losses.append(batch_loss * v.shape[0])
-                sizes.append(v.shape[0])
+                losses.append(batch_loss * decoded)
+                sizes.append(decoded)
             loss = float(np.sum(losses) / np.sum(sizes))
             bar.set_postfix(loss=f"{loss:.4g}")
         return loss
 
-    def fit(self, X, y=None) -> SemanticHasher:
+    def _batch(self, X, teacher, rows: np.ndarray, typical: float, rng):
+        """(inputs, targets, pairs) of one fine-tuning batch (see ``_finetune``): the
+        documents and their short queries are decoded, then their neighbours, there
+        for the pairs alone, are only encoded."""
+        targets, neighbours = teacher
+        inputs, goals, pairs = [X[rows]], [targets[rows]], []
+        size = rows.size
+        if self.short_queries:
+            import scipy.sparse as sp
+
+            few = np.flatnonzero(rng.random(rows.size) < self.short_queries)
+            inputs.append(sp.csr_matrix(autoencoder.lift(short_queries(X[rows[few]], rng).toarray(), typical)))
+            goals.append(targets[rows[few]])
+            if self.pair_weight:
+                pairs.append((few, size + np.arange(few.size)))
+            size += few.size
+        if self.pair_weight and neighbours is not None:
+            listed = (neighbours[rows] >= 0).sum(axis=1)  # the lists are -1-padded at the end
+            anchors = np.flatnonzero(listed)
+            picked = neighbours[rows[anchors], (rng.random(anchors.size) * listed[anchors]).astype(np.int64)]
+            inputs.append(X[picked])
+            pairs.append((anchors, size + np.arange(anchors.size)))
+        if len(inputs) == 1:
+            return inputs[0], goals[0], pairs, size
+        import scipy.sparse as sp
+
+        return sp.vstack(inputs).tocsr(), sp.vstack(goals).tocsr(), pairs, size
+
+    def fit(self, X, y=None, neighbours=None) -> SemanticHasher:
         """Pretrain and fine-tune on word counts.
 
         Parameters
@@ -281,6 +398,12 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_words)
             Word counts (non-negative).
         y : ignored
+        neighbours : array of int, shape (n_samples, k), optional
+            Each document's nearest neighbours (row numbers of ``X``, -1 for none),
+            found by a better ranker than the codes, e.g. TF-IDF over every term:
+            fine-tuning then teaches each code to reconstruct its neighbourhood's
+            words too (weight ``neighbour_weight``), so documents the ranker calls
+            similar get similar codes.
 
         Returns
         -------
@@ -295,10 +418,21 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         # where OpenBLAS's threads spin-wait on each other. With one core busy elsewhere
         # the 2-vCPU dev VM trained 10x slower with 2 threads than with 1 (38-46 s
         # against 4.0 s, sample corpus, 5 + 3 epochs).
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._fit(X, rng)
+        if neighbours is not None or self.short_queries:
+            import scipy.sparse as sp
 
-    def _fit(self, X, rng) -> SemanticHasher:
+            X = sp.csr_matrix(X)
+        targets = X
+        if neighbours is not None:
+            neighbours = _sorted_lists(np.asarray(neighbours, np.int64).reshape(X.shape[0], -1))
+            if neighbours.size and (neighbours.max() >= X.shape[0] or neighbours.min() < -1):
+                raise ValueError("neighbours must hold row numbers of X, or -1")
+            if self.neighbour_weight:
+                targets = neighbourhood_targets(X, neighbours, self.neighbour_weight)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, (targets, neighbours), rng)
+
+    def _fit(self, X, teacher, rng) -> SemanticHasher:
         # Two ways to use the cores (numpy, scipy and the update kernels release the
         # GIL): the bottom RBM, the biggest, splits each batch between threads (on
         # 20NG 1.25x faster with two; the smaller RBMs gained nothing from it); the
@@ -318,19 +452,19 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
 
             bottom = X if not trunk else data
             heads = list(zip(self._bits, self._noise, rng.spawn(len(self._bits))))
-            fitted = list(pool.map(lambda head: self._fit_head(trunk, bottom, X, *head), heads))
+            fitted = list(pool.map(lambda head: self._fit_head(trunk, bottom, X, teacher, *head), heads))
         self.heads_ = [ae for ae, _, _ in fitted]
         self.finetune_loss_ = [loss for _, loss, _ in fitted]
         self.bimodality_ = [b for _, _, b in fitted]
         return self
 
-    def _fit_head(self, trunk: list[RBM], bottom, X, bits: int, noise_std: float, rng):
+    def _fit_head(self, trunk: list[RBM], bottom, X, teacher, bits: int, noise_std: float, rng):
         """One code head: its RBM on the trunk's top activations (``bottom``), then the
         unrolled stack fine-tuned on ``X``; returns (autoencoder, loss, bimodality)."""
         kind = "poisson" if not trunk else "binary"
         code_rbm = self._pretrain_rbm(bottom, bits, kind, rng, f"pretrain {bottom.shape[1]}-{bits}")
         ae = Autoencoder.unroll(trunk + [code_rbm])
-        loss = self._finetune(ae, X, noise_std, rng, f"fine-tune {bits}-bit")
+        loss = self._finetune(ae, X, teacher, noise_std, rng, f"fine-tune {bits}-bit")
         acts = _transform_in_batches(X, lambda v: autoencoder.encode(ae.encoder, v))
         return ae, loss, bimodality(acts)
 

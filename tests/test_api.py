@@ -180,10 +180,11 @@ def test_a_document_of_words_only_the_terms_know_finds_their_holders_but_itself(
     with Index.open(copy / "index.db") as index:
         index.add([str(copy / "corpus")])
         assert "mine/word.txt" in {h.id for h in index.query(word, k=10)}
-        # The same documents in the same order (their scores moved: the new document
-        # joined the feedback round's best before it was left out).
-        ranked = [(h.id, h.distance) for h in hits]
-        assert [(h.id, h.distance) for h in index.similar_to_text(word, k=10)] == ranked
+        # The same documents (their scores moved, and so may the order of close ones:
+        # the new document joined the feedback round's best before it was left out).
+        before = {(h.id, h.distance) for h in hits}
+        ranked = [(h.id, h.distance) for h in index.similar_to_text(word, k=10)]
+        assert set(ranked) == before
         assert [(h.id, h.distance) for h in index.similar_to_text(word, k=1)] == ranked[:1]
         # The indexed document itself: its code is an empty document's, so it is
         # answered by its words too (it was answered by the codes: arbitrary hits).

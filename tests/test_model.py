@@ -243,7 +243,7 @@ def test_bimodality():
     assert bimodality(np.array([0.0, 0.05, 0.5, 0.95])) == 0.75
 
 
-@pytest.mark.parametrize("bad", [dict(n_bits=0), dict(hidden_sizes=(0,)), dict(batch_size=0), dict(noise_std=-1), dict(code_penalty=-1)])
+@pytest.mark.parametrize("bad", [dict(n_bits=0), dict(hidden_sizes=(0,)), dict(batch_size=0), dict(noise_std=-1), dict(code_penalty=-1), dict(neighbour_weight=-1), dict(pair_weight=-1), dict(pair_temperature=0), dict(short_queries=1.5)])
 def test_bad_parameters_raise(topics, bad):
     with pytest.raises(ValueError):
         SemanticHasher(**bad).fit(topics[0])
@@ -285,3 +285,113 @@ def test_sklearn_estimator_checks():
     results = _estimator_checks()
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert failed == [], failed
+
+
+# -- neighbour supervision and short queries ------------------------------------------
+def test_pair_loss_gradient_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    a = rng.random((7, 5))
+    anchors, positives = np.array([0, 1, 2]), np.array([3, 4, 6])
+    loss, grad = autoencoder.pair_loss(a, anchors, positives, 0.5)
+    eps = 1e-6
+    for idx in np.ndindex(a.shape):
+        up, down = a.copy(), a.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        numeric = (autoencoder.pair_loss(up, anchors, positives, 0.5)[0] - autoencoder.pair_loss(down, anchors, positives, 0.5)[0]) / (2 * eps)
+        assert grad[idx] == pytest.approx(numeric, rel=1e-4, abs=1e-8)
+    assert (grad[5] == 0).all()  # in no pair
+
+
+def test_pair_loss_is_lowest_when_each_anchor_matches_its_positive():
+    codes = np.eye(4)
+    matched = autoencoder.pair_loss(np.vstack([codes, codes]), np.arange(4), np.arange(4, 8), 0.5)[0]
+    swapped = autoencoder.pair_loss(np.vstack([codes, codes[::-1]]), np.arange(4), np.arange(4, 8), 0.5)[0]
+    assert matched < swapped
+
+
+@pytest.mark.parametrize("decoded", [6, 4])
+def test_gradients_with_targets_and_pairs_match_finite_differences(decoded):
+    rng = np.random.default_rng(4)
+    ae = tiny_autoencoder(rng)
+    counts = rng.poisson(2.0, (6, 7)).astype(np.float64)
+    target = (counts + rng.poisson(1.0, (6, 7)))[:decoded]
+    noise, uniform = rng.normal(0, 2, (6, 3)), None
+    pairs = [(np.array([0, 1]), np.array([2, 3])), (np.array([4]), np.array([5]))]
+    args = (noise, 1.0, uniform, target, pairs, 3.0, 0.7, decoded)
+    _, grads = autoencoder.loss_and_gradients(ae, counts, *args)
+    eps = 1e-6
+    for p, g in zip(ae.params(), grads):
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + eps
+            up, _ = autoencoder.loss_and_gradients(ae, counts, *args)
+            p[idx] = old - eps
+            down, _ = autoencoder.loss_and_gradients(ae, counts, *args)
+            p[idx] = old
+            assert g[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7)
+
+
+def test_neighbourhood_targets_add_the_neighbours_distribution_at_the_documents_length():
+    from semhash.hasher import neighbourhood_targets
+
+    X = np.array([[2, 0, 0], [0, 1, 1], [0, 0, 4]], np.float32)
+    got = neighbourhood_targets(X, np.array([[1, 2], [2, -1], [-1, -1]]), 0.5).toarray()
+    # Row 0: length 2, neighbours' distributions (0, .5, .5) and (0, 0, 1), mean (0, .25, .75).
+    np.testing.assert_allclose(got[0], [2, 0.25, 0.75])
+    np.testing.assert_allclose(got[1], [0, 1, 1 + 0.5 * 2 * 1.0])
+    np.testing.assert_allclose(got[2], X[2])
+
+
+def test_short_queries_are_a_few_of_each_documents_own_words():
+    from semhash.hasher import short_queries
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.8, (300, 40)).astype(np.float32)
+    X[0] = 0
+    X[1] = 0
+    X[1, 5] = 3  # one distinct word
+    q = short_queries(X, rng).toarray()
+    distinct = (X > 0).sum(axis=1)
+    assert set(np.unique(q)) <= {0.0, 1.0}
+    assert ((q > 0) <= (X > 0)).all()
+    n = q.sum(axis=1)
+    assert (n == np.minimum(distinct, n)).all() and (n <= 8).all()
+    assert (n[distinct >= 8] >= 2).all()
+    np.testing.assert_array_equal(q[1], (X[1] > 0))
+    assert n[0] == 0
+    assert len(set(n[distinct >= 8])) > 3  # lengths vary
+
+
+def test_neighbours_teach_codes_what_the_words_do_not_say():
+    """Words drawn at random (no topic in them), neighbour lists of the same label:
+    with the pair loss the codes separate the labels; without the lists they cannot."""
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(4), 50)
+    X = rng.poisson(1.0, (200, 30)).astype(np.float32)
+    same = [np.flatnonzero(labels == labels[i]) for i in range(200)]
+    lists = np.array([rng.choice(s[s != i], 10, replace=False) for i, s in enumerate(same)])
+
+    def spread(h):
+        codes = h.encode(X)[1].astype(int)
+        d = (codes[:, None, :] != codes[None, :, :]).sum(-1)
+        eq = labels[:, None] == labels[None, :]
+        return d[eq].mean() / d[~eq].mean()
+
+    params = dict(n_bits=(4, 16), hidden_sizes=(20,), n_epochs_pretrain=5, n_epochs_finetune=60, batch_size=20,
+                  learning_rate_finetune=0.01, noise_std=0.5, random_state=0)
+    taught = SemanticHasher(pair_weight=20, **params).fit(X, neighbours=lists)
+    alone = SemanticHasher(**params).fit(X)
+    assert spread(taught) < 0.6 * spread(alone)
+
+
+def test_short_query_training_runs_and_keeps_shapes(topics):
+    X, _ = topics
+    h = fit_small(X, short_queries=0.5, pair_weight=5)
+    assert [c.shape for c in h.encode(X)] == [(200, 4), (200, 16)]
+
+
+@pytest.mark.parametrize("lists", [np.full((200, 2), 200), np.full((200, 2), -2)])
+def test_bad_neighbour_lists_raise(topics, lists):
+    with pytest.raises(ValueError, match="neighbours"):
+        SemanticHasher(n_bits=4, hidden_sizes=(5,), n_epochs_pretrain=1, n_epochs_finetune=1).fit(topics[0], neighbours=lists)
