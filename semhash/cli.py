@@ -338,7 +338,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("words", metavar="TEXT...", nargs=-1, required=True)
 @database_option
 @limit_option
 @distance_options
@@ -348,10 +348,11 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by code distance alone, not by words and codes: faster, less precise.")
 @skip_bad_lines_option
 @silent_option
-def query(text, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
+def query(words, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
     """Find the documents nearest in meaning to TEXT.
 
-    Prints id<TAB>distance lines, best first (distance: differing bits of the
+    Several words need no quotes: they are joined with spaces, as `apt-cache
+    search` joins them. Prints id<TAB>distance lines, best first (distance: differing bits of the
     long codes; the codes choose the neighbourhood, the documents holding the
     query's rarest words join it, and words and codes rank them; --fields
     score shows the ranking's score). TEXT "-" reads one query per stdin line,
@@ -363,6 +364,7 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
     \b
     Example:
         semhash query "nasa shuttle launch orbit" -n 5
+        semhash query pdf viewer
         semhash query --json "goalie trade playoffs" | jq -r '.[].id'
         semhash query "image formats" --fields id,score,title --max-distance 40
         semhash query "orbit" --label sci.space --label sci.med
@@ -370,6 +372,7 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
     """
     from semhash.api import Index
 
+    text = " ".join(words)  # a lone "-" stays stdin; "a - b" is three words
     _check_distances(min_distance, max_distance)
     if jsonl_in and text != "-":
         raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')

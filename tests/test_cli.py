@@ -111,6 +111,21 @@ def test_query_env_database(db, monkeypatch):
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1
 
 
+def test_query_words_unquoted_are_joined(db):
+    # `semhash query pdf viewer`, typed as `apt-cache search pdf viewer` is: click said
+    # "Got unexpected extra argument (viewer)".
+    quoted = run("query", "space shuttle orbit", "-d", str(db), "--fields", "id,score")
+    unquoted = run("query", "space", "shuttle", "orbit", "-d", str(db), "--fields", "id,score")
+    assert quoted.exit_code == 0 and quoted.stdout
+    assert unquoted.exit_code == 0 and unquoted.stdout == quoted.stdout
+    # A lone "-" is still stdin; among other words it is a word (the tokenizer drops it).
+    assert run("query", "-", "-d", str(db), "--fields", "id,score", input="space shuttle orbit\n").exit_code == 0
+    assert run("query", "space", "-", "orbit", "-d", str(db), "--fields", "id,score").stdout == run(
+        "query", "space orbit", "-d", str(db), "--fields", "id,score").stdout
+    missing = run("query", "-d", str(db))
+    assert missing.exit_code == 2 and "Missing argument 'TEXT...'" in missing.stderr
+
+
 def post(tiny_corpus, group, i=0):
     """The text of a real post, on one line."""
     path = sorted((tiny_corpus / group).iterdir())[i]
