@@ -3,7 +3,8 @@
 Only click and the standard library are imported at module level, so ``--help`` is
 instant; numpy, numba and friends load inside the commands that need them.
 Data goes to stdout, progress and summaries to stderr. Exit status: 0 with hits,
-1 with none (like grep), 2 on errors, 130 on Ctrl-C.
+1 with none (like grep), 2 on errors, 130 on Ctrl-C; a listing whose reader left
+(`| head`) dies of SIGPIPE, as grep does (141 in a shell).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import io
 import json
 import os
 import queue
+import select
+import signal
+import stat
 import sys
 import threading
 import time
@@ -72,6 +76,35 @@ def _aborted():
     what a shell reports for a command SIGINT stopped."""
     click.echo("\nAborted!", err=True)
     sys.exit(130)
+
+
+def _stop_when_stdout_closes() -> None:
+    """Die of SIGPIPE as soon as the pipe stdout writes to loses its reader, as
+    grep and cat do (141 in a shell, so `set -o pipefail` sees what it sees for
+    them), not at the next write: `yes orbit | semhash query - | head -1` went on
+    answering a whole batch after head had left, and a numba kernel under way
+    cannot be stopped by an exception, only by a signal. A thread polls the pipe
+    (Linux reports POLLERR on a pipe without a reader). Only for the commands that
+    print data: nothing is written then that a kill could leave half done."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError):  # CliRunner's stdout, or none at all
+        return
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or not hasattr(signal, "SIGPIPE") or not hasattr(select, "poll"):
+        return
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a write to the closed pipe kills too
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no events asked: POLLERR and POLLHUP always come
+        while True:
+            for _, event in poller.poll():
+                if event & select.POLLNVAL:  # stdout closed by ourselves: nothing to watch
+                    return
+                os.kill(os.getpid(), signal.SIGPIPE)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _interrupted(e: BaseException) -> bool:
@@ -374,6 +407,7 @@ def query(words, database, limit, min_distance, max_distance, labels, fmt, no_he
 
     text = " ".join(words)  # a lone "-" stays stdin; "a - b" is three words
     _check_distances(min_distance, max_distance)
+    _stop_when_stdout_closes()
     if jsonl_in and text != "-":
         raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
     idx = Index.open(database)
@@ -612,6 +646,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, 
     if (doc_id is None) == (file_ is None):
         raise click.UsageError("give either an indexed document's ID or --file PATH")
     _check_distances(min_distance, max_distance)
+    _stop_when_stdout_closes()
     idx = Index.open(database)
     filters = {"min_distance": min_distance, "max_distance": max_distance, "labels": labels or None}
     with _no_words_is_no_hits(fmt):
@@ -647,6 +682,7 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
     from semhash.api import Index
     from semhash.corpus import ReadStats
 
+    _stop_when_stdout_closes()
     idx = Index.open(database)
     stats = ReadStats()
 

@@ -774,7 +774,7 @@ def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
 @pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
 def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
     # Ctrl-C, or `| head -1`, while the reader thread waits on stdin: the process
-    # exits 130 (or 0), where the interpreter aborted closing the stdin the thread
+    # exits 130 (or dies of SIGPIPE), where the interpreter aborted closing the stdin the thread
     # held ("Fatal Python error: _enter_buffered_busy", exit status 134).
     proc = subprocess.Popen(
         [sys.executable, "-m", "semhash", "query", "-", "-d", str(db), "-n", "1"],
@@ -789,10 +789,55 @@ def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
             proc.send_signal(signal.SIGINT)
         else:
             proc.stdout.close()
-            proc.stdin.write("god bible church\n")  # its answer finds no reader
-            proc.stdin.flush()
-        assert proc.wait(timeout=120) == (130 if how == "ctrl-c" else 0)
+            try:
+                proc.stdin.write("god bible church\n")  # its answer would find no reader
+                proc.stdin.flush()
+            except BrokenPipeError:  # it died of SIGPIPE already
+                pass
+        assert proc.wait(timeout=120) == (130 if how == "ctrl-c" else -signal.SIGPIPE)
         assert "Fatal Python error" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _endless(stream, line: str) -> None:
+    """Write ``line`` to ``stream`` until its reader leaves, as `yes` does."""
+    try:
+        while True:
+            stream.write(line * 1000)
+            stream.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+
+
+@pytest.mark.parametrize(
+    "args, stdin",
+    [
+        (["query", "-"], "orbit\n"),
+        (["query", "-", "--nl"], "orbit\n"),
+        (["query", "-", "--csv"], "orbit\n"),
+        (["query", "-", "--jsonl", "--nl"], '{"id": "q", "text": "orbit"}\n'),
+        (["query", "-", "--json"], None),  # waits for the end of stdin: the reader leaves first
+        (["similar", "--file", "-"], None),
+        (["encode"], None),
+    ],
+)
+def test_a_reader_leaving_stops_the_work_at_once(db, args, stdin):
+    # `yes orbit | semhash query - | head -1` went on answering after head had left
+    # (until its next write, a whole batch later, then exit 0); a command waiting for
+    # stdin never noticed. It now dies of SIGPIPE at once, as grep does, silently.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semhash", *args, "-d", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        if stdin is not None:  # endless input, as from `yes`: the batches never run dry
+            threading.Thread(target=_endless, args=(proc.stdin, stdin), daemon=True).start()
+            assert proc.stdout.readline()
+        proc.stdout.close()  # head -1 leaves; stdin stays open and busy (or idle)
+        assert proc.wait(timeout=60) == -signal.SIGPIPE
+        assert proc.stderr.read() == ""
     finally:
         proc.kill()
         proc.wait()
