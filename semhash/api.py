@@ -312,9 +312,18 @@ class _Coverage:
 
 
 def _progress(iterable, verbose: bool, desc: str, total: int | None = None, unit: str = "it"):
+    """``iterable``, with a progress bar on stderr (if ``verbose``) that appears with
+    its first item: a run that fails before any (no documents, a missing path)
+    drew "reading and counting words: 0doc" above its error."""
+    return _bar_from_first(iterable, desc=desc, total=total, unit=unit) if verbose else iterable
+
+
+def _bar_from_first(iterable, **bar) -> Iterator:
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, disable=not verbose, file=sys.stderr, unit=unit)
+    items = iter(iterable)
+    for first in items:
+        yield from tqdm(itertools.chain([first], items), file=sys.stderr, **bar)
 
 
 def _read(

@@ -64,6 +64,31 @@ def test_summary_line(tiny_corpus, tmp_path):
     assert "indexed 60 documents, skipped 0 files (0 binary, 0 unreadable), vocabulary 300 words" in result.stderr
 
 
+@pytest.mark.parametrize("corpus", ["empty", "too few", "missing", "no words"])
+def test_a_failed_index_draws_no_bar_and_leaves_no_file(tmp_path, corpus, db):
+    # It drew "reading and counting words: 0doc" above its error, and left x.db.lock.
+    work = tmp_path / "work"
+    (work / "empty").mkdir(parents=True)
+    (work / "few" / "a").mkdir(parents=True)
+    for i in range(3):
+        (work / "few" / "a" / str(i)).write_text(f"shuttle orbit launch number {i}\n")
+    args, stdin = {
+        "empty": ([str(work / "empty")], None),
+        "too few": ([str(work / "few")], None),
+        "missing": ([str(work / "missing")], None),
+        "no words": (["-"], '{"id": "a", "text": "the of and 1993"}\n'),
+    }[corpus]
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
+    result = run("index", *args, "-d", str(work / "x.db"), input=stdin)
+    assert result.exit_code == 2
+    errors = result.stderr.splitlines()
+    assert errors[-1].startswith("Error: ")
+    if corpus in ("empty", "missing"):  # (the others read documents: their bar shows work done)
+        assert errors == errors[-1:]
+    assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
+    assert not (db.parent / "index.db.lock").exists()  # nor does a run that succeeded
+
+
 def test_binary_files_skipped_and_counted(tiny_corpus, tmp_path):
     corpus = tmp_path / "c"
     import shutil
@@ -343,7 +368,7 @@ def test_prune_only_under_the_roots_given(work):
 def test_indexing_the_folder_that_holds_the_index_skips_its_files(work):
     """`semhash index .` beside the index: its empty lock file and WAL were indexed
     as documents, and the WAL, which every run rewrites, reported as updated."""
-    assert {p.name for p in work.iterdir()} >= {"index.db", "index.db.lock", "index.db-wal", "corpus"}
+    assert {p.name for p in work.iterdir()} >= {"index.db", "index.db-wal", "corpus"}  # (the lock file: during a run)
     for _ in range(2):
         result = run("index", ".", "-d", "index.db")
         assert result.exit_code == 0, result.output
