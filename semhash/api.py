@@ -287,11 +287,13 @@ class EncodedDocument:
 
 
 class _Coverage:
-    """Counts content words (stop words excluded) and how many a vocabulary knows."""
+    """Counts content words (stop words excluded) and how many a vocabulary knows,
+    and the texts read as mail or news messages (``semhash info`` says which)."""
 
     def __init__(self, whole_text: bool = False) -> None:
         self.n_words = 0
         self.n_known = 0
+        self.n_messages = 0
         self.whole_text = whole_text
         self._stop: frozenset[str] | None = None
 
@@ -300,7 +302,9 @@ class _Coverage:
             from semhash.vocab import _stop_words  # scikit-learn's list: loaded only when needed
 
             self._stop = _stop_words()
-        return [t for t in tokenize(text if self.whole_text else content(text)) if t not in self._stop]
+        read = text if self.whole_text else content(text)
+        self.n_messages += read is not text  # content() gives any other text back as it is
+        return [t for t in tokenize(read) if t not in self._stop]
 
     def add(self, words: list[str], vocabulary: dict[str, int] | set[str]) -> None:
         self.n_words += len(words)
@@ -551,6 +555,7 @@ def _build_index(
         "n_documents": len(docs),
         "n_trained": n_trained,
         "text": TEXT_READ,
+        "messages": [corpus.n_messages, len(docs)],  # read as Subject + body, of the documents built from
         "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
         "build_options": {
             "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
@@ -1615,8 +1620,10 @@ class Index:
         updated, documents, labels ({label: count}, most common first),
         vocabulary_size, oov_share, terms (that rank the shortlist; 0: codes
         alone), neighbours (kept per document; 0: none yet), reads (how texts are
-        read: "messages as Subject + body", or "whole texts" for indexes built
-        before that), model
+        read: "messages as Subject + body" when every document built from was a
+        mail or news message, "whole texts (no mail or news headers ...)" when
+        none was, a count of each when some were; "whole texts" for indexes
+        built before messages were read apart), model
         ({trunk: layer widths from the vocabulary
         up, address_bits, code_bits, trained_on: documents the model was trained on}), bimodality ({address, code}: share of code
         activations near 0 or 1 on the training set), addresses ({distinct,
@@ -1657,7 +1664,7 @@ class Index:
             "terms": self.n_terms,
             "neighbours": self.n_neighbours,
             "oov_share": self.meta.get("oov_share"),
-            "reads": "whole texts" if self.whole_text else "messages as Subject + body",
+            "reads": self._reads(),
             "model": {
                 "trunk": trunk, "address_bits": heads[0][-1], "code_bits": heads[1][-1],
                 "trained_on": self.meta.get("n_trained"),  # None: built before --train-sample existed
@@ -1665,6 +1672,19 @@ class Index:
             "bimodality": {"address": bimodality[0], "code": bimodality[1]},
             "addresses": {"distinct": int(per_address.size), "histogram": histogram},
         }
+
+    def _reads(self) -> str:
+        """How the index reads texts, as the documents it was built from were read."""
+        if self.whole_text:
+            return "whole texts"
+        n_messages, n_documents = self.meta.get("messages") or (None, None)
+        if n_messages is None:  # built before the count was kept
+            return "mail and news messages as Subject + body, other texts whole"
+        if n_messages == 0:
+            return "whole texts (no mail or news headers in the documents it was built from)"
+        if n_messages == n_documents:
+            return "messages as Subject + body"
+        return f"messages as Subject + body ({n_messages:,} of the {n_documents:,} documents it was built from), other texts whole"
 
     def close(self) -> None:
         self.stored.close()

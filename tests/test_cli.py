@@ -89,6 +89,24 @@ def test_a_failed_index_draws_no_bar_and_leaves_no_file(tmp_path, corpus, db):
     assert not (db.parent / "index.db.lock").exists()  # nor does a run that succeeded
 
 
+@pytest.mark.parametrize("with_headers, reads", [
+    (0, "whole texts (no mail or news headers in the documents it was built from)"),
+    (15, "messages as Subject + body (15 of the 60 documents it was built from), other texts whole"),
+])
+def test_info_says_how_the_texts_were_read(tiny_corpus, tmp_path, with_headers, reads):
+    # A JSON-lines corpus without mail headers was said to be read "as Subject + body".
+    lines = []
+    for i, path in enumerate(sorted(p for p in tiny_corpus.rglob("*") if p.is_file())):
+        text = path.read_text(encoding="latin-1")
+        if i >= with_headers:
+            text = text.split("\n\n", 1)[1]  # the body alone
+        lines.append(json.dumps({"id": str(i), "text": text}))
+    database = str(tmp_path / "x.db")
+    assert run("index", "-", "-d", database, "-s", *TINY_MODEL, input="\n".join(lines) + "\n").exit_code == 0
+    assert json.loads(run("info", "-d", database, "--json").stdout)["reads"] == reads
+    assert f"; reads {reads}" in run("info", "-d", database).stdout
+
+
 def test_binary_files_skipped_and_counted(tiny_corpus, tmp_path):
     corpus = tmp_path / "c"
     import shutil
