@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SAMPLE := corpora/20news-sample
 DB := sample.db
 
-.PHONY: install demo test test-nojit bench bench-quality bench-speed bench-cli clean
+.PHONY: install demo test test-nojit bench bench-quality bench-corpora bench-speed bench-cli clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ bench: bench-quality bench-speed bench-cli
 CORPUS ?= ../shared/corpora-src/20news-bydate/20news-bydate.tar.gz
 bench-quality: install
 	$(PY) bench/quality.py --corpus $(CORPUS) --plot docs/pr-20ng.png
+
+# One precision table over 20NG, StackOverflow and Biomedical, beside BM25 and
+# BM25+PRF; CORPORA_ARGS adds options, e.g. CORPORA_ARGS='--corpora so --keep bench/.data/corpora'.
+bench-corpora: install
+	$(PY) bench/corpora.py --out bench/out/corpora.md --json bench/out/corpora.json $(CORPORA_ARGS)
 
 # Scan and Hamming-ball timings on synthetic codes, beside FAISS (installed here:
 # it is a benchmark-only dependency).

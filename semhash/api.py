@@ -280,11 +280,13 @@ class EncodedDocument:
 
 
 class _Coverage:
-    """Counts content words (stop words excluded) and how many a vocabulary knows."""
+    """Counts content words (stop words excluded) and how many a vocabulary knows,
+    and the texts read as mail or news messages (``semhash info`` says which)."""
 
     def __init__(self, whole_text: bool = False) -> None:
         self.n_words = 0
         self.n_known = 0
+        self.n_messages = 0
         self.whole_text = whole_text
         self._stop: frozenset[str] | None = None
 
@@ -293,7 +295,9 @@ class _Coverage:
             from semhash.vocab import _stop_words  # scikit-learn's list: loaded only when needed
 
             self._stop = _stop_words()
-        return [t for t in tokenize(text if self.whole_text else content(text)) if t not in self._stop]
+        read = text if self.whole_text else content(text)
+        self.n_messages += read is not text  # content() gives any other text back as it is
+        return [t for t in tokenize(read) if t not in self._stop]
 
     def add(self, words: list[str], vocabulary: dict[str, int] | set[str]) -> None:
         self.n_words += len(words)
@@ -305,9 +309,18 @@ class _Coverage:
 
 
 def _progress(iterable, verbose: bool, desc: str, total: int | None = None, unit: str = "it"):
+    """``iterable``, with a progress bar on stderr (if ``verbose``) that appears with
+    its first item: a run that fails before any (no documents, a missing path)
+    drew "reading and counting words: 0doc" above its error."""
+    return _bar_from_first(iterable, desc=desc, total=total, unit=unit) if verbose else iterable
+
+
+def _bar_from_first(iterable, **bar) -> Iterator:
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, disable=not verbose, file=sys.stderr, unit=unit)
+    items = iter(iterable)
+    for first in items:
+        yield from tqdm(itertools.chain([first], items), file=sys.stderr, **bar)
 
 
 def _read(
@@ -538,6 +551,7 @@ def _build_index(
         "n_documents": len(docs),
         "n_trained": n_trained,
         "text": TEXT_READ,
+        "messages": [corpus.n_messages, len(docs)],  # read as Subject + body, of the documents built from
         "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
         "build_options": {
             "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
@@ -1229,21 +1243,28 @@ class Index:
             return rows, dists, counts, None
         if vectors is None:
             vectors = self._query_vectors(texts)
+        short = rerank.short_queries(vectors)
         if width < n:
-            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds)
+            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds, short)
             if joined is not None and joined.size:
                 n_q = rows.shape[0]
                 starts = np.arange(n_q + 1, dtype=np.int64) * joined.shape[0]
                 rows, dists, counts = search.join(self.codes, rows, dists, counts, query_codes, starts, np.tile(joined, n_q), *bounds)
         # Bounded: every candidate ranked, for _ranked to keep those within the bounds
         # (the best k by words alone could all lie outside: none kept, and no growing).
-        ranked = rows.shape[1] if bounds != (None, None) or rank_all or joined is not None else k
-        return self._rank_shortlists(rows, dists, counts, vectors, ranked)
+        every = bounds != (None, None) or rank_all or joined is not None
+        # Short queries: every candidate ranked, for the larger shares to come first.
+        ranked = rows.shape[1] if every or short.any() else k
+        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, ranked, short)
+        if every or ranked <= k:
+            return rows, dists, counts, scores
+        return rows[:, :k], dists[:, :k], np.minimum(counts, k), scores[:, :k]
 
-    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None)):
+    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None), short=None):
         """The shortlists (``rows``, positions padded with -1, ``dists``, ``counts``)
         grown by the documents that hold each query's rarest terms, rarest first
-        while they add up to at most ``rerank.RARE_TERMS`` documents, appended in
+        while they add up to at most ``rerank.RARE_TERMS`` documents (for the
+        ``short`` queries, every term with postings), appended in
         index order after the ball's. (An index without postings: as they are.)"""
         q_starts, q_ids, _ = vectors
         held = self.stored.postings(search.unique(q_ids).tolist())
@@ -1251,14 +1272,16 @@ class Index:
             return rows, dists, counts
         # Each query's terms by ascending document frequency (ties: term order); the
         # first ones whose frequencies add up to RARE_TERMS at most are picked.
+        unposted = 1 << 40  # more than any budget: never picked
         df = np.zeros(self.n_terms, np.int64)  # 0: no document holds it
         for term, (n_holders, rowids) in held.items():
-            df[term] = n_holders if rowids is not None else rerank.RARE_TERMS + 1
+            df[term] = n_holders if rowids is not None else unposted
         query = np.repeat(np.arange(rows.shape[0]), np.diff(q_starts))
         order = np.lexsort((df[q_ids], query))
         total = np.cumsum(df[q_ids][order])
         before = np.concatenate([[0], total])[q_starts[:-1]]  # each query's first entry is at q_starts
-        picked = order[(total - np.repeat(before, np.diff(q_starts)) <= rerank.RARE_TERMS) & (df[q_ids][order] > 0)]
+        budget = rerank.RARE_TERMS if short is None else np.where(short, unposted - 1, rerank.RARE_TERMS)[query[order]]
+        picked = order[(total - np.repeat(before, np.diff(q_starts)) <= budget) & (df[q_ids][order] > 0)]
         picked = np.sort(picked)  # by query
         if picked.size == 0:
             return rows, dists, counts
@@ -1280,10 +1303,12 @@ class Index:
         little-endian, as postings store them; -1 for a rowid no document has)."""
         return self._local_positions(np.arange(len(self)), np.frombuffer(rowids, "<i4")).astype(np.int64)
 
-    def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int):
+    def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int, short=None):
         """:meth:`_search`'s ranking of shortlists (``rows``, positions padded with
         -1, their code ``dists`` and ``counts``) by words and codes, for the queries'
-        TF-IDF ``vectors``: (rows, code distances, counts, scores) of the ``k`` best."""
+        TF-IDF ``vectors``: (rows, code distances, counts, scores) of the ``k`` best;
+        the ``short`` queries' by the share of their words held first
+        (:func:`rerank.by_held_share`)."""
         n = len(self)
         # rows' -1 padding marks the spare last entry (no mask: 15M rows in a batch of 7,500)
         present = np.zeros(n + 1, bool)
@@ -1293,6 +1318,10 @@ class Index:
         documents, neighbours = self._ranking_rows(shortlisted)
         code_bits = int(self.meta["code_bits"])
         order, scores = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
+        if short is not None and short.any():
+            ranked = np.where(order >= 0, np.take_along_axis(local, np.maximum(order, 0), 1), 0)
+            shares = rerank.held_shares(vectors, ranked, (order >= 0).sum(axis=1), documents)
+            order, scores = rerank.by_held_share(order, scores, shares, short)
         taken = np.maximum(order, 0)
         valid = order >= 0
         return (
@@ -1449,7 +1478,7 @@ class Index:
             rows[i, : len(c)] = c
             dists[i, : len(c)] = self._code_distances(c, query_codes[i])
         # Ranked in full, so that distance bounds keep the best k that pass.
-        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, width)
+        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, width, rerank.short_queries(vectors))
         out = []
         for i in range(n):
             r, d, s = rows[i, : counts[i]], dists[i, : counts[i]], scores[i, : counts[i]]
@@ -1599,8 +1628,10 @@ class Index:
         updated, documents, labels ({label: count}, most common first),
         vocabulary_size, oov_share, terms (that rank the shortlist; 0: codes
         alone), neighbours (kept per document; 0: none yet), reads (how texts are
-        read: "messages as Subject + body", or "whole texts" for indexes built
-        before that), model
+        read: "messages as Subject + body" when every document built from was a
+        mail or news message, "whole texts (no mail or news headers ...)" when
+        none was, a count of each when some were; "whole texts" for indexes
+        built before messages were read apart), model
         ({trunk: layer widths from the vocabulary
         up, address_bits, code_bits, trained_on: documents the model was trained on}), bimodality ({address, code}: share of code
         activations near 0 or 1 on the training set), addresses ({distinct,
@@ -1641,7 +1672,7 @@ class Index:
             "terms": self.n_terms,
             "neighbours": self.n_neighbours,
             "oov_share": self.meta.get("oov_share"),
-            "reads": "whole texts" if self.whole_text else "messages as Subject + body",
+            "reads": self._reads(),
             "model": {
                 "trunk": trunk, "address_bits": heads[0][-1], "code_bits": heads[1][-1],
                 "trained_on": self.meta.get("n_trained"),  # None: built before --train-sample existed
@@ -1649,6 +1680,19 @@ class Index:
             "bimodality": {"address": bimodality[0], "code": bimodality[1]},
             "addresses": {"distinct": int(per_address.size), "histogram": histogram},
         }
+
+    def _reads(self) -> str:
+        """How the index reads texts, as the documents it was built from were read."""
+        if self.whole_text:
+            return "whole texts"
+        n_messages, n_documents = self.meta.get("messages") or (None, None)
+        if n_messages is None:  # built before the count was kept
+            return "mail and news messages as Subject + body, other texts whole"
+        if n_messages == 0:
+            return "whole texts (no mail or news headers in the documents it was built from)"
+        if n_messages == n_documents:
+            return "messages as Subject + body"
+        return f"messages as Subject + body ({n_messages:,} of the {n_documents:,} documents it was built from), other texts whole"
 
     def close(self) -> None:
         self.stored.close()

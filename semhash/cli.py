@@ -3,7 +3,8 @@
 Only click and the standard library are imported at module level, so ``--help`` is
 instant; numpy, numba and friends load inside the commands that need them.
 Data goes to stdout, progress and summaries to stderr. Exit status: 0 with hits,
-1 with none (like grep), 2 on errors, 130 on Ctrl-C.
+1 with none (like grep), 2 on errors, 130 on Ctrl-C; a listing whose reader left
+(`| head`) dies of SIGPIPE, as grep does (141 in a shell).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import io
 import json
 import os
 import queue
+import select
+import signal
+import stat
 import sys
 import threading
 import time
@@ -72,6 +76,35 @@ def _aborted():
     what a shell reports for a command SIGINT stopped."""
     click.echo("\nAborted!", err=True)
     sys.exit(130)
+
+
+def _stop_when_stdout_closes() -> None:
+    """Die of SIGPIPE as soon as the pipe stdout writes to loses its reader, as
+    grep and cat do (141 in a shell, so `set -o pipefail` sees what it sees for
+    them), not at the next write: `yes orbit | semhash query - | head -1` went on
+    answering a whole batch after head had left, and a numba kernel under way
+    cannot be stopped by an exception, only by a signal. A thread polls the pipe
+    (Linux reports POLLERR on a pipe without a reader). Only for the commands that
+    print data: nothing is written then that a kill could leave half done."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError):  # CliRunner's stdout, or none at all
+        return
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or not hasattr(signal, "SIGPIPE") or not hasattr(select, "poll"):
+        return
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a write to the closed pipe kills too
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no events asked: POLLERR and POLLHUP always come
+        while True:
+            for _, event in poller.poll():
+                if event & select.POLLNVAL:  # stdout closed by ourselves: nothing to watch
+                    return
+                os.kill(os.getpid(), signal.SIGPIPE)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _interrupted(e: BaseException) -> bool:
@@ -354,7 +387,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("words", metavar="TEXT...", nargs=-1, required=True)
 @database_option
 @limit_option
 @distance_options
@@ -364,16 +397,17 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by code distance alone, not by words and codes: faster, less precise.")
 @skip_bad_lines_option
 @silent_option
-def query(text, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
+def query(words, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
     """Find the documents nearest in meaning to TEXT.
 
-    The codes choose the neighbourhood, the documents holding the query's rarest
-    words join it, and words and codes rank them. On a terminal, prints a table,
-    best first: rank, score (what ranks the hits, higher is better: word
-    similarity plus the neighbours' share, less a little per differing bit; with
-    --codes-only the distance ranks instead), id and title. Piped, or with a
-    format or --fields, prints id<TAB>distance lines (distance: differing bits of
-    the long codes; it need not ascend). TEXT "-" reads one query per stdin line,
+    Several words need no quotes: they are joined with spaces, as `apt-cache
+    search` joins them. The codes choose the neighbourhood, the documents holding
+    the query's rarest words join it, and words and codes rank them. On a
+    terminal, prints a table, best first: rank, score (what ranks the hits,
+    higher is better: word similarity plus the neighbours' share, less a little
+    per differing bit; with --codes-only the distance ranks instead), id and
+    title. Piped, or with a format or --fields, prints id<TAB>distance lines
+    (distance: differing bits of the long codes; it need not ascend). TEXT "-" reads one query per stdin line,
     answered as they come; each hit is then a row
     query<TAB>rank<TAB>id<TAB>distance (query = line number, or the id with --jsonl).
     Exit status 1 when nothing is found, including a query made only of stop
@@ -382,6 +416,7 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
     \b
     Example:
         semhash query "nasa shuttle launch orbit" -n 5
+        semhash query pdf viewer
         semhash query --json "goalie trade playoffs" | jq -r '.[].id'
         semhash query "image formats" --fields id,score,title --max-distance 40
         semhash query "orbit" --label sci.space --label sci.med
@@ -389,7 +424,9 @@ def query(text, database, limit, min_distance, max_distance, labels, fmt, no_hea
     """
     from semhash.api import Index
 
+    text = " ".join(words)  # a lone "-" stays stdin; "a - b" is three words
     _check_distances(min_distance, max_distance)
+    _stop_when_stdout_closes()
     if jsonl_in and text != "-":
         raise click.UsageError('--jsonl needs TEXT to be "-" (queries on stdin)')
     idx = Index.open(database)
@@ -632,6 +669,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, 
     if (doc_id is None) == (file_ is None):
         raise click.UsageError("give either an indexed document's ID or --file PATH")
     _check_distances(min_distance, max_distance)
+    _stop_when_stdout_closes()
     idx = Index.open(database)
     filters = {"min_distance": min_distance, "max_distance": max_distance, "labels": labels or None}
     with _no_words_is_no_hits(fmt):
@@ -667,6 +705,7 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
     from semhash.api import Index
     from semhash.corpus import ReadStats
 
+    _stop_when_stdout_closes()
     idx = Index.open(database)
     stats = ReadStats()
 

@@ -52,7 +52,7 @@ import os
 import sqlite3
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,9 +252,12 @@ def lock_path(path: str | os.PathLike) -> Path:
 def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None]:
     """Hold the exclusive writer lock of the index at ``path`` for the block.
 
-    The lock is an ``flock`` on ``<path>.lock`` (the file stays; only the lock
-    matters), held for a whole ``semhash index`` run, training included, so two
-    runs never interleave. It is re-entrant within a process.
+    The lock is an ``flock`` on ``<path>.lock``, held for a whole ``semhash
+    index`` run, training included, so two runs never interleave. It is
+    re-entrant within a process. The holder removes the file before letting go
+    (a failed run left an empty ``x.db.lock`` beside no index); so a run that
+    waited on a file since removed locks the new one instead (see
+    :func:`_locked_file`).
 
     Raises
     ------
@@ -275,20 +278,8 @@ def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None
     except ImportError:  # no flock (Windows): SQLite's own lock still serialises the writes
         yield
         return
+    fd = _locked_file(path, wait, fcntl)
     try:
-        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as e:  # the first file a run writes: say it is the index's folder that fails
-        raise StoreError(f"cannot write {path} ({e.strerror}: {lock_path(path)})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
-            raise IndexLocked(
-                f"another `semhash index` is writing {path}"
-                + (f" (pid {holder})" if holder.isdigit() else "")
-                + ": wait for it to finish, or pass --wait to queue behind it"
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         _HELD[key] = 1
@@ -296,9 +287,42 @@ def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None
             yield
         finally:
             del _HELD[key]
-            os.ftruncate(fd, 0)
+            with suppress(OSError):  # (a folder made read-only meanwhile: the file stays)
+                os.unlink(lock_path(path))
     finally:
         os.close(fd)  # releases the flock
+
+
+def _locked_file(path: str | os.PathLike, wait: bool, fcntl) -> int:
+    """An open descriptor of ``<path>.lock``, flocked, that is still the file at
+    that name: a holder removes the file while it holds the lock, so a run that
+    got the lock of a removed file tries again on the new one, and two runs
+    never hold locks on two different files."""
+    name = lock_path(path)
+    while True:
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:  # the first file a run writes: say it is the index's folder that fails
+            raise StoreError(f"cannot write {path} ({e.strerror}: {name})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise IndexLocked(
+                f"another `semhash index` is writing {path}"
+                + (f" (pid {holder})" if holder.isdigit() else "")
+                + ": wait for it to finish, or pass --wait to queue behind it"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(name)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 # -- writing -----------------------------------------------------------------------------

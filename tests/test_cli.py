@@ -64,6 +64,49 @@ def test_summary_line(tiny_corpus, tmp_path):
     assert "indexed 60 documents, skipped 0 files (0 binary, 0 unreadable), vocabulary 300 words" in result.stderr
 
 
+@pytest.mark.parametrize("corpus", ["empty", "too few", "missing", "no words"])
+def test_a_failed_index_draws_no_bar_and_leaves_no_file(tmp_path, corpus, db):
+    # It drew "reading and counting words: 0doc" above its error, and left x.db.lock.
+    work = tmp_path / "work"
+    (work / "empty").mkdir(parents=True)
+    (work / "few" / "a").mkdir(parents=True)
+    for i in range(3):
+        (work / "few" / "a" / str(i)).write_text(f"shuttle orbit launch number {i}\n")
+    args, stdin = {
+        "empty": ([str(work / "empty")], None),
+        "too few": ([str(work / "few")], None),
+        "missing": ([str(work / "missing")], None),
+        "no words": (["-"], '{"id": "a", "text": "the of and 1993"}\n'),
+    }[corpus]
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
+    result = run("index", *args, "-d", str(work / "x.db"), input=stdin)
+    assert result.exit_code == 2
+    errors = result.stderr.splitlines()
+    assert errors[-1].startswith("Error: ")
+    if corpus in ("empty", "missing"):  # (the others read documents: their bar shows work done)
+        assert errors == errors[-1:]
+    assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
+    assert not (db.parent / "index.db.lock").exists()  # nor does a run that succeeded
+
+
+@pytest.mark.parametrize("with_headers, reads", [
+    (0, "whole texts (no mail or news headers in the documents it was built from)"),
+    (15, "messages as Subject + body (15 of the 60 documents it was built from), other texts whole"),
+])
+def test_info_says_how_the_texts_were_read(tiny_corpus, tmp_path, with_headers, reads):
+    # A JSON-lines corpus without mail headers was said to be read "as Subject + body".
+    lines = []
+    for i, path in enumerate(sorted(p for p in tiny_corpus.rglob("*") if p.is_file())):
+        text = path.read_text(encoding="latin-1")
+        if i >= with_headers:
+            text = text.split("\n\n", 1)[1]  # the body alone
+        lines.append(json.dumps({"id": str(i), "text": text}))
+    database = str(tmp_path / "x.db")
+    assert run("index", "-", "-d", database, "-s", *TINY_MODEL, input="\n".join(lines) + "\n").exit_code == 0
+    assert json.loads(run("info", "-d", database, "--json").stdout)["reads"] == reads
+    assert f"; reads {reads}" in run("info", "-d", database).stdout
+
+
 def test_binary_files_skipped_and_counted(tiny_corpus, tmp_path):
     corpus = tmp_path / "c"
     import shutil
@@ -109,6 +152,21 @@ def test_query_env_database(db, monkeypatch):
     monkeypatch.setenv("SEMHASH_DB", str(db))
     result = run("query", "image", "-n", "1")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1
+
+
+def test_query_words_unquoted_are_joined(db):
+    # `semhash query pdf viewer`, typed as `apt-cache search pdf viewer` is: click said
+    # "Got unexpected extra argument (viewer)".
+    quoted = run("query", "space shuttle orbit", "-d", str(db), "--fields", "id,score")
+    unquoted = run("query", "space", "shuttle", "orbit", "-d", str(db), "--fields", "id,score")
+    assert quoted.exit_code == 0 and quoted.stdout
+    assert unquoted.exit_code == 0 and unquoted.stdout == quoted.stdout
+    # A lone "-" is still stdin; among other words it is a word (the tokenizer drops it).
+    assert run("query", "-", "-d", str(db), "--fields", "id,score", input="space shuttle orbit\n").exit_code == 0
+    assert run("query", "space", "-", "orbit", "-d", str(db), "--fields", "id,score").stdout == run(
+        "query", "space orbit", "-d", str(db), "--fields", "id,score").stdout
+    missing = run("query", "-d", str(db))
+    assert missing.exit_code == 2 and "Missing argument 'TEXT...'" in missing.stderr
 
 
 def post(tiny_corpus, group, i=0):
@@ -328,7 +386,7 @@ def test_prune_only_under_the_roots_given(work):
 def test_indexing_the_folder_that_holds_the_index_skips_its_files(work):
     """`semhash index .` beside the index: its empty lock file and WAL were indexed
     as documents, and the WAL, which every run rewrites, reported as updated."""
-    assert {p.name for p in work.iterdir()} >= {"index.db", "index.db.lock", "index.db-wal", "corpus"}
+    assert {p.name for p in work.iterdir()} >= {"index.db", "index.db-wal", "corpus"}  # (the lock file: during a run)
     for _ in range(2):
         result = run("index", ".", "-d", "index.db")
         assert result.exit_code == 0, result.output
@@ -825,7 +883,7 @@ def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
 @pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
 def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
     # Ctrl-C, or `| head -1`, while the reader thread waits on stdin: the process
-    # exits 130 (or 0), where the interpreter aborted closing the stdin the thread
+    # exits 130 (or dies of SIGPIPE), where the interpreter aborted closing the stdin the thread
     # held ("Fatal Python error: _enter_buffered_busy", exit status 134).
     proc = subprocess.Popen(
         [sys.executable, "-m", "semhash", "query", "-", "-d", str(db), "-n", "1"],
@@ -840,10 +898,55 @@ def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
             proc.send_signal(signal.SIGINT)
         else:
             proc.stdout.close()
-            proc.stdin.write("god bible church\n")  # its answer finds no reader
-            proc.stdin.flush()
-        assert proc.wait(timeout=120) == (130 if how == "ctrl-c" else 0)
+            try:
+                proc.stdin.write("god bible church\n")  # its answer would find no reader
+                proc.stdin.flush()
+            except BrokenPipeError:  # it died of SIGPIPE already
+                pass
+        assert proc.wait(timeout=120) == (130 if how == "ctrl-c" else -signal.SIGPIPE)
         assert "Fatal Python error" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _endless(stream, line: str) -> None:
+    """Write ``line`` to ``stream`` until its reader leaves, as `yes` does."""
+    try:
+        while True:
+            stream.write(line * 1000)
+            stream.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+
+
+@pytest.mark.parametrize(
+    "args, stdin",
+    [
+        (["query", "-"], "orbit\n"),
+        (["query", "-", "--nl"], "orbit\n"),
+        (["query", "-", "--csv"], "orbit\n"),
+        (["query", "-", "--jsonl", "--nl"], '{"id": "q", "text": "orbit"}\n'),
+        (["query", "-", "--json"], None),  # waits for the end of stdin: the reader leaves first
+        (["similar", "--file", "-"], None),
+        (["encode"], None),
+    ],
+)
+def test_a_reader_leaving_stops_the_work_at_once(db, args, stdin):
+    # `yes orbit | semhash query - | head -1` went on answering after head had left
+    # (until its next write, a whole batch later, then exit 0); a command waiting for
+    # stdin never noticed. It now dies of SIGPIPE at once, as grep does, silently.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semhash", *args, "-d", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        if stdin is not None:  # endless input, as from `yes`: the batches never run dry
+            threading.Thread(target=_endless, args=(proc.stdin, stdin), daemon=True).start()
+            assert proc.stdout.readline()
+        proc.stdout.close()  # head -1 leaves; stdin stays open and busy (or idle)
+        assert proc.wait(timeout=60) == -signal.SIGPIPE
+        assert proc.stderr.read() == ""
     finally:
         proc.kill()
         proc.wait()

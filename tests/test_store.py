@@ -309,3 +309,34 @@ def test_a_stored_vector_naming_a_huge_term_id_stops_the_postings_rewrite_in_one
             pass
     assert _postings(db) == before  # (unchanged, still marked stale: no reader reads them)
     assert not sqlite3.connect(db).execute("SELECT 1 FROM meta WHERE key = 'postings_max_df'").fetchone()
+
+
+def test_writer_lock_removes_its_file_and_never_locks_a_removed_one(tmp_path):
+    # The holder removes x.db.lock before letting go (a failed run left it beside no
+    # index). A run that waited on that file must then lock a new one, not the removed
+    # one, or a third run could lock yet another file while the second writes.
+    import fcntl
+    import os
+    import threading
+
+    db = tmp_path / "x.db"
+    lock = store.lock_path(db)
+    holder = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another run holds it
+    seen = {}
+
+    def second_run():
+        with store.writer_lock(db, wait=True):
+            seen["file"] = os.stat(lock)
+            seen["pid"] = lock.read_text()
+
+    waiter = threading.Thread(target=second_run)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # queued behind the holder
+    os.unlink(lock)  # the holder lets go as writer_lock does: file removed, then unlocked
+    os.close(holder)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert seen["pid"] == str(os.getpid())  # it wrote its pid into the file at that name
+    assert not lock.exists()  # and removed it in turn
