@@ -202,8 +202,8 @@ def output_options(
         options = [
             click.option("--nl", "fmt_nl", is_flag=True, help="One JSON object per line."),
             click.option("--json", "fmt_json", is_flag=True, help="One JSON array."),
-            click.option("--csv", "fmt_csv", is_flag=True, help="CSV with a header row."),
-            click.option("--tsv", "fmt_tsv", is_flag=True, help="TSV with a header row."),
+            click.option("--csv", "fmt_csv", is_flag=True, help="CSV with a header row (for spreadsheets: a text cell starting with = + - @ gets a leading ')."),
+            click.option("--tsv", "fmt_tsv", is_flag=True, help="TSV with a header row (as the default output: no quotes, control characters as \\t \\n \\\\ ...)."),
             click.option("--no-headers", is_flag=True, help="Leave out the header row of --csv/--tsv."),
             click.option(
                 "--fields",
@@ -450,13 +450,15 @@ def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines:
     (bounded memory, output as it comes), and whatever has come once stdin
     pauses (see :func:`_ready_batches`): yields each batch's answered queries as
     ``(name, hits)`` pairs (name: the line number, or the id with ``jsonl_in``)."""
-    from semhash.corpus import iter_jsonl, stdin_lines
+    from semhash.corpus import DEFAULT_MAX_BYTES, iter_jsonl, stdin_lines
+
+    lines = stdin_lines(None, own_reader=True, max_bytes=DEFAULT_MAX_BYTES)  # a query is no longer than a document
 
     if jsonl_in:
         warn = (lambda e: click.echo(f"warning: {e.args[0].split('; ')[0]}, skipped", err=True)) if skip_bad_lines else None
-        queries = ((d.id, d.text) for d in iter_jsonl(stdin_lines(None, own_reader=True), on_error=warn))
+        queries = ((d.id, d.text) for d in iter_jsonl(lines, on_error=warn))
     else:
-        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(stdin_lines(None, own_reader=True), 1))
+        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(lines, 1))
     for batch in _ready_batches(queries, BATCH_QUERIES):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.
@@ -510,7 +512,7 @@ class _HitLines:
     def _cell(self, column: str, value) -> str:
         if self.as_json:
             return f"{json.dumps(column)}: {json.dumps(value)}"
-        return "" if value is None else str(value)
+        return _tsv_cell(value)
 
     def _document(self, hit) -> list[str]:
         """The row's text before, between and after its per-hit cells' values."""
@@ -534,7 +536,7 @@ class _HitLines:
         only_distance = self.per_hit == ["distance"]  # the default: one f-string a hit
         out = []
         for name, hits in answered:
-            start = f'{{"query": {json.dumps(name)}, "rank": ' if self.as_json else f"{name}\t"
+            start = f'{{"query": {json.dumps(name)}, "rank": ' if self.as_json else f"{_tsv_cell(name)}\t"
             end = "}" if self.as_json else ""
             for rank, hit in enumerate(hits, 1):
                 pieces = cells.get(hit.id) or cells.setdefault(hit.id, document(hit))
@@ -627,7 +629,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, 
         semhash query "orbit" -n 1 | cut -f1 | xargs semhash similar
     """
     from semhash.api import Index
-    from semhash.corpus import stdin_lines
+    from semhash.corpus import stdin_text
 
     if (doc_id is None) == (file_ is None):
         raise click.UsageError("give either an indexed document's ID or --file PATH")
@@ -638,7 +640,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, 
         if doc_id is not None:
             hits = idx.similar(doc_id, limit, **filters)
         elif file_ == "-":
-            hits = idx.similar_to_text("".join(stdin_lines(None)), limit, **filters)
+            hits = idx.similar_to_text(stdin_text(), limit, **filters)
         else:
             hits = idx.similar_to_file(file_, limit, **filters)
     _emit_hits(idx, hits, fmt, fields, no_headers)
@@ -674,7 +676,7 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
         rows = []
         for encoded in idx.encode_documents(paths or ("-",), binary=binary, skip_bad_lines=skip_bad_lines, stats=stats):
             if encoded.known_words == 0:
-                click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
+                click.echo(f"warning: {_tsv_cell(encoded.id)} has no words in the index vocabulary: its code means nothing", err=True)
             rows.append(dict(vars(encoded)))  # flat str/int fields: asdict's deep copy cost 12 us a row
             if len(rows) == ENCODE_CHUNK:
                 yield rows
@@ -822,20 +824,50 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
     if fmt == "json":
         click.echo(json.dumps([{c: row[c] for c in columns} for row in rows], indent=2) if rows else "[]")
         return
-    if fmt in ("csv", "tsv"):
+    if fmt == "csv":
         out = io.StringIO()
-        writer = csv.writer(out, dialect="excel-tab" if fmt == "tsv" else "excel", lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\n")
         if not no_headers:
             writer.writerow(columns)
-        writer.writerows([["" if row[c] is None else row[c] for c in columns] for row in rows])
+        writer.writerows([[_csv_cell(row[c]) for c in columns] for row in rows])
         click.echo(out.getvalue(), nl=False)
         return
-    if rows:  # one write: echoing row by row cost seconds on 750k rows
-        if fmt == "nl":
-            lines = [json.dumps({c: row[c] for c in columns}) for row in rows]
-        else:
-            lines = ["\t".join("" if row[c] is None else str(row[c]) for c in columns) for row in rows]
+    # one write: echoing row by row cost seconds on 750k rows
+    if fmt == "nl":
+        lines = [json.dumps({c: row[c] for c in columns}) for row in rows]
+    else:
+        lines = ["\t".join(columns)] if fmt == "tsv" and not no_headers else []
+        lines += ["\t".join(_tsv_cell(row[c]) for c in columns) for row in rows]
+    if lines:
         click.echo("\n".join(lines))
+
+
+# The default output and --tsv are read by cut, awk and `read`: one row a line, one
+# cell a TAB, nothing quoted (CSV's quotes were read by none of them). So a cell's
+# own backslash, TAB, LF, CR, NUL and other control characters are written as
+# backslash escapes, as PostgreSQL's COPY text format writes them: an id holding a
+# TAB or a newline keeps its row whole, and the escape undoes exactly.
+_TSV_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
+    | {chr(c): f"\\x{c:02x}" for c in [*range(1, 32), *range(0x7F, 0xA0)] if chr(c) not in "\t\n\r"}
+)
+
+
+def _tsv_cell(value) -> str:
+    """A cell of the default output or --tsv: empty for None, control characters escaped."""
+    return "" if value is None else str(value).translate(_TSV_ESCAPES)
+
+
+# CSV is what spreadsheets open, and they run a cell that begins with one of these
+# as a formula (OWASP's "CSV injection"): such a text cell gets a leading ', which
+# they show as text. Numbers are left alone; --tsv, --nl and --json stay verbatim.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
 
 
 @cli.command(name="eval")

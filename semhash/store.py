@@ -456,8 +456,11 @@ def write_index(
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             os.replace(tmp, path)
             _fsync_directory(path.parent)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as e:
+            for leftover in (tmp, f"{tmp}-journal"):  # a full disk left the journal behind
+                Path(leftover).unlink(missing_ok=True)
+            if isinstance(e, sqlite3.DatabaseError):  # "database or disk is full" was a traceback
+                raise StoreError(f"cannot write {path} ({e}): nothing was written") from None
             raise
 
 

@@ -30,28 +30,7 @@ from semhash.corpus import BadLine, iter_jsonl
 from semhash.store import IndexWriter, StoreError
 from semhash.tokenize import WORD_RE, tokenize
 from semhash.vocab import count_words
-from tests.conftest import TINY_MODEL
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-@pytest.fixture(scope="module")
-def built(tiny_corpus, tmp_path_factory):
-    """corpus/ and index.db built from it, shared read-only by the tests below."""
-    root = tmp_path_factory.mktemp("reliability")
-    shutil.copytree(tiny_corpus, root / "corpus")
-    result = run("index", root / "corpus", "-d", root / "index.db", "-s", *TINY_MODEL)
-    assert result.exit_code == 0, result.output
-    return root
-
-
-@pytest.fixture
-def work(built, tmp_path):
-    """A private copy of ``built``."""
-    shutil.copytree(built, tmp_path / "w")
-    return tmp_path / "w"
+from tests.conftest import TINY_MODEL, run
 
 
 def texts_of(corpus: Path) -> list[str]:
