@@ -262,6 +262,7 @@ def cli():
     "--prune", is_flag=True,
     help="Remove indexed documents under PATHS that are gone; with --files-from, those listed before but not now.",
 )
+@click.option("--yes", is_flag=True, help="Let --prune remove more than half of the index's documents.")
 @click.option("--retrain", is_flag=True, help="Train a new model and re-encode everything instead of updating.")
 @click.option("--vocab-size", default=2000, show_default=True, type=click.IntRange(2, 1_000_000), help="Words kept.")
 @click.option("--address-bits", default=28, show_default=True, type=click.IntRange(1, 63), help="Width of the address code.")
@@ -282,7 +283,7 @@ def cli():
 @click.option("--wait", is_flag=True, help="If another `semhash index` is writing the index, wait for it instead of failing.")
 @silent_option
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, train_sample, **model):
+def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, train_sample, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -291,7 +292,8 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
 
     If the index exists, it is updated with its own model (no retraining): new
     documents are added, changed ones re-encoded, unchanged ones skipped;
-    --prune also removes the documents that are gone. --retrain builds it again
+    --prune also removes the documents that are gone (more than half of them
+    only with --yes). --retrain builds it again
     from PATHS alone and says how far the vocabulary has drifted.
 
     The index is changed in one transaction (interrupted, it stays as it was) and
@@ -306,7 +308,7 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         jq -c '{id, text}' posts.json | semhash index -
         semhash index --train-sample 50000 big-corpus/
     """
-    from semhash.api import index_documents
+    from semhash.api import PRUNE_LIMIT, index_documents
 
     if not paths and files_from is None:
         raise click.UsageError("nothing to index: give PATHS, or --files-from FILE")
@@ -320,7 +322,8 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         files_from = ctx.with_resource(click.open_file(files_from, errors="surrogateescape"))
     options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
-        paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent,
+        paths, database, files=files_from, retrain=retrain, prune=prune, prune_limit=None if yes else PRUNE_LIMIT,
+        verbose=not silent,
         max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, **options,
     )
     if not silent:

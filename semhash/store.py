@@ -818,6 +818,19 @@ class IndexWriter:
             raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
 
 
+def _postings_ok(df, blob, max_df) -> bool:
+    """Whether a row of ``postings`` is as the writers write it: ``df`` documents,
+    their rowids (positive, ascending) for a term of at most ``max_df``, else NULL."""
+    if not isinstance(df, int) or df < 1:
+        return False
+    if blob is None:
+        return not isinstance(max_df, int) or df > max_df
+    if not isinstance(blob, bytes) or len(blob) != 4 * df:
+        return False
+    rowids = np.frombuffer(blob, "<i4")
+    return bool(rowids[0] >= 1 and (rowids[1:] > rowids[:-1]).all())
+
+
 def _is_read_only(e: BaseException) -> bool:
     """Whether SQLite failed for want of write access (the file, its folder, or its
     -shm file), not because the database is damaged."""
@@ -1050,6 +1063,10 @@ class StoredIndex:
     def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
         """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
         rows = self._all_in("SELECT id, term, idf FROM terms WHERE term IN ({})", list(tokens))
+        n_terms = self.meta.get("n_terms") or 0
+        # (an id past the end indexed the rankers' arrays: an IndexError traceback)
+        if not all(isinstance(term_id, int) and 0 <= term_id < n_terms for term_id, _, _ in rows):
+            raise self._corrupt(f"a term's id is not in [0, {n_terms})")
         try:
             return {term: (term_id, float(idf)) for term_id, term, idf in rows}
         except (TypeError, ValueError):
@@ -1057,9 +1074,12 @@ class StoredIndex:
 
     def all_terms(self) -> tuple[list[str], np.ndarray]:
         """Every term, in id order, and their idf (float32)."""
-        pairs = self._all("SELECT term, idf FROM terms ORDER BY id")
+        rows = self._all("SELECT id, term, idf FROM terms ORDER BY id")
+        # A term's id is its position here: one missing shifted every later term's weight.
+        if [i for i, _, _ in rows] != list(range(self.meta.get("n_terms") or 0)):
+            raise self._corrupt("its terms are not numbered 0 to n_terms - 1")
         try:
-            return [t for t, _ in pairs], np.array([float(i) for _, i in pairs], np.float32)
+            return [t for _, t, _ in rows], np.array([float(i) for _, _, i in rows], np.float32)
         except (TypeError, ValueError):
             raise self._corrupt("a term's idf is not a number") from None
 
@@ -1093,7 +1113,7 @@ class StoredIndex:
             return {}
         out = {}
         for term, df, blob in self._all_in("SELECT term, df, rowids FROM postings WHERE term IN ({})", [int(t) for t in term_ids]):
-            if not isinstance(df, int) or not (blob is None or (isinstance(blob, bytes) and len(blob) == 4 * df)):
+            if not _postings_ok(df, blob, self.meta["postings_max_df"]):
                 raise self._corrupt("a term's postings are damaged")
             out[term] = (df, blob)
         return out

@@ -117,3 +117,21 @@ def test_a_full_disk_on_a_first_build_is_one_line_and_leaves_nothing(work, monke
     result = run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL)
     _one_error_line(result, f"cannot write {work / 'new.db'} (database or disk is full): nothing was written")
     assert sorted(p.name for p in work.iterdir()) == sorted(before + ["new.db.lock"])
+
+
+def test_prune_past_half_of_the_index_wants_yes(work):
+    """The issue's case: an index of JSON lines, updated from one line with --prune."""
+    texts = [p.read_text(encoding="latin-1") for p in sorted((work / "corpus").rglob("*")) if p.is_file()][:12]
+    lines = [json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)]
+    db = work / "j.db"
+    assert run("index", "-", "-d", db, "-s", *TINY_MODEL, input="".join(lines)).exit_code == 0
+    before = dump(db)
+    result = run("index", "-", "-d", db, "-s", "--prune", input=lines[0])
+    _one_error_line(result, "--prune would remove 11 of the index's 12 documents, more than 50%: pass --yes to remove them")
+    assert dump(db) == before
+    # Half of them go unasked; more with --yes.
+    result = run("index", "-", "-d", db, "--prune", input="".join(lines[:6]))
+    assert result.exit_code == 0 and "removed 6" in result.stderr
+    result = run("index", "-", "-d", db, "--prune", "--yes", input=lines[0])
+    assert result.exit_code == 0 and "removed 5" in result.stderr
+    assert sqlite3.connect(db).execute("SELECT id FROM documents").fetchall() == [("d0",)]

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from semhash import codes, store
 from semhash.api import EmptyQuery, Index
-from semhash.cli import cli
 from semhash.corpus import BadLine, iter_jsonl
 from semhash.store import IndexWriter, StoreError
 from semhash.tokenize import WORD_RE, tokenize
@@ -287,6 +285,24 @@ BAD_INPUT = [
      "is corrupt (a stored neighbour list is damaged)"),
     ("neighbour list is text", _edit("UPDATE documents SET neighbours = 'abcd' WHERE rowid = 3"), 2,
      "is corrupt (a stored neighbour list is damaged)"),
+    ("TF-IDF vector with stray bytes", _edit("UPDATE documents SET terms = CAST(terms || x'0102' AS BLOB) WHERE rowid = 3"), 2,
+     "is corrupt (a stored TF-IDF vector is damaged)"),
+    ("neighbour list names rowid -1", _edit("UPDATE documents SET neighbours = CAST(x'ffffffff' || substr(neighbours, 5) AS BLOB)"),
+     2, "is corrupt (a stored neighbour list is damaged)"),
+    ("term id past the end", _edit("UPDATE terms SET id = id + 100000 WHERE term = 'space'"), 2,
+     "is corrupt ("),  # (the ids' numbering, or the id's range: whichever is read first)
+    ("terms with a gap (similar -f)", lambda w: [*_edit("DELETE FROM terms WHERE id = 5")(w)[:0], "similar", "-f", "-", "-d",
+                                                 w / "index.db"], 2, "is corrupt (its terms are not numbered 0 to n_terms - 1)"),
+    ("postings name no document", _postings_edit("UPDATE postings SET rowids = x'ffffff7f' WHERE term = ?"), 2,
+     "is corrupt (a term's postings name a document the index does not have)"),
+    ("postings name rowid 0", _postings_edit("UPDATE postings SET rowids = x'00000000' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings out of order", _postings_edit("UPDATE postings SET df = 2, rowids = x'0500000003000000' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings of no document", _postings_edit("UPDATE postings SET df = 0, rowids = x'' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings of a rare term missing", _postings_edit("UPDATE postings SET rowids = NULL WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
     ("idf not a number", _edit("UPDATE terms SET idf = 'x'"), 2, "is corrupt (a term's idf is not a number)"),
     ("postings' count not a number", _postings_edit("UPDATE postings SET df = 'x' WHERE term = ?"), 2,
      "is corrupt (a term's postings are damaged)"),
