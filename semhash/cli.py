@@ -156,10 +156,21 @@ def distance_options(f):
     )(f)
 
 
+def _as_stored(ctx, param, value):
+    """An argument as the index stores names: bytes that are not UTF-8 (a file's real
+    name, `$'\\xff'`) reach Python as lone surrogates, which SQLite refused with a
+    traceback; like an indexed file name they are read as ``\\xNN``."""
+    from semhash.corpus import _storable
+
+    if value is None:
+        return None
+    return tuple(map(_storable, value)) if isinstance(value, tuple) else _storable(value)
+
+
 def label_option(f):
     """``--label``, repeatable: keep hits carrying at least one of the labels."""
     return click.option(
-        "-l", "--label", "labels", multiple=True, metavar="LABEL",
+        "-l", "--label", "labels", multiple=True, metavar="LABEL", callback=_as_stored,
         help="Only hits with this label (a file's folder name); repeat for any of several.",
     )(f)
 
@@ -357,7 +368,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", callback=_as_stored)
 @database_option
 @limit_option
 @distance_options
@@ -607,7 +618,7 @@ class _Raised(NamedTuple):
 
 
 @cli.command()
-@click.argument("doc_id", metavar="[ID]", required=False)
+@click.argument("doc_id", metavar="[ID]", required=False, callback=_as_stored)
 @click.option(
     "-f", "--file", "file_", type=click.Path(dir_okay=False, allow_dash=True),
     help="Neighbours of this file (- for stdin) instead of an indexed document.",

@@ -873,22 +873,17 @@ class StoredIndex:
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreError(f"no index at {self.path}: run `semhash index PATH` first, or pass -d/--database")
+        self.conn = None
         try:
-            # Read-only URI: a query never creates or modifies the file.
-            self.conn = sqlite3.connect(_ro_uri(self.path), uri=True)
-            pairs = self.conn.execute("SELECT key, value FROM meta").fetchall()
+            pairs = self._connect(_ro_uri(self.path))
         except sqlite3.DatabaseError as e:
             # WAL: a reader too needs the -shm and -wal files, and makes them if they are
             # missing. In a folder it may not write, SQLite 3.40 says "unable to open":
             # not damage, which "not a semhash index" had users believe of a healthy index.
             if _is_read_only(e) or "unable to open" in str(e):
-                raise StoreError(
-                    f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it; "
-                    "make its folder writable"
-                ) from None
-            if "malformed" in str(e):  # SQLITE_CORRUPT (a cut copy, a full disk): an index once, say how to rebuild
-                raise self._corrupt(str(e)) from None
-            raise StoreError(f"{self.path} is not a semhash index ({e})") from None
+                pairs = self._read_only_copy(e)
+            else:
+                raise self._unreadable(e) from None
         try:
             self.meta = {k: json.loads(v) for k, v in pairs}
         except (TypeError, ValueError):
@@ -899,6 +894,35 @@ class StoredIndex:
             value = self.meta.get(key)
             if not isinstance(value, int) or value < low or (high is not None and value > high):
                 raise self._corrupt(f"meta {key} is {value!r}")
+
+    def _connect(self, uri: str) -> list[tuple]:
+        """Open ``uri`` (read-only: a query never creates or modifies the file) and read the meta pairs."""
+        self.conn = sqlite3.connect(uri, uri=True)
+        return self.conn.execute("SELECT key, value FROM meta").fetchall()
+
+    def _read_only_copy(self, e: sqlite3.DatabaseError) -> list[tuple]:
+        """Open an index whose folder this process may not write (a shared or mounted
+        copy) as immutable: SQLite then needs no -shm file, and reads the file alone.
+        Only when no -wal file holds changes, which immutable would not see (the
+        writers empty it after each commit); a writer that can write the folder
+        while such a copy is read is not seen either."""
+        wal = Path(f"{self.path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it "
+                f"to read {wal.name}; make its folder writable"
+            ) from None
+        if self.conn is not None:
+            self.conn.close()
+        try:
+            return self._connect(_ro_uri(self.path) + "&immutable=1")
+        except sqlite3.DatabaseError as again:
+            raise self._unreadable(again) from None
+
+    def _unreadable(self, e: sqlite3.DatabaseError) -> StoreError:
+        if "malformed" in str(e):  # SQLITE_CORRUPT (a cut copy, a full disk): an index once, say how to rebuild
+            return self._corrupt(str(e))
+        return StoreError(f"{self.path} is not a semhash index ({e})")
 
     def begin(self) -> bool:
         """Start a read transaction (a snapshot), unless one is open; say whether it started."""

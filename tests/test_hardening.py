@@ -5,6 +5,7 @@ decisions are documented in docs/guarantees.md."""
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
 
@@ -135,3 +136,21 @@ def test_prune_past_half_of_the_index_wants_yes(work):
     result = run("index", "-", "-d", db, "--prune", "--yes", input=lines[0])
     assert result.exit_code == 0 and "removed 5" in result.stderr
     assert sqlite3.connect(db).execute("SELECT id FROM documents").fetchall() == [("d0",)]
+
+
+def test_arguments_that_are_not_utf8_are_read_as_indexed_names(work):
+    """Python gives argv's undecodable bytes as lone surrogates ($'\\xff' is "\\udcff")."""
+    db = work / "index.db"
+    _one_error_line(run("similar", "\udcff", "-d", db), "no document '\\\\xff' in ")
+    _one_error_line(run("query", "orbit", "-l", "\udcff", "-d", db), "has the label '\\\\xff'")
+    assert run("query", "orbit \udcff", "-d", db).exit_code == 0
+    # A file's real name, not UTF-8, names the document it was indexed as.
+    folder = os.fsencode(work / "corpus" / "sci.space")
+    try:
+        with open(os.path.join(folder, b"caf\xe9"), "w") as f:
+            f.write("orbit of the shuttle")
+    except OSError:
+        pytest.skip("this file system takes only UTF-8 names")
+    assert run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL).exit_code == 0
+    result = run("similar", "sci.space/caf\udce9", "-d", work / "new.db")
+    assert result.exit_code == 0 and result.stdout, result.output
