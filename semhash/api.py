@@ -82,6 +82,9 @@ MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
 MAX_VOCAB = 1_000_000
 ENCODE_BATCH = 1000  # documents encoded at once when updating (bounded memory)
+#: The largest share of an index's documents ``prune`` removes unasked: one JSON line
+#: fed to `semhash index - --prune` removed the 11,314 others without a word.
+PRUNE_LIMIT = 0.5
 # Model options of build_index, as recorded in meta["build_options"].
 BUILD_OPTIONS = (
     "vocab_size", "address_bits", "code_bits", "hidden_sizes",
@@ -666,6 +669,7 @@ def index_documents(
     files: Iterable[str] | None = None,
     retrain: bool = False,
     prune: bool = False,
+    prune_limit: float | None = PRUNE_LIMIT,
     verbose: bool = False,
     stdin: TextIO | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -684,6 +688,8 @@ def index_documents(
         among them are dropped) and report the vocabulary drift.
     prune : bool
         When updating, remove indexed documents under the given roots that are gone.
+    prune_limit : float or None
+        As for :meth:`Index.add`.
     max_bytes, skip_bad_lines, wait
         As for :func:`build_index`. The writer lock is taken before deciding
         between building and updating, so two runs never both build.
@@ -700,7 +706,7 @@ def index_documents(
         index = Index.open(database)
         try:
             index.check_options(**options)
-            return index.add(paths, prune=prune, **reading)
+            return index.add(paths, prune=prune, prune_limit=prune_limit, **reading)
         finally:
             index.close()
 
@@ -867,6 +873,7 @@ class Index:
         *,
         files: Iterable[str] | None = None,
         prune: bool = False,
+        prune_limit: float | None = PRUNE_LIMIT,
         verbose: bool = False,
         stdin: TextIO | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -891,6 +898,9 @@ class Index:
             ``files``, the documents indexed by their path from the current
             directory (earlier lists); when ``paths`` has ``"-"``, every document
             without a path (read as JSON lines).
+        prune_limit : float or None
+            The largest share of the index's documents ``prune`` may remove; past
+            it, :class:`BuildError` says how many, and nothing is changed. None: no limit.
         max_bytes, skip_bad_lines, wait : as for :func:`build_index`
 
         Returns
@@ -900,9 +910,9 @@ class Index:
         with store.writer_lock(self.stored.path, wait=wait):
             if self.stored.changed():  # another writer committed since it was opened
                 self._reopen()
-            return self._add(paths, files, prune, verbose, stdin, max_bytes, skip_bad_lines)
+            return self._add(paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip_bad_lines)
 
-    def _add(self, paths, files, prune, verbose, stdin, max_bytes, skip_bad_lines) -> UpdateSummary:
+    def _add(self, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip_bad_lines) -> UpdateSummary:
         start = time.perf_counter()
         stats = ReadStats()
         stored = self.stored.fingerprints()
@@ -951,6 +961,7 @@ class Index:
             flush()
             missing = [i for i, (_, path, _) in stored.items() if i not in seen and _under_roots(i, path, paths, files)]
             if prune:
+                _check_prune(len(missing), len(stored), prune_limit)
                 writer.delete(missing)
             n_documents = len(stored) + n_added - (len(missing) if prune else 0)
             writer.set_meta({"n_documents": n_documents, "updated": _now()})
@@ -1300,8 +1311,11 @@ class Index:
 
     def _positions(self, rowids: bytes) -> np.ndarray:
         """The positions of the documents whose rowids ``rowids`` holds (int32,
-        little-endian, as postings store them; -1 for a rowid no document has)."""
-        return self._local_positions(np.arange(len(self)), np.frombuffer(rowids, "<i4")).astype(np.int64)
+        little-endian, as postings store them)."""
+        positions = self._local_positions(np.arange(len(self)), np.frombuffer(rowids, "<i4")).astype(np.int64)
+        if (positions < 0).any():  # the writers keep postings exact: this is damage, and changed answers unseen
+            raise self.stored._corrupt("a term's postings name a document the index does not have")
+        return positions
 
     def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int, short=None):
         """:meth:`_search`'s ranking of shortlists (``rows``, positions padded with
@@ -1351,10 +1365,12 @@ class Index:
             joined = b"".join(lists)
         except TypeError:  # text where a blob should be
             joined = b""
-        if len(joined) != 4 * lengths.sum():
+        stored = np.frombuffer(joined, "<i4", len(joined) // 4)
+        # (a rowid beyond the documents is a neighbour removed since: not damage)
+        if len(joined) != 4 * lengths.sum() or (stored < 1).any():
             raise self.stored._corrupt("a stored neighbour list is damaged")
         del lists
-        local = self._local_positions(positions, np.frombuffer(joined, "<i4"))
+        local = self._local_positions(positions, stored)
         del joined
         # Row i's list fills the first lengths[i] cells of its row, in list order.
         width = max(rerank.NEIGHBOURS, int(lengths.max(initial=0)))
@@ -1371,6 +1387,8 @@ class Index:
         except TypeError:
             raise self.stored._corrupt("a stored TF-IDF vector is not a blob") from None
         ids = documents[1]
+        if 8 * ids.size != n_bytes:  # whole (id, weight) pairs only: stray bytes were dropped unseen
+            raise self.stored._corrupt("a stored TF-IDF vector is damaged")
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.n_terms):
             raise self.stored._corrupt("a stored TF-IDF vector names a term the index does not have")
         # NaN weights made NaN scores: hits in no order, and "score": NaN, not JSON. (Unit
@@ -1496,8 +1514,7 @@ class Index:
         built in memory took 82 s and 2.3 GB there)."""
         held = self.stored.postings(search.unique(np.concatenate(term_lists)).tolist())
         if held and all(h[1] is not None for h in held.values()):  # all rare enough to be kept
-            found = [search.unique(self._positions(b"".join([held[t][1] for t in terms.tolist() if t in held]))) for terms in term_lists]
-            return [f[f >= 0] for f in found]  # (-1: a rowid no document has)
+            return [search.unique(self._positions(b"".join([held[t][1] for t in terms.tolist() if t in held]))) for terms in term_lists]
         wanted = np.zeros(self.n_terms, bool)
         for terms in term_lists:
             wanted[terms] = True
@@ -1758,6 +1775,16 @@ def _check_model_shapes(arrays: dict, n_words: int, widths: tuple[int, int], pat
 # per document, and this many more: 4 bytes each, a few MB at a million documents.
 _TABLE_SPAN_PER_DOCUMENT = 16
 _TABLE_SPAN_MIN = 65536
+
+
+def _check_prune(n_removed: int, n_documents: int, limit: float | None) -> None:
+    """Refuse to remove more than ``limit`` of an index's documents (raised inside
+    the writer's transaction: the index is left as it was)."""
+    if limit is not None and n_removed > limit * n_documents:
+        raise BuildError(
+            f"--prune would remove {n_removed:,} of the index's {n_documents:,} documents, more than {limit:.0%}: "
+            "pass --yes to remove them; the index is unchanged"
+        )
 
 
 def _check_k(k: int) -> None:

@@ -189,10 +189,21 @@ def distance_options(f):
     )(f)
 
 
+def _as_stored(ctx, param, value):
+    """An argument as the index stores names: bytes that are not UTF-8 (a file's real
+    name, `$'\\xff'`) reach Python as lone surrogates, which SQLite refused with a
+    traceback; like an indexed file name they are read as ``\\xNN``."""
+    from semhash.corpus import _storable
+
+    if value is None:
+        return None
+    return tuple(map(_storable, value)) if isinstance(value, tuple) else _storable(value)
+
+
 def label_option(f):
     """``--label``, repeatable: keep hits carrying at least one of the labels."""
     return click.option(
-        "-l", "--label", "labels", multiple=True, metavar="LABEL",
+        "-l", "--label", "labels", multiple=True, metavar="LABEL", callback=_as_stored,
         help="Only hits with this label (a file's folder name); repeat for any of several.",
     )(f)
 
@@ -235,8 +246,8 @@ def output_options(
         options = [
             click.option("--nl", "fmt_nl", is_flag=True, help="One JSON object per line."),
             click.option("--json", "fmt_json", is_flag=True, help="One JSON array."),
-            click.option("--csv", "fmt_csv", is_flag=True, help="CSV with a header row."),
-            click.option("--tsv", "fmt_tsv", is_flag=True, help="TSV with a header row."),
+            click.option("--csv", "fmt_csv", is_flag=True, help="CSV with a header row (for spreadsheets: a text cell starting with = + - @ gets a leading ')."),
+            click.option("--tsv", "fmt_tsv", is_flag=True, help="TSV with a header row (as the default output: no quotes, control characters as \\t \\n \\\\ ...)."),
             click.option("--no-headers", is_flag=True, help="Leave out the header row of --csv/--tsv."),
             click.option(
                 "--fields",
@@ -295,6 +306,7 @@ def cli():
     "--prune", is_flag=True,
     help="Remove indexed documents under PATHS that are gone; with --files-from, those listed before but not now.",
 )
+@click.option("--yes", is_flag=True, help="Let --prune remove more than half of the index's documents.")
 @click.option("--retrain", is_flag=True, help="Train a new model and re-encode everything instead of updating.")
 @click.option("--vocab-size", default=2000, show_default=True, type=click.IntRange(2, 1_000_000), help="Words kept.")
 @click.option("--address-bits", default=28, show_default=True, type=click.IntRange(1, 63), help="Width of the address code.")
@@ -315,7 +327,7 @@ def cli():
 @click.option("--wait", is_flag=True, help="If another `semhash index` is writing the index, wait for it instead of failing.")
 @silent_option
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, train_sample, **model):
+def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, train_sample, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -324,7 +336,8 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
 
     If the index exists, it is updated with its own model (no retraining): new
     documents are added, changed ones re-encoded, unchanged ones skipped;
-    --prune also removes the documents that are gone. --retrain builds it again
+    --prune also removes the documents that are gone (more than half of them
+    only with --yes). --retrain builds it again
     from PATHS alone and says how far the vocabulary has drifted.
 
     The index is changed in one transaction (interrupted, it stays as it was) and
@@ -339,7 +352,7 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         jq -c '{id, text}' posts.json | semhash index -
         semhash index --train-sample 50000 big-corpus/
     """
-    from semhash.api import index_documents
+    from semhash.api import PRUNE_LIMIT, index_documents
 
     if not paths and files_from is None:
         raise click.UsageError("nothing to index: give PATHS, or --files-from FILE")
@@ -353,7 +366,8 @@ def index(ctx, paths, database, files_from, prune, retrain, max_bytes, skip_bad_
         files_from = ctx.with_resource(click.open_file(files_from, errors="surrogateescape"))
     options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
-        paths, database, files=files_from, retrain=retrain, prune=prune, verbose=not silent,
+        paths, database, files=files_from, retrain=retrain, prune=prune, prune_limit=None if yes else PRUNE_LIMIT,
+        verbose=not silent,
         max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, **options,
     )
     if not silent:
@@ -387,7 +401,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 
 
 @cli.command()
-@click.argument("words", metavar="TEXT...", nargs=-1, required=True)
+@click.argument("words", metavar="TEXT...", nargs=-1, required=True, callback=_as_stored)
 @database_option
 @limit_option
 @distance_options
@@ -487,13 +501,15 @@ def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines:
     (bounded memory, output as it comes), and whatever has come once stdin
     pauses (see :func:`_ready_batches`): yields each batch's answered queries as
     ``(name, hits)`` pairs (name: the line number, or the id with ``jsonl_in``)."""
-    from semhash.corpus import iter_jsonl, stdin_lines
+    from semhash.corpus import DEFAULT_MAX_BYTES, iter_jsonl, stdin_lines
+
+    lines = stdin_lines(None, own_reader=True, max_bytes=DEFAULT_MAX_BYTES)  # a query is no longer than a document
 
     if jsonl_in:
         warn = (lambda e: click.echo(f"warning: {e.args[0].split('; ')[0]}, skipped", err=True)) if skip_bad_lines else None
-        queries = ((d.id, d.text) for d in iter_jsonl(stdin_lines(None, own_reader=True), on_error=warn))
+        queries = ((d.id, d.text) for d in iter_jsonl(lines, on_error=warn))
     else:
-        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(stdin_lines(None, own_reader=True), 1))
+        queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(lines, 1))
     for batch in _ready_batches(queries, BATCH_QUERIES):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.
@@ -547,7 +563,7 @@ class _HitLines:
     def _cell(self, column: str, value) -> str:
         if self.as_json:
             return f"{json.dumps(column)}: {json.dumps(value)}"
-        return "" if value is None else str(value)
+        return _tsv_cell(value)
 
     def _document(self, hit) -> list[str]:
         """The row's text before, between and after its per-hit cells' values."""
@@ -571,7 +587,7 @@ class _HitLines:
         only_distance = self.per_hit == ["distance"]  # the default: one f-string a hit
         out = []
         for name, hits in answered:
-            start = f'{{"query": {json.dumps(name)}, "rank": ' if self.as_json else f"{name}\t"
+            start = f'{{"query": {json.dumps(name)}, "rank": ' if self.as_json else f"{_tsv_cell(name)}\t"
             end = "}" if self.as_json else ""
             for rank, hit in enumerate(hits, 1):
                 pieces = cells.get(hit.id) or cells.setdefault(hit.id, document(hit))
@@ -639,7 +655,7 @@ class _Raised(NamedTuple):
 
 
 @cli.command()
-@click.argument("doc_id", metavar="[ID]", required=False)
+@click.argument("doc_id", metavar="[ID]", required=False, callback=_as_stored)
 @click.option(
     "-f", "--file", "file_", type=click.Path(dir_okay=False, allow_dash=True),
     help="Neighbours of this file (- for stdin) instead of an indexed document.",
@@ -664,7 +680,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, 
         semhash query "orbit" -n 1 | cut -f1 | xargs semhash similar
     """
     from semhash.api import Index
-    from semhash.corpus import stdin_lines
+    from semhash.corpus import stdin_text
 
     if (doc_id is None) == (file_ is None):
         raise click.UsageError("give either an indexed document's ID or --file PATH")
@@ -676,7 +692,7 @@ def similar(doc_id, file_, database, limit, min_distance, max_distance, labels, 
         if doc_id is not None:
             hits = idx.similar(doc_id, limit, **filters)
         elif file_ == "-":
-            hits = idx.similar_to_text("".join(stdin_lines(None)), limit, **filters)
+            hits = idx.similar_to_text(stdin_text(), limit, **filters)
         else:
             hits = idx.similar_to_file(file_, limit, **filters)
     _emit_hits(idx, hits, fmt, fields, no_headers)
@@ -713,7 +729,7 @@ def encode(paths, database, binary, fmt, no_headers, fields, skip_bad_lines):
         rows = []
         for encoded in idx.encode_documents(paths or ("-",), binary=binary, skip_bad_lines=skip_bad_lines, stats=stats):
             if encoded.known_words == 0:
-                click.echo(f"warning: {encoded.id} has no words in the index vocabulary: its code means nothing", err=True)
+                click.echo(f"warning: {_tsv_cell(encoded.id)} has no words in the index vocabulary: its code means nothing", err=True)
             rows.append(dict(vars(encoded)))  # flat str/int fields: asdict's deep copy cost 12 us a row
             if len(rows) == ENCODE_CHUNK:
                 yield rows
@@ -861,20 +877,50 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
     if fmt == "json":
         click.echo(json.dumps([{c: row[c] for c in columns} for row in rows], indent=2) if rows else "[]")
         return
-    if fmt in ("csv", "tsv"):
+    if fmt == "csv":
         out = io.StringIO()
-        writer = csv.writer(out, dialect="excel-tab" if fmt == "tsv" else "excel", lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\n")
         if not no_headers:
             writer.writerow(columns)
-        writer.writerows([["" if row[c] is None else row[c] for c in columns] for row in rows])
+        writer.writerows([[_csv_cell(row[c]) for c in columns] for row in rows])
         click.echo(out.getvalue(), nl=False)
         return
-    if rows:  # one write: echoing row by row cost seconds on 750k rows
-        if fmt == "nl":
-            lines = [json.dumps({c: row[c] for c in columns}) for row in rows]
-        else:
-            lines = ["\t".join("" if row[c] is None else str(row[c]) for c in columns) for row in rows]
+    # one write: echoing row by row cost seconds on 750k rows
+    if fmt == "nl":
+        lines = [json.dumps({c: row[c] for c in columns}) for row in rows]
+    else:
+        lines = ["\t".join(columns)] if fmt == "tsv" and not no_headers else []
+        lines += ["\t".join(_tsv_cell(row[c]) for c in columns) for row in rows]
+    if lines:
         click.echo("\n".join(lines))
+
+
+# The default output and --tsv are read by cut, awk and `read`: one row a line, one
+# cell a TAB, nothing quoted (CSV's quotes were read by none of them). So a cell's
+# own backslash, TAB, LF, CR, NUL and other control characters are written as
+# backslash escapes, as PostgreSQL's COPY text format writes them: an id holding a
+# TAB or a newline keeps its row whole, and the escape undoes exactly.
+_TSV_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
+    | {chr(c): f"\\x{c:02x}" for c in [*range(1, 32), *range(0x7F, 0xA0)] if chr(c) not in "\t\n\r"}
+)
+
+
+def _tsv_cell(value) -> str:
+    """A cell of the default output or --tsv: empty for None, control characters escaped."""
+    return "" if value is None else str(value).translate(_TSV_ESCAPES)
+
+
+# CSV is what spreadsheets open, and they run a cell that begins with one of these
+# as a formula (OWASP's "CSV injection"): such a text cell gets a leading ', which
+# they show as text. Numbers are left alone; --tsv, --nl and --json stay verbatim.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
 
 
 @cli.command(name="eval")

@@ -29,6 +29,7 @@ __all__ = [
     "iter_listed_files",
     "read_text",
     "stdin_lines",
+    "stdin_text",
 ]
 
 DEFAULT_MAX_BYTES = 10_000_000
@@ -444,7 +445,7 @@ def _without_lone_surrogates(text: str) -> str:
     return text
 
 
-def stdin_lines(stdin: TextIO | None, *, own_reader: bool = False) -> Iterable[str]:
+def stdin_lines(stdin: TextIO | None, *, own_reader: bool = False, max_bytes: int | None = None) -> Iterable[str]:
     """Lines of the given stream, or of ``sys.stdin`` decoded as UTF-8.
 
     JSON is UTF-8 by definition, so the default stdin is read at the byte
@@ -454,6 +455,8 @@ def stdin_lines(stdin: TextIO | None, *, own_reader: bool = False) -> Iterable[s
     when the process exits: one blocked in ``sys.stdin.buffer`` holds its lock,
     and the interpreter, closing ``sys.stdin`` at exit, then aborts ("Fatal
     Python error: _enter_buffered_busy", exit status 134) instead of exiting.
+    ``max_bytes``: a longer line of the default stdin is a :class:`CorpusError`
+    (a line that never ends must not fill the memory).
     """
     if stdin is not None:
         return stdin
@@ -467,16 +470,30 @@ def stdin_lines(stdin: TextIO | None, *, own_reader: bool = False) -> Iterable[s
             buffer = open(buffer.fileno(), "rb", closefd=False)
         except (OSError, ValueError):
             pass  # no file behind it (a test's stand-in): nothing closes it at exit
-    return _utf8_lines(buffer)
+    return _utf8_lines(buffer, max_bytes)
 
 
-def _utf8_lines(buffer: Iterable[bytes]) -> Iterator[str]:
-    lines = iter(buffer)
-    for raw in lines:  # the first: a byte order mark (Windows editors write one) is not JSON, nor text
-        yield raw.decode("utf-8-sig", "replace")
-        break
-    for raw in lines:
-        yield raw.decode("utf-8", "replace")
+def _utf8_lines(buffer, max_bytes: int | None = None) -> Iterator[str]:
+    encoding = "utf-8-sig"  # the first line: a byte order mark (Windows editors write one) is not JSON, nor text
+    lineno = 0
+    while raw := buffer.readline(-1 if max_bytes is None else max_bytes + 1):
+        lineno += 1
+        if max_bytes is not None and len(raw) > max_bytes and not raw.endswith(b"\n"):
+            raise CorpusError(f"line {lineno} of stdin is longer than {max_bytes:,} bytes: split it, or shorten it")
+        yield raw.decode(encoding, "replace")
+        encoding = "utf-8"
+
+
+def stdin_text(max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """All of stdin as one text, decoded as :func:`stdin_lines` decodes it; more than
+    ``max_bytes`` is a :class:`CorpusError` (`yes | semhash similar --file -` grew
+    by 330 MB/s until the machine ran out of memory)."""
+    if sys.stdin is None:
+        raise CorpusError(STDIN_CLOSED)
+    data = getattr(sys.stdin, "buffer", sys.stdin).read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise CorpusError(f"stdin holds more than {max_bytes:,} bytes, more than a document may: give a shorter text")
+    return data.decode("utf-8-sig", "replace") if isinstance(data, bytes) else data
 
 
 def _iter_single_file(path: str, stats: ReadStats, max_bytes: int) -> Iterator[Document]:

@@ -480,8 +480,11 @@ def write_index(
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             os.replace(tmp, path)
             _fsync_directory(path.parent)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as e:
+            for leftover in (tmp, f"{tmp}-journal"):  # a full disk left the journal behind
+                Path(leftover).unlink(missing_ok=True)
+            if isinstance(e, sqlite3.DatabaseError):  # "database or disk is full" was a traceback
+                raise StoreError(f"cannot write {path} ({e}): nothing was written") from None
             raise
 
 
@@ -839,6 +842,19 @@ class IndexWriter:
             raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
 
 
+def _postings_ok(df, blob, max_df) -> bool:
+    """Whether a row of ``postings`` is as the writers write it: ``df`` documents,
+    their rowids (positive, ascending) for a term of at most ``max_df``, else NULL."""
+    if not isinstance(df, int) or df < 1:
+        return False
+    if blob is None:
+        return not isinstance(max_df, int) or df > max_df
+    if not isinstance(blob, bytes) or len(blob) != 4 * df:
+        return False
+    rowids = np.frombuffer(blob, "<i4")
+    return bool(rowids[0] >= 1 and (rowids[1:] > rowids[:-1]).all())
+
+
 def _is_read_only(e: BaseException) -> bool:
     """Whether SQLite failed for want of write access (the file, its folder, or its
     -shm file), not because the database is damaged."""
@@ -881,22 +897,17 @@ class StoredIndex:
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreError(f"no index at {self.path}: run `semhash index PATH` first, or pass -d/--database")
+        self.conn = None
         try:
-            # Read-only URI: a query never creates or modifies the file.
-            self.conn = sqlite3.connect(_ro_uri(self.path), uri=True)
-            pairs = self.conn.execute("SELECT key, value FROM meta").fetchall()
+            pairs = self._connect(_ro_uri(self.path))
         except sqlite3.DatabaseError as e:
             # WAL: a reader too needs the -shm and -wal files, and makes them if they are
             # missing. In a folder it may not write, SQLite 3.40 says "unable to open":
             # not damage, which "not a semhash index" had users believe of a healthy index.
             if _is_read_only(e) or "unable to open" in str(e):
-                raise StoreError(
-                    f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it; "
-                    "make its folder writable"
-                ) from None
-            if "malformed" in str(e):  # SQLITE_CORRUPT (a cut copy, a full disk): an index once, say how to rebuild
-                raise self._corrupt(str(e)) from None
-            raise StoreError(f"{self.path} is not a semhash index ({e})") from None
+                pairs = self._read_only_copy(e)
+            else:
+                raise self._unreadable(e) from None
         try:
             self.meta = {k: json.loads(v) for k, v in pairs}
         except (TypeError, ValueError):
@@ -907,6 +918,35 @@ class StoredIndex:
             value = self.meta.get(key)
             if not isinstance(value, int) or value < low or (high is not None and value > high):
                 raise self._corrupt(f"meta {key} is {value!r}")
+
+    def _connect(self, uri: str) -> list[tuple]:
+        """Open ``uri`` (read-only: a query never creates or modifies the file) and read the meta pairs."""
+        self.conn = sqlite3.connect(uri, uri=True)
+        return self.conn.execute("SELECT key, value FROM meta").fetchall()
+
+    def _read_only_copy(self, e: sqlite3.DatabaseError) -> list[tuple]:
+        """Open an index whose folder this process may not write (a shared or mounted
+        copy) as immutable: SQLite then needs no -shm file, and reads the file alone.
+        Only when no -wal file holds changes, which immutable would not see (the
+        writers empty it after each commit); a writer that can write the folder
+        while such a copy is read is not seen either."""
+        wal = Path(f"{self.path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"cannot read {self.path} ({e}): SQLite needs to create {self.path.name}-shm beside it "
+                f"to read {wal.name}; make its folder writable"
+            ) from None
+        if self.conn is not None:
+            self.conn.close()
+        try:
+            return self._connect(_ro_uri(self.path) + "&immutable=1")
+        except sqlite3.DatabaseError as again:
+            raise self._unreadable(again) from None
+
+    def _unreadable(self, e: sqlite3.DatabaseError) -> StoreError:
+        if "malformed" in str(e):  # SQLITE_CORRUPT (a cut copy, a full disk): an index once, say how to rebuild
+            return self._corrupt(str(e))
+        return StoreError(f"{self.path} is not a semhash index ({e})")
 
     def begin(self) -> bool:
         """Start a read transaction (a snapshot), unless one is open; say whether it started."""
@@ -1071,6 +1111,10 @@ class StoredIndex:
     def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
         """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
         rows = self._all_in("SELECT id, term, idf FROM terms WHERE term IN ({})", list(tokens))
+        n_terms = self.meta.get("n_terms") or 0
+        # (an id past the end indexed the rankers' arrays: an IndexError traceback)
+        if not all(isinstance(term_id, int) and 0 <= term_id < n_terms for term_id, _, _ in rows):
+            raise self._corrupt(f"a term's id is not in [0, {n_terms})")
         try:
             return {term: (term_id, float(idf)) for term_id, term, idf in rows}
         except (TypeError, ValueError):
@@ -1078,9 +1122,12 @@ class StoredIndex:
 
     def all_terms(self) -> tuple[list[str], np.ndarray]:
         """Every term, in id order, and their idf (float32)."""
-        pairs = self._all("SELECT term, idf FROM terms ORDER BY id")
+        rows = self._all("SELECT id, term, idf FROM terms ORDER BY id")
+        # A term's id is its position here: one missing shifted every later term's weight.
+        if [i for i, _, _ in rows] != list(range(self.meta.get("n_terms") or 0)):
+            raise self._corrupt("its terms are not numbered 0 to n_terms - 1")
         try:
-            return [t for t, _ in pairs], np.array([float(i) for _, i in pairs], np.float32)
+            return [t for _, t, _ in rows], np.array([float(i) for _, _, i in rows], np.float32)
         except (TypeError, ValueError):
             raise self._corrupt("a term's idf is not a number") from None
 
@@ -1114,7 +1161,7 @@ class StoredIndex:
             return {}
         out = {}
         for term, df, blob in self._all_in("SELECT term, df, rowids FROM postings WHERE term IN ({})", [int(t) for t in term_ids]):
-            if not isinstance(df, int) or not (blob is None or (isinstance(blob, bytes) and len(blob) == 4 * df)):
+            if not _postings_ok(df, blob, self.meta["postings_max_df"]):
                 raise self._corrupt("a term's postings are damaged")
             out[term] = (df, blob)
         return out

@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 SAMPLE = Path(__file__).resolve().parent.parent / "corpora" / "20news-sample"
 GROUPS = ("comp.graphics", "rec.sport.hockey", "sci.space")
@@ -23,3 +24,26 @@ TINY_MODEL = [
     "--hidden", "32", "--address-bits", "8", "--code-bits", "32",
     "--epochs-pretrain", "5", "--epochs-finetune", "5", "--vocab-size", "300",
 ]
+
+
+def run(*args, input=None):
+    from semhash.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="session")
+def built(tiny_corpus, tmp_path_factory):
+    """corpus/ and index.db built from it with the tiny model, shared read-only."""
+    root = tmp_path_factory.mktemp("reliability")
+    shutil.copytree(tiny_corpus, root / "corpus")
+    result = run("index", root / "corpus", "-d", root / "index.db", "-s", *TINY_MODEL)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def work(built, tmp_path):
+    """A private copy of ``built``."""
+    shutil.copytree(built, tmp_path / "w")
+    return tmp_path / "w"

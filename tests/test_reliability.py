@@ -19,39 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from semhash import codes, store
 from semhash.api import EmptyQuery, Index
-from semhash.cli import cli
 from semhash.corpus import BadLine, iter_jsonl
 from semhash.store import IndexWriter, StoreError
 from semhash.tokenize import WORD_RE, tokenize
 from semhash.vocab import count_words
-from tests.conftest import TINY_MODEL
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-@pytest.fixture(scope="module")
-def built(tiny_corpus, tmp_path_factory):
-    """corpus/ and index.db built from it, shared read-only by the tests below."""
-    root = tmp_path_factory.mktemp("reliability")
-    shutil.copytree(tiny_corpus, root / "corpus")
-    result = run("index", root / "corpus", "-d", root / "index.db", "-s", *TINY_MODEL)
-    assert result.exit_code == 0, result.output
-    return root
-
-
-@pytest.fixture
-def work(built, tmp_path):
-    """A private copy of ``built``."""
-    shutil.copytree(built, tmp_path / "w")
-    return tmp_path / "w"
+from tests.conftest import TINY_MODEL, run
 
 
 def texts_of(corpus: Path) -> list[str]:
@@ -308,6 +285,24 @@ BAD_INPUT = [
      "is corrupt (a stored neighbour list is damaged)"),
     ("neighbour list is text", _edit("UPDATE documents SET neighbours = 'abcd' WHERE rowid = 3"), 2,
      "is corrupt (a stored neighbour list is damaged)"),
+    ("TF-IDF vector with stray bytes", _edit("UPDATE documents SET terms = CAST(terms || x'0102' AS BLOB) WHERE rowid = 3"), 2,
+     "is corrupt (a stored TF-IDF vector is damaged)"),
+    ("neighbour list names rowid -1", _edit("UPDATE documents SET neighbours = CAST(x'ffffffff' || substr(neighbours, 5) AS BLOB)"),
+     2, "is corrupt (a stored neighbour list is damaged)"),
+    ("term id past the end", _edit("UPDATE terms SET id = id + 100000 WHERE term = 'space'"), 2,
+     "is corrupt ("),  # (the ids' numbering, or the id's range: whichever is read first)
+    ("terms with a gap (similar -f)", lambda w: [*_edit("DELETE FROM terms WHERE id = 5")(w)[:0], "similar", "-f", "-", "-d",
+                                                 w / "index.db"], 2, "is corrupt (its terms are not numbered 0 to n_terms - 1)"),
+    ("postings name no document", _postings_edit("UPDATE postings SET rowids = x'ffffff7f' WHERE term = ?"), 2,
+     "is corrupt (a term's postings name a document the index does not have)"),
+    ("postings name rowid 0", _postings_edit("UPDATE postings SET rowids = x'00000000' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings out of order", _postings_edit("UPDATE postings SET df = 2, rowids = x'0500000003000000' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings of no document", _postings_edit("UPDATE postings SET df = 0, rowids = x'' WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
+    ("postings of a rare term missing", _postings_edit("UPDATE postings SET rowids = NULL WHERE term = ?"), 2,
+     "is corrupt (a term's postings are damaged)"),
     ("idf not a number", _edit("UPDATE terms SET idf = 'x'"), 2, "is corrupt (a term's idf is not a number)"),
     ("postings' count not a number", _postings_edit("UPDATE postings SET df = 'x' WHERE term = ?"), 2,
      "is corrupt (a term's postings are damaged)"),
@@ -752,21 +747,26 @@ def test_a_read_only_index_says_it_cannot_be_written_or_read(work, monkeypatch):
     assert dump(db) == before
     # A reader in a read-only folder without the -shm file: SQLite cannot create it.
     # SQLite 3.40 says "unable to open database file" (seen with the folder made
-    # immutable), which was reported as "not a semhash index".
+    # immutable). The index is then opened immutable, and queries work (issue 25)...
     connect = sqlite3.connect
     for message in ("attempt to write a readonly database", "unable to open database file"):
 
         def no_shm(database, *args, **kwargs):
-            if str(database).startswith("file:"):
+            if str(database).startswith("file:") and "immutable=1" not in str(database):
                 raise sqlite3.OperationalError(message)
             return connect(database, *args, **kwargs)
 
         monkeypatch.setattr(store.sqlite3, "connect", no_shm)
         for command in (["query", "space"], ["info"]):
             result = run(*command, "-d", db)
-            assert result.exit_code == 2 and result.stderr == (
-                f"Error: cannot read {db} ({message}): "
-                "SQLite needs to create index.db-shm beside it; make its folder writable\n")
+            assert result.exit_code == 0 and result.stdout and not result.stderr, result.output
+        # ... unless a -wal file holds changes that immutable would not read.
+        Path(f"{db}-wal").write_bytes(b"x" * 100)
+        result = run("query", "space", "-d", db)
+        assert result.exit_code == 2 and result.stderr == (
+            f"Error: cannot read {db} ({message}): "
+            "SQLite needs to create index.db-shm beside it to read index.db-wal; make its folder writable\n")
+        Path(f"{db}-wal").unlink()
     assert dump(db) == before
 
 
