@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / ".data", help="unpacked 20news-bydate")
     parser.add_argument("--short-text", type=Path, default=ROOT.parent / "shared" / "corpora-src" / "short-text")
     parser.add_argument("--no-neighbours", action="store_true", help="fit without the word neighbours")
+    parser.add_argument("--neighbours-file", type=Path, help="neighbour lists (.npy of training row numbers, -1 padded) to teach with")
     parser.add_argument("--hops", type=int, default=None, help="neighbours re-ranked by shared ones (default: semhash's)")
     args = parser.parse_args()
     if args.corpus == "20ng":
@@ -141,6 +142,8 @@ def main() -> None:
     start = time.perf_counter()
     hops = {} if args.hops is None else {"hops": args.hops}
     neighbours = None if args.no_neighbours else by_words(full, **hops)
+    if args.neighbours_file:
+        neighbours = np.load(args.neighbours_file)
     print(json.dumps({"corpus": args.corpus, "nproc": os.cpu_count(), "train": X.shape[0], "test": X_test.shape[0],
                       "neighbour_s": round(time.perf_counter() - start, 1), "hops": args.hops}), flush=True)
     for spec in args.trials:

@@ -314,7 +314,7 @@ class _Coverage:
 def _progress(iterable, verbose: bool, desc: str, total: int | None = None, unit: str = "it"):
     """``iterable``, with a progress bar on stderr (if ``verbose``) that appears with
     its first item: a run that fails before any (no documents, a missing path)
-    drew "reading and counting words: 0doc" above its error."""
+    drew "reading: 0doc" above its error."""
     return _bar_from_first(iterable, desc=desc, total=total, unit=unit) if verbose else iterable
 
 
@@ -489,7 +489,7 @@ def _build_index(
         # together; only their metadata is kept, never the corpus text.
         nonlocal n_duplicates
         found = _read(paths, files, stats, stdin, max_bytes, skip_bad_lines, database)
-        for doc in _progress(found, verbose, "reading and counting words", unit="doc"):
+        for doc in _progress(found, verbose, "reading", unit="doc"):
             if doc.id in seen:
                 n_duplicates += 1
                 continue
@@ -534,7 +534,7 @@ def _build_index(
     n_trained = X.shape[0] if train_sample is None else min(train_sample, X.shape[0])
     sample = slice(None) if n_trained == X.shape[0] else _sample_rows(X, n_trained, random_state)
     # The codes learn from each document's neighbours by every term (semhash.neighbours).
-    bar = functools.partial(_progress, verbose=verbose, desc="finding word neighbours", unit="block")
+    bar = functools.partial(_progress, verbose=verbose, desc="comparing documents", unit="block")
     hasher.fit(X[sample], neighbours=neighbours.by_words(full[sample], progress=bar))
     addresses, long_codes = _encode_all(hasher, X, verbose)
 

@@ -326,8 +326,9 @@ def cli():
 @skip_bad_lines_option
 @click.option("--wait", is_flag=True, help="If another `semhash index` is writing the index, wait for it instead of failing.")
 @silent_option
+@click.option("-v", "--verbose", is_flag=True, help="A progress bar per model layer, with its training loss, instead of one for the training.")
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip_bad_lines, wait, silent, hidden, train_sample, **model):
+def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip_bad_lines, wait, silent, verbose, hidden, train_sample, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -367,7 +368,7 @@ def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip
     options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
         paths, database, files=files_from, retrain=retrain, prune=prune, prune_limit=None if yes else PRUNE_LIMIT,
-        verbose=not silent,
+        verbose=0 if silent else 2 if verbose else 1,
         max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, **options,
     )
     if not silent:

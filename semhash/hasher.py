@@ -34,10 +34,36 @@ from semhash.codes import threshold
 from semhash.rbm import RBM, cd1_gradients
 
 
-def _progress(iterable: Iterable, verbose: bool, desc: str, total: int | None = None):
+def _progress(iterable: Iterable, verbose: int, desc: str, total: int | None = None):
+    """A layer's epochs, with a bar of its own (and its loss) at ``verbose >= 2``."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, disable=not verbose, file=sys.stderr, leave=True)
+    return tqdm(iterable, desc=desc, total=total, disable=verbose < 2, file=sys.stderr, leave=True)
+
+
+class _Training:
+    """One bar over a whole fit (``verbose == 1``), in units of work: each step
+    counts the weights it multiplies, so that the time left holds although a step of
+    the bottom RBM costs 40 of the code RBM's. The heads train side by side and
+    advance it together, under a lock."""
+
+    def __init__(self, total: float, verbose: int):
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self._lock = threading.Lock()
+        self._bar = tqdm(
+            total=total, desc="training", file=sys.stderr, disable=verbose != 1,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+        )
+
+    def advance(self, units: float) -> None:
+        with self._lock:
+            self._bar.update(units)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 #: Fewest minibatch steps a layer trains for (when its epochs are not 0): the epochs
@@ -190,8 +216,9 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         document's distinct words) whose code must reconstruct what the whole
         document's does, so the few words a user types land near their documents.
     random_state : int, RandomState or None, default=0
-    verbose : bool, default=False
-        Progress bars on stderr.
+    verbose : int, default=0
+        Progress on stderr: 1, one bar for the whole fit with the time left; 2, a
+        bar per layer with its reconstruction error or loss.
 
     Attributes
     ----------
@@ -249,7 +276,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         pair_temperature: float = 0.8,
         short_queries: float = 0.0,
         random_state=0,
-        verbose: bool = False,
+        verbose: int = 0,
     ):
         self.n_bits = n_bits
         self.hidden_sizes = hidden_sizes
@@ -304,6 +331,20 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             raise ValueError(f"short_queries must be in [0, 1], got {self.short_queries!r}")
 
     # -- training schedule -------------------------------------------------------
+    def _work(self, n: int, n_features: int) -> float:
+        """Units of work of a whole fit on ``n`` rows (see :class:`_Training`): CD-1
+        multiplies each RBM's weights 3 times a step; fine-tuning a head's unrolled
+        stack, forward and back, 3 times each of its weights (twice the RBMs')."""
+        sizes = [n_features, *self.hidden_sizes]
+        trunk = sum(a * b for a, b in zip(sizes, sizes[1:]))
+        per_batch = -(-n // self.batch_size)
+        pretrain = _epochs(self.n_epochs_pretrain, n, self.batch_size) * per_batch
+        finetune = _epochs(self.n_epochs_finetune, n, self.batch_size) * per_batch
+        work = 3 * pretrain * trunk
+        for bits in self._bits:
+            work += 3 * pretrain * sizes[-1] * bits + 6 * finetune * (trunk + sizes[-1] * bits)
+        return float(work)
+
     def _pretrain_rbm(self, X, n_hidden: int, kind: str, rng, desc: str, pool=None, n_parts: int = 1) -> RBM:
         """CD-1 with L2 weight cost, its steps taken by Adam; with a thread pool, each
         batch is split in ``n_parts`` (see ``cd1_gradients``).
@@ -325,6 +366,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
                 # CD-1 gives ascent directions; Adam descends.
                 opt.step([self.weight_decay * rbm.W - dW, -dbv, -dbh])
                 errors.append(err)
+                self._training.advance(3 * rbm.W.size)
             bar.set_postfix(recon_error=f"{np.mean(errors):.4g}")
         return rbm
 
@@ -356,6 +398,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
                     decoded,
                 )
                 opt.step(grads)
+                self._training.advance(3 * sum(W.size for W, _ in ae.encoder + ae.decoder))
                 losses.append(batch_loss * decoded)
                 sizes.append(decoded)
             loss = float(np.sum(losses) / np.sum(sizes))
@@ -429,8 +472,13 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
                 raise ValueError("neighbours must hold row numbers of X, or -1")
             if self.neighbour_weight:
                 targets = neighbourhood_targets(X, neighbours, self.neighbour_weight)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._fit(X, (targets, neighbours), rng)
+        self._training = _Training(self._work(X.shape[0], X.shape[1]), int(self.verbose))
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._fit(X, (targets, neighbours), rng)
+        finally:
+            self._training.close()
+            del self._training
 
     def _fit(self, X, teacher, rng) -> SemanticHasher:
         # Two ways to use the cores (numpy, scipy and the update kernels release the

@@ -1016,3 +1016,12 @@ def test_usage_errors_are_one_line(args):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert result.stderr.rstrip().endswith("-h'.") and "?." not in result.stderr
+
+
+@pytest.mark.parametrize("flags", [[], ["-v"]])
+def test_index_shows_one_training_bar_and_the_layers_with_verbose(tiny_corpus, tmp_path, flags):
+    result = run("index", str(tiny_corpus), "-d", str(tmp_path / "x.db"), *TINY_MODEL, *flags)
+    assert result.exit_code == 0, result.output
+    assert ("training: 100%" in result.stderr) == (not flags)
+    assert ("fine-tune 32-bit" in result.stderr and "pretrain 300-32" in result.stderr) == bool(flags)
+    assert "reading" in result.stderr and "recon_error" not in result.stderr[: result.stderr.find("pretrain")]

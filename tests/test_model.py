@@ -395,3 +395,12 @@ def test_short_query_training_runs_and_keeps_shapes(topics):
 def test_bad_neighbour_lists_raise(topics, lists):
     with pytest.raises(ValueError, match="neighbours"):
         SemanticHasher(n_bits=4, hidden_sizes=(5,), n_epochs_pretrain=1, n_epochs_finetune=1).fit(topics[0], neighbours=lists)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_progress_is_one_training_bar_that_reaches_its_end_or_a_bar_per_layer(topics, capsys, verbose):
+    fit_small(topics[0], n_epochs_pretrain=2, n_epochs_finetune=2, verbose=verbose)
+    err = capsys.readouterr().err
+    assert ("training: 100%" in err) == (verbose == 1)  # its units of work add up to the plan
+    assert ("pretrain 40-20" in err and "fine-tune 16-bit" in err) == (verbose == 2)
+    assert verbose or err == ""
