@@ -8,10 +8,12 @@ keep running stale code. The kernels take only arrays and integers and return ar
 They do not validate their inputs: call them through ``semhash.search``, which checks
 dtypes, contiguity, shapes and index ranges first.
 
-The hot kernels have explicit signatures over C-contiguous arrays, so importing this
-module compiles them (or, with a warm cache, loads their object code). The parallel
-``topk_batch`` is the exception: it compiles on first use (``search.warmup`` does it).
-Read-only signatures serve writable arrays too.
+No kernel has an explicit signature: each compiles (or loads from numba's on-disk
+cache) on its first call, so importing this module costs nothing and a run compiles
+only what it calls. An eager signature made every import compile every kernel (10 s
+of CPU, cold), and the build calls few of them. The wrappers in ``semhash.search``
+fix the dtypes, contiguity and writability of what they pass (codes go read-only),
+so each kernel compiles one variant. ``search.warmup`` compiles them all.
 
 Conventions (see ``semhash.codes``): a code is a row of ``uint64`` words and bit ``j``
 is bit ``j % 64`` of word ``j // 64``; an address is a non-negative ``int64``.
@@ -48,19 +50,7 @@ else:
         return x(x), codegen
 
 
-_u64 = types.uint64
-_CODES = types.Array(_u64, 2, "C")
-_CODES_RO = types.Array(_u64, 2, "C", readonly=True)
-_WORDS = types.Array(_u64, 1, "C")
-_I32 = types.Array(types.int32, 1, "C")
-_I64 = types.Array(types.int64, 1, "C")
-
-
-@njit(
-    [_I32(_CODES, _WORDS), _I32(_CODES_RO, _WORDS)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def hamming_distances(codes, query):
     """Hamming distance from ``query`` to every row of ``codes``.
 
@@ -101,11 +91,7 @@ def hamming_distances(codes, query):
     return out
 
 
-@njit(
-    [_I32(_CODES, _I64, _WORDS), _I32(_CODES_RO, _I64, _WORDS)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def hamming_distances_subset(codes, rows, query):
     """Hamming distance from ``query`` to ``codes[rows[i]]`` for each ``i``.
 
@@ -170,7 +156,7 @@ def _place_by_count(distances, candidates, m, k, width):
     return out
 
 
-@njit(_I64(_I32, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def topk_by_distance(distances, k, max_distance):
     """Indices of the ``k`` smallest distances, by counting.
 
@@ -441,12 +427,7 @@ def _merge(rows, dists, counts, k, width, out_rows, out_dists):
                 slot[d] += 1
 
 
-_TOPK = types.Tuple((_I64, _I32))
-
-
-# One read-only signature serves writable arrays too (numba converts them), and
-# halves the compile time paid at import.
-@njit(_TOPK(_CODES_RO, _WORDS, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def topk_scan(codes, query, k):
     """The ``k`` rows nearest to ``query``, in one streaming pass over ``codes``.
 
@@ -510,9 +491,6 @@ def _scan_queries(codes, queries, k, out_rows, out_dists):
             _merge(rows[one], dists[one], counts[one], k, width, out_rows[first + j], out_dists[first + j])
 
 
-# No explicit signature: compiling a parallel kernel takes 8-16 s, which an eager
-# signature would add to every cold import. It compiles on first call instead (with
-# read-only arrays, as search.topk_batch and search.warmup pass them), once: cached.
 @njit(cache=True, parallel=True)
 def topk_batch(codes, queries, k, n_threads):
     """The ``k`` nearest rows for each of many queries, reading the codes once per block of queries.
@@ -633,7 +611,7 @@ def _append(found, n_found, value):
     return found
 
 
-@njit(_I64(_I64, _I64, _I64, types.int64, types.int64, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_address, n_bits, distance):
     """Rows whose address is at exactly Hamming distance ``distance`` from the query.
 
@@ -770,7 +748,7 @@ def ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_addres
     return rows
 
 
-@njit(_I64(_I64, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def address_histogram(addresses, query_address, n_bits):
     """How many addresses lie at each Hamming distance from the query, in one pass.
 
@@ -792,7 +770,7 @@ def address_histogram(addresses, query_address, n_bits):
     return counts
 
 
-@njit(_I64(_I64, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def address_scan(addresses, query_address, max_distance):
     """Rows whose address is within Hamming distance ``max_distance``, by a linear scan.
 
@@ -1422,16 +1400,7 @@ def counts_times(counts, W):
 
 # ---------------------------------------------------------------- training
 
-_F32 = types.Array(types.float32, 1, "C")
-_F32_RO = types.Array(types.float32, 1, "C", readonly=True)
-
-
-@njit(
-    [types.void(_F32, _F32, _F32, _F32, types.float64, types.float64, types.float64, types.float64)]
-    + [types.void(_F32, _F32_RO, _F32, _F32, types.float64, types.float64, types.float64, types.float64)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
     """One Adam update of ``param`` in place, in one pass over the four arrays.
 
@@ -1447,12 +1416,7 @@ def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
         param[i] -= s * m[i] / (np.sqrt(v[i]) + e)
 
 
-@njit(
-    [types.void(_F32, _F32, _F32, types.float64, types.float64, types.float64)]
-    + [types.void(_F32, _F32, _F32_RO, types.float64, types.float64, types.float64)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def momentum_step(param, velocity, grad, momentum, lr, weight_decay):
     """``velocity = momentum * velocity + lr * (grad - weight_decay * param)``, then
     ``param += velocity``, in place and in one pass (pretraining's update)."""

@@ -128,7 +128,7 @@ def test_the_command_line_loads_the_kernels_without_numbas_blas_probe(corpus_and
     run_cli = f"cli.cli.main(['info', '-d', {str(corpus_and_db / 'index.db')!r}], standalone_mode=False); " if command_line else ""
     code = (
         "import sys, numpy as np, numba; from semhash import cli; from semhash.lazy import kernels; "
-        f"{run_cli}kernels.topk_scan; "
+        f"{run_cli}kernels.address_histogram(np.zeros(1, np.int64), 0, 1); "
         "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules); "
         "print(numba.njit(lambda a: np.dot(a, a))(np.eye(2)).sum(), 'scipy.linalg' in sys.modules)"
     )
@@ -459,7 +459,7 @@ def test_queries_read_the_same_in_numpy_and_on_the_kernels(corpus_and_db, tiny_c
     results = {}
     with Index.open(corpus_and_db / "index.db") as index:
         for on_kernels in (False, True):
-            monkeypatch.setattr(semhash.lazy, "use_kernels", lambda cost, on=on_kernels: on)
+            monkeypatch.setattr(semhash.lazy, "use_kernels", lambda cost, kernel=None, on=on_kernels: on)
             index._terms = None
             results[on_kernels] = index.query_many(texts, k=10, documents=True)
     assert all(len(hits) == 10 for hits in results[True])
