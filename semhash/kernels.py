@@ -901,16 +901,18 @@ def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses,
     return out_rows, out_dists, counts, radii
 
 
-@njit(cache=True, parallel=True)
-def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes, min_distance, max_distance, n_parts):
+# Serial: on the 20NG test batch it takes 0.6-0.7 s on one thread or two (bench/threads.py,
+# a busy 2-vCPU VM), and parallel=True cost 11 s of CPU to compile against 4.
+@njit(cache=True, nogil=True)
+def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes, min_distance, max_distance):
     """Shortlists grown by candidates: ``semhash.search.join`` for many queries.
 
     Query ``i``'s candidates are ``candidates[starts[i]:starts[i + 1]]`` (positions,
     -1 for none, repeats allowed); those not in its shortlist (the first
     ``counts[i]`` of ``rows[i]``) whose code distance lies in ``[min_distance,
-    max_distance]`` are appended in ascending order, each once. Each of the
-    ``n_parts`` runs of queries marks shortlisted documents in its own bitmap
-    (one byte per document) and clears what it marked.
+    max_distance]`` are appended in ascending order, each once. Each query marks
+    its shortlisted documents in a bitmap (one byte per document) and clears what
+    it marked.
 
     Returns (rows, dists, counts): new arrays, as wide as the longest grown
     shortlist (at least as wide as ``rows``), padded with -1.
@@ -919,36 +921,34 @@ def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes,
     joined = np.empty(candidates.shape[0], np.int64)  # query i's at starts[i]...
     joined_dists = np.empty(candidates.shape[0], np.int32)
     grown = counts.copy()
-    n_parts = max(1, min(n_queries, n_parts))
-    for part in prange(n_parts):
-        marked = np.zeros(codes.shape[0], np.bool_)
-        for i in range(part * n_queries // n_parts, (part + 1) * n_queries // n_parts):
-            for c in range(counts[i]):
-                marked[rows[i, c]] = True
-            m = starts[i]
-            for p in range(starts[i], starts[i + 1]):
-                row = candidates[p]
-                if row < 0 or marked[row]:
-                    continue
-                marked[row] = True
-                d = _row_distance(codes, row, query_codes[i])
-                if min_distance <= d <= max_distance:
-                    joined[m] = row
-                    joined_dists[m] = d
-                    m += 1
-            order = np.argsort(joined[starts[i] : m])
-            joined[starts[i] : m] = joined[starts[i] : m][order]
-            joined_dists[starts[i] : m] = joined_dists[starts[i] : m][order]
-            grown[i] += m - starts[i]
-            for c in range(counts[i]):
-                marked[rows[i, c]] = False
-            for p in range(starts[i], starts[i + 1]):
-                if candidates[p] >= 0:
-                    marked[candidates[p]] = False
+    marked = np.zeros(codes.shape[0], np.bool_)
+    for i in range(n_queries):
+        for c in range(counts[i]):
+            marked[rows[i, c]] = True
+        m = starts[i]
+        for p in range(starts[i], starts[i + 1]):
+            row = candidates[p]
+            if row < 0 or marked[row]:
+                continue
+            marked[row] = True
+            d = _row_distance(codes, row, query_codes[i])
+            if min_distance <= d <= max_distance:
+                joined[m] = row
+                joined_dists[m] = d
+                m += 1
+        order = np.argsort(joined[starts[i] : m])
+        joined[starts[i] : m] = joined[starts[i] : m][order]
+        joined_dists[starts[i] : m] = joined_dists[starts[i] : m][order]
+        grown[i] += m - starts[i]
+        for c in range(counts[i]):
+            marked[rows[i, c]] = False
+        for p in range(starts[i], starts[i + 1]):
+            if candidates[p] >= 0:
+                marked[candidates[p]] = False
     new_width = max(width, grown.max()) if n_queries else width
     out_rows = np.empty((n_queries, new_width), np.int64)
     out_dists = np.empty((n_queries, new_width), np.int32)
-    for i in prange(n_queries):
+    for i in range(n_queries):
         out_rows[i, :width] = rows[i]
         out_dists[i, :width] = dists[i]
         out_rows[i, width:] = -1
@@ -998,10 +998,12 @@ def word_table(word_bytes, word_starts):
     return slots
 
 
-@njit(cache=True, parallel=True)
+# Serial, as ascii_word_ids: 0.27-0.28 s and 0.48-0.63 s for the 20NG test batch on one
+# thread or two (bench/threads.py), and parallel=True cost 2-3 s of CPU to compile against 1.
+@njit(cache=True, nogil=True)
 def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
     """Count vocabulary words in ASCII documents: ``semhash.tokenize`` and a
-    dictionary lookup, fused, in parallel over documents.
+    dictionary lookup, fused.
 
     A token is a maximal run of ASCII letters and digits, lowercased, of two or
     more characters, that starts with a letter (exactly what
@@ -1026,7 +1028,7 @@ def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
     """
     n_docs = doc_starts.shape[0] - 1
     out = np.zeros((n_docs, word_starts.shape[0] - 1), np.float32)
-    for d in prange(n_docs):
+    for d in range(n_docs):
         i = doc_starts[d]
         while i < doc_starts[d + 1]:
             i, w = _next_word(text, i, doc_starts[d + 1], word_bytes, word_starts, slots)
@@ -1035,7 +1037,7 @@ def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots):
     """:func:`count_ascii_words` for a vocabulary too large for dense counts: the
     word index of every known token, in order, document after document.
@@ -1048,7 +1050,7 @@ def ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots):
     """
     n_docs = doc_starts.shape[0] - 1
     n_known = np.zeros(n_docs + 1, np.int64)
-    for d in prange(n_docs):  # count, then fill: no resizing
+    for d in range(n_docs):  # count, then fill: no resizing
         i = doc_starts[d]
         while i < doc_starts[d + 1]:
             i, w = _next_word(text, i, doc_starts[d + 1], word_bytes, word_starts, slots)
@@ -1056,7 +1058,7 @@ def ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots):
                 n_known[d + 1] += 1
     starts = np.cumsum(n_known)
     ids = np.empty(starts[-1], np.int64)
-    for d in prange(n_docs):
+    for d in range(n_docs):
         i, at = doc_starts[d], starts[d]
         while i < doc_starts[d + 1]:
             i, w = _next_word(text, i, doc_starts[d + 1], word_bytes, word_starts, slots)
@@ -1377,7 +1379,9 @@ def _dot(dense, row, starts, ids, weights):
 # ---------------------------------------------------------------- encoding
 
 
-@njit(cache=True, parallel=True)
+# Serial: 0.24-0.26 s for the 20NG test batch on one thread or two (bench/threads.py),
+# and parallel=True cost 1.5 s of CPU to compile against 0.2.
+@njit(cache=True, nogil=True)
 def counts_times(counts, W):
     """``counts @ W`` (float32) for rows of word counts, skipping their zeros.
 
@@ -1389,7 +1393,7 @@ def counts_times(counts, W):
     """
     n, d = counts.shape
     out = np.zeros((n, W.shape[1]), np.float32)
-    for i in prange(n):
+    for i in range(n):
         for j in range(d):
             c = counts[i, j]
             if c != 0:

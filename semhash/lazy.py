@@ -14,8 +14,8 @@ hindsight. Callers give the same answer either way; only the speed differs.
 
 That price holds only for kernels in numba's on-disk cache. A kernel that is not
 (a fresh clone before ``make install`` warmed it, or ``kernels.py`` changed since)
-compiles on its first call, which costs seconds: 1 to 26 s of CPU each, 88 s for
-all of those one first index used to compile. Work that names its kernel is priced
+compiles on its first call, which costs seconds: 0.2 to 26 s of CPU each, 74 s for
+all of those a first index used to compile. Work that names its kernel is priced
 against that kernel's own compile time (:data:`COMPILE_NS`) when it is not cached,
 so a first index of a small corpus runs numpy instead of compiling.
 """
@@ -30,12 +30,12 @@ _spent_ns = 0.0
 #: CPU time numba takes to compile each kernel that has a numpy twin, with an empty
 #: cache (bench/compile.py on the 2-vCPU dev VM; the helpers it inlines included).
 COMPILE_NS = {
-    "search_batch": 14e9,
-    "join_shortlists": 11e9,
-    "rerank_batch": 26e9,
-    "count_ascii_words": 3e9,
-    "ascii_word_ids": 4e9,
-    "counts_times": 1.5e9,
+    "search_batch": 14e9,  # parallel
+    "join_shortlists": 4e9,
+    "rerank_batch": 26e9,  # parallel
+    "count_ascii_words": 1e9,
+    "ascii_word_ids": 1.2e9,
+    "counts_times": 0.2e9,
 }
 _spent_compiling_ns: dict[str, float] = {}  # numpy work done instead of compiling, by kernel
 _cached: dict[str, bool] = {}

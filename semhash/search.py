@@ -593,8 +593,8 @@ def join(
     the bounds (inclusive; ``None``: unbounded) are appended in ascending order.
 
     Returns (rows, dists, counts), as wide as the longest shortlist grown (at
-    least as wide as ``rows``), padded with -1. numpy for a few queries, the
-    parallel :func:`semhash.kernels.join_shortlists` for a batch.
+    least as wide as ``rows``), padded with -1. numpy for a few queries,
+    :func:`semhash.kernels.join_shortlists` for a batch.
     """
     codes = _check_codes(codes)
     query_codes = _check_queries(query_codes, codes.shape[1], "query codes")
@@ -609,12 +609,10 @@ def join(
     hi = 64 * codes.shape[1] + 1 if max_distance is None else max_distance
     # numpy: about 40 us a query (its Python loop) and 2 ns a shortlisted cell (the widening).
     if lazy.use_kernels(n_queries * 40_000 + 2 * rows.size, kernel="join_shortlists"):
-        import numba  # loaded with the kernels
-
         return kernels.join_shortlists(
             np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(dists, np.int32),
             np.ascontiguousarray(counts, np.int64), starts, candidates, codes,
-            np.require(query_codes, requirements="CW"), lo, hi, numba.get_num_threads(),
+            np.require(query_codes, requirements="CW"), lo, hi,
         )
     joined = []
     for i in range(n_queries):
@@ -672,7 +670,7 @@ def warmup() -> None:
         1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1, 1,
     )
     kernels.join_shortlists(  # as join calls it (join itself might choose numpy)
-        candidates, dists, counts, np.array([0, 1], np.int64), np.ones(1, np.int64), codes, codes[:1].copy(), -1, 257, 1
+        candidates, dists, counts, np.array([0, 1], np.int64), np.ones(1, np.int64), codes, codes[:1].copy(), -1, 257
     )
     # Encoding and training (semhash.autoencoder, semhash.hasher).
     kernels.counts_times(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
