@@ -13,7 +13,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# numba compiles each kernel on its first call, and keeps it in its cache (in
+# semhash/__pycache__) until kernels.py changes: compile them all here once, so
+# neither the demo nor the tests wait for it.
+$(VENV)/.warm: $(VENV)/.installed semhash/kernels.py
+	$(PY) -c 'from semhash import search; search.warmup()'
+	touch $@
+
+install: $(VENV)/.warm
 
 demo: install
 	$(VENV)/bin/semhash index -d $(DB) $(SAMPLE)/train

@@ -462,8 +462,6 @@ def build_index(
         # Once the build's count matrices are freed: the graph holds every vector.
         with Index.open(database) as index:
             index._fill_neighbours(verbose)
-        # Compile the kernels now, into numba's on-disk cache, so no query pays for it.
-        search.warmup()
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -1534,7 +1532,7 @@ class Index:
         """TF-IDF vectors of texts as :meth:`_read` gives them. A few are looked up
         word by word; many (or any once the kernels are loaded) are tokenized by a
         kernel against every term, like :func:`count_words`."""
-        if not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
+        if not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="ascii_word_ids"):
             return self._term_vectors([tokenize(t) for t in texts])
         if self._terms is None:
             self._terms = self.stored.all_terms()

@@ -8,10 +8,12 @@ keep running stale code. The kernels take only arrays and integers and return ar
 They do not validate their inputs: call them through ``semhash.search``, which checks
 dtypes, contiguity, shapes and index ranges first.
 
-The hot kernels have explicit signatures over C-contiguous arrays, so importing this
-module compiles them (or, with a warm cache, loads their object code). The parallel
-``topk_batch`` is the exception: it compiles on first use (``search.warmup`` does it).
-Read-only signatures serve writable arrays too.
+No kernel has an explicit signature: each compiles (or loads from numba's on-disk
+cache) on its first call, so importing this module costs nothing and a run compiles
+only what it calls. An eager signature made every import compile every kernel (10 s
+of CPU, cold), and the build calls few of them. The wrappers in ``semhash.search``
+fix the dtypes, contiguity and writability of what they pass (codes go read-only),
+so each kernel compiles one variant. ``search.warmup`` compiles them all.
 
 Conventions (see ``semhash.codes``): a code is a row of ``uint64`` words and bit ``j``
 is bit ``j % 64`` of word ``j // 64``; an address is a non-negative ``int64``.
@@ -48,19 +50,7 @@ else:
         return x(x), codegen
 
 
-_u64 = types.uint64
-_CODES = types.Array(_u64, 2, "C")
-_CODES_RO = types.Array(_u64, 2, "C", readonly=True)
-_WORDS = types.Array(_u64, 1, "C")
-_I32 = types.Array(types.int32, 1, "C")
-_I64 = types.Array(types.int64, 1, "C")
-
-
-@njit(
-    [_I32(_CODES, _WORDS), _I32(_CODES_RO, _WORDS)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def hamming_distances(codes, query):
     """Hamming distance from ``query`` to every row of ``codes``.
 
@@ -101,11 +91,7 @@ def hamming_distances(codes, query):
     return out
 
 
-@njit(
-    [_I32(_CODES, _I64, _WORDS), _I32(_CODES_RO, _I64, _WORDS)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def hamming_distances_subset(codes, rows, query):
     """Hamming distance from ``query`` to ``codes[rows[i]]`` for each ``i``.
 
@@ -170,7 +156,7 @@ def _place_by_count(distances, candidates, m, k, width):
     return out
 
 
-@njit(_I64(_I32, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def topk_by_distance(distances, k, max_distance):
     """Indices of the ``k`` smallest distances, by counting.
 
@@ -441,12 +427,7 @@ def _merge(rows, dists, counts, k, width, out_rows, out_dists):
                 slot[d] += 1
 
 
-_TOPK = types.Tuple((_I64, _I32))
-
-
-# One read-only signature serves writable arrays too (numba converts them), and
-# halves the compile time paid at import.
-@njit(_TOPK(_CODES_RO, _WORDS, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def topk_scan(codes, query, k):
     """The ``k`` rows nearest to ``query``, in one streaming pass over ``codes``.
 
@@ -510,9 +491,6 @@ def _scan_queries(codes, queries, k, out_rows, out_dists):
             _merge(rows[one], dists[one], counts[one], k, width, out_rows[first + j], out_dists[first + j])
 
 
-# No explicit signature: compiling a parallel kernel takes 8-16 s, which an eager
-# signature would add to every cold import. It compiles on first call instead (with
-# read-only arrays, as search.topk_batch and search.warmup pass them), once: cached.
 @njit(cache=True, parallel=True)
 def topk_batch(codes, queries, k, n_threads):
     """The ``k`` nearest rows for each of many queries, reading the codes once per block of queries.
@@ -633,7 +611,7 @@ def _append(found, n_found, value):
     return found
 
 
-@njit(_I64(_I64, _I64, _I64, types.int64, types.int64, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_address, n_bits, distance):
     """Rows whose address is at exactly Hamming distance ``distance`` from the query.
 
@@ -770,7 +748,7 @@ def ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_addres
     return rows
 
 
-@njit(_I64(_I64, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def address_histogram(addresses, query_address, n_bits):
     """How many addresses lie at each Hamming distance from the query, in one pass.
 
@@ -792,7 +770,7 @@ def address_histogram(addresses, query_address, n_bits):
     return counts
 
 
-@njit(_I64(_I64, types.int64, types.int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def address_scan(addresses, query_address, max_distance):
     """Rows whose address is within Hamming distance ``max_distance``, by a linear scan.
 
@@ -923,16 +901,18 @@ def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses,
     return out_rows, out_dists, counts, radii
 
 
-@njit(cache=True, parallel=True)
-def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes, min_distance, max_distance, n_parts):
+# Serial: on the 20NG test batch it takes 0.6-0.7 s on one thread or two (bench/threads.py,
+# a busy 2-vCPU VM), and parallel=True cost 11 s of CPU to compile against 4.
+@njit(cache=True, nogil=True)
+def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes, min_distance, max_distance):
     """Shortlists grown by candidates: ``semhash.search.join`` for many queries.
 
     Query ``i``'s candidates are ``candidates[starts[i]:starts[i + 1]]`` (positions,
     -1 for none, repeats allowed); those not in its shortlist (the first
     ``counts[i]`` of ``rows[i]``) whose code distance lies in ``[min_distance,
-    max_distance]`` are appended in ascending order, each once. Each of the
-    ``n_parts`` runs of queries marks shortlisted documents in its own bitmap
-    (one byte per document) and clears what it marked.
+    max_distance]`` are appended in ascending order, each once. Each query marks
+    its shortlisted documents in a bitmap (one byte per document) and clears what
+    it marked.
 
     Returns (rows, dists, counts): new arrays, as wide as the longest grown
     shortlist (at least as wide as ``rows``), padded with -1.
@@ -941,36 +921,34 @@ def join_shortlists(rows, dists, counts, starts, candidates, codes, query_codes,
     joined = np.empty(candidates.shape[0], np.int64)  # query i's at starts[i]...
     joined_dists = np.empty(candidates.shape[0], np.int32)
     grown = counts.copy()
-    n_parts = max(1, min(n_queries, n_parts))
-    for part in prange(n_parts):
-        marked = np.zeros(codes.shape[0], np.bool_)
-        for i in range(part * n_queries // n_parts, (part + 1) * n_queries // n_parts):
-            for c in range(counts[i]):
-                marked[rows[i, c]] = True
-            m = starts[i]
-            for p in range(starts[i], starts[i + 1]):
-                row = candidates[p]
-                if row < 0 or marked[row]:
-                    continue
-                marked[row] = True
-                d = _row_distance(codes, row, query_codes[i])
-                if min_distance <= d <= max_distance:
-                    joined[m] = row
-                    joined_dists[m] = d
-                    m += 1
-            order = np.argsort(joined[starts[i] : m])
-            joined[starts[i] : m] = joined[starts[i] : m][order]
-            joined_dists[starts[i] : m] = joined_dists[starts[i] : m][order]
-            grown[i] += m - starts[i]
-            for c in range(counts[i]):
-                marked[rows[i, c]] = False
-            for p in range(starts[i], starts[i + 1]):
-                if candidates[p] >= 0:
-                    marked[candidates[p]] = False
+    marked = np.zeros(codes.shape[0], np.bool_)
+    for i in range(n_queries):
+        for c in range(counts[i]):
+            marked[rows[i, c]] = True
+        m = starts[i]
+        for p in range(starts[i], starts[i + 1]):
+            row = candidates[p]
+            if row < 0 or marked[row]:
+                continue
+            marked[row] = True
+            d = _row_distance(codes, row, query_codes[i])
+            if min_distance <= d <= max_distance:
+                joined[m] = row
+                joined_dists[m] = d
+                m += 1
+        order = np.argsort(joined[starts[i] : m])
+        joined[starts[i] : m] = joined[starts[i] : m][order]
+        joined_dists[starts[i] : m] = joined_dists[starts[i] : m][order]
+        grown[i] += m - starts[i]
+        for c in range(counts[i]):
+            marked[rows[i, c]] = False
+        for p in range(starts[i], starts[i + 1]):
+            if candidates[p] >= 0:
+                marked[candidates[p]] = False
     new_width = max(width, grown.max()) if n_queries else width
     out_rows = np.empty((n_queries, new_width), np.int64)
     out_dists = np.empty((n_queries, new_width), np.int32)
-    for i in prange(n_queries):
+    for i in range(n_queries):
         out_rows[i, :width] = rows[i]
         out_dists[i, :width] = dists[i]
         out_rows[i, width:] = -1
@@ -1020,10 +998,12 @@ def word_table(word_bytes, word_starts):
     return slots
 
 
-@njit(cache=True, parallel=True)
+# Serial, as ascii_word_ids: 0.27-0.28 s and 0.48-0.63 s for the 20NG test batch on one
+# thread or two (bench/threads.py), and parallel=True cost 2-3 s of CPU to compile against 1.
+@njit(cache=True, nogil=True)
 def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
     """Count vocabulary words in ASCII documents: ``semhash.tokenize`` and a
-    dictionary lookup, fused, in parallel over documents.
+    dictionary lookup, fused.
 
     A token is a maximal run of ASCII letters and digits, lowercased, of two or
     more characters, that starts with a letter (exactly what
@@ -1048,7 +1028,7 @@ def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
     """
     n_docs = doc_starts.shape[0] - 1
     out = np.zeros((n_docs, word_starts.shape[0] - 1), np.float32)
-    for d in prange(n_docs):
+    for d in range(n_docs):
         i = doc_starts[d]
         while i < doc_starts[d + 1]:
             i, w = _next_word(text, i, doc_starts[d + 1], word_bytes, word_starts, slots)
@@ -1057,7 +1037,7 @@ def count_ascii_words(text, doc_starts, word_bytes, word_starts, slots):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots):
     """:func:`count_ascii_words` for a vocabulary too large for dense counts: the
     word index of every known token, in order, document after document.
@@ -1070,7 +1050,7 @@ def ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots):
     """
     n_docs = doc_starts.shape[0] - 1
     n_known = np.zeros(n_docs + 1, np.int64)
-    for d in prange(n_docs):  # count, then fill: no resizing
+    for d in range(n_docs):  # count, then fill: no resizing
         i = doc_starts[d]
         while i < doc_starts[d + 1]:
             i, w = _next_word(text, i, doc_starts[d + 1], word_bytes, word_starts, slots)
@@ -1078,7 +1058,7 @@ def ascii_word_ids(text, doc_starts, word_bytes, word_starts, slots):
                 n_known[d + 1] += 1
     starts = np.cumsum(n_known)
     ids = np.empty(starts[-1], np.int64)
-    for d in prange(n_docs):
+    for d in range(n_docs):
         i, at = doc_starts[d], starts[d]
         while i < doc_starts[d + 1]:
             i, w = _next_word(text, i, doc_starts[d + 1], word_bytes, word_starts, slots)
@@ -1425,7 +1405,9 @@ def _dot(dense, row, starts, ids, weights):
 # ---------------------------------------------------------------- encoding
 
 
-@njit(cache=True, parallel=True)
+# Serial: 0.24-0.26 s for the 20NG test batch on one thread or two (bench/threads.py),
+# and parallel=True cost 1.5 s of CPU to compile against 0.2.
+@njit(cache=True, nogil=True)
 def counts_times(counts, W):
     """``counts @ W`` (float32) for rows of word counts, skipping their zeros.
 
@@ -1437,7 +1419,7 @@ def counts_times(counts, W):
     """
     n, d = counts.shape
     out = np.zeros((n, W.shape[1]), np.float32)
-    for i in prange(n):
+    for i in range(n):
         for j in range(d):
             c = counts[i, j]
             if c != 0:
@@ -1448,16 +1430,7 @@ def counts_times(counts, W):
 
 # ---------------------------------------------------------------- training
 
-_F32 = types.Array(types.float32, 1, "C")
-_F32_RO = types.Array(types.float32, 1, "C", readonly=True)
-
-
-@njit(
-    [types.void(_F32, _F32, _F32, _F32, types.float64, types.float64, types.float64, types.float64)]
-    + [types.void(_F32, _F32_RO, _F32, _F32, types.float64, types.float64, types.float64, types.float64)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
     """One Adam update of ``param`` in place, in one pass over the four arrays.
 
@@ -1473,12 +1446,7 @@ def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
         param[i] -= s * m[i] / (np.sqrt(v[i]) + e)
 
 
-@njit(
-    [types.void(_F32, _F32, _F32, types.float64, types.float64, types.float64)]
-    + [types.void(_F32, _F32, _F32_RO, types.float64, types.float64, types.float64)],
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def momentum_step(param, velocity, grad, momentum, lr, weight_decay):
     """``velocity = momentum * velocity + lr * (grad - weight_decay * param)``, then
     ``param += velocity``, in place and in one pass (pretraining's update)."""

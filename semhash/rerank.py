@@ -288,7 +288,7 @@ def rerank(
     n_feedback = FEEDBACK_DOCS if feedback else 0
     # One float64 weight per neighbour, computed here for both paths: same sums.
     spread = NEIGHBOUR_WEIGHT / neighbours.shape[1] if neighbours.shape[1] else 0.0
-    if lazy.use_kernels(float(counts.sum()) * 2000):  # ~2 us per candidate in numpy
+    if lazy.use_kernels(float(counts.sum()) * 2000, kernel="rerank_batch"):  # ~2 us per candidate in numpy
         import numba  # loaded with the kernels
 
         kernel_view = kernel_view or KernelDocuments(documents, n_terms)

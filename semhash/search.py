@@ -88,7 +88,7 @@ def _check_codes(codes) -> np.ndarray:
             "codes must be C-contiguous; pass np.ascontiguousarray(codes) once when "
             "loading the index, not per query"
         )
-    return codes
+    return _read_only(codes)  # one compiled variant of each kernel, whoever owns the codes
 
 
 def _check_query(query, n_words: int) -> np.ndarray:
@@ -302,7 +302,7 @@ class AddressTable:
         """Rows within ``radius`` and their address distances, sorted by (distance, row)."""
         rows = kernels.address_scan(self.addresses, query_address, radius)
         # an address is a one-word code, so the code kernel measures its distance
-        as_codes = self.addresses.view(np.uint64).reshape(-1, 1)
+        as_codes = _read_only(self.addresses.view(np.uint64).reshape(-1, 1))
         query = np.array([query_address], dtype=np.uint64)
         distances = kernels.hamming_distances_subset(as_codes, rows, query)
         by_distance = np.argsort(distances, kind="stable")  # rows are ascending: ties stay by row
@@ -401,7 +401,7 @@ def topk_batch(
     """
     codes = _check_codes(codes)
     queries = _check_queries(queries, codes.shape[1])
-    codes, queries = _read_only(codes), _read_only(np.ascontiguousarray(queries))  # one compiled variant
+    queries = _read_only(np.ascontiguousarray(queries))  # one compiled variant
     k = _check_int(k, "k")
     import numba
 
@@ -525,7 +525,8 @@ def search_many(
     limit = table.n_bits if max_radius is None else min(_check_int(max_radius, "max_radius"), table.n_bits)
     k = min(k, len(table))
     n_queries = query_codes.shape[0]
-    if not lazy.use_kernels(n_queries * (len(table) * _NUMPY_NS_PER_ADDRESS + _NUMPY_NS_PER_QUERY)):
+    numpy_ns = n_queries * (len(table) * _NUMPY_NS_PER_ADDRESS + _NUMPY_NS_PER_QUERY)
+    if not lazy.use_kernels(numpy_ns, kernel="search_batch"):
         return _search_numpy(table, codes, query_addresses, query_codes, k, want, limit, max_radius is None)
     return _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, max_radius is None)
 
@@ -539,7 +540,7 @@ def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, f
         table.prefix_bits,
         table.addresses,
         table.n_bits,
-        _read_only(codes),
+        codes,
         query_addresses,
         np.require(query_codes, requirements="CW"),  # the kernels take writable queries
         want,
@@ -592,8 +593,8 @@ def join(
     the bounds (inclusive; ``None``: unbounded) are appended in ascending order.
 
     Returns (rows, dists, counts), as wide as the longest shortlist grown (at
-    least as wide as ``rows``), padded with -1. numpy for a few queries, the
-    parallel :func:`semhash.kernels.join_shortlists` for a batch.
+    least as wide as ``rows``), padded with -1. numpy for a few queries,
+    :func:`semhash.kernels.join_shortlists` for a batch.
     """
     codes = _check_codes(codes)
     query_codes = _check_queries(query_codes, codes.shape[1], "query codes")
@@ -607,13 +608,11 @@ def join(
     lo = -1 if min_distance is None else min_distance
     hi = 64 * codes.shape[1] + 1 if max_distance is None else max_distance
     # numpy: about 40 us a query (its Python loop) and 2 ns a shortlisted cell (the widening).
-    if lazy.use_kernels(n_queries * 40_000 + 2 * rows.size):
-        import numba  # loaded with the kernels
-
+    if lazy.use_kernels(n_queries * 40_000 + 2 * rows.size, kernel="join_shortlists"):
         return kernels.join_shortlists(
             np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(dists, np.int32),
-            np.ascontiguousarray(counts, np.int64), starts, candidates, _read_only(codes),
-            np.require(query_codes, requirements="CW"), lo, hi, numba.get_num_threads(),
+            np.ascontiguousarray(counts, np.int64), starts, candidates, codes,
+            np.require(query_codes, requirements="CW"), lo, hi,
         )
     joined = []
     for i in range(n_queries):
@@ -637,16 +636,16 @@ def warmup() -> None:
     """Run every kernel once on tiny arrays of the exact dtypes.
 
     With ``cache=True`` this fills numba's on-disk cache (``NUMBA_CACHE_DIR``
-    moves it for read-only installs), so the first real query loads object
-    code instead of compiling. ``semhash index`` calls it at the end.
+    moves it for read-only installs), so later processes load object code
+    instead of compiling. ``make install`` runs it:
+    compiling everything takes a minute of CPU, which an index used to pay for at
+    its end, and a run that finds a kernel uncached prices it at its compile time
+    (``semhash.lazy``), so a small first index runs numpy instead.
     """
-    codes = np.zeros((2, 4), dtype=np.uint64)
+    codes = _read_only(np.zeros((2, 4), dtype=np.uint64))  # as _check_codes passes them
     query = np.zeros(4, dtype=np.uint64)
     rows = np.arange(2, dtype=np.int64)
     distances = kernels.hamming_distances(codes, query)
-    kernels.hamming_distances_subset(codes, rows, query)
-    codes.flags.writeable = False  # codes loaded from a buffer are read-only
-    kernels.hamming_distances(codes, query)
     kernels.hamming_distances_subset(codes, rows, query)
     kernels.topk_by_distance(distances, 1, 256)
     kernels.topk_scan(codes, query, 1)
@@ -670,4 +669,12 @@ def warmup() -> None:
         starts, ids, weights, candidates, dists, counts, starts, ids, weights, *posted, np.zeros(1, np.int64),
         1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1, 1,
     )
-    join(codes, candidates, dists, counts, codes[:1], np.array([0, 1], np.int64), np.ones(1, np.int64))  # parallel
+    kernels.join_shortlists(  # as join calls it (join itself might choose numpy)
+        candidates, dists, counts, np.array([0, 1], np.int64), np.ones(1, np.int64), codes, codes[:1].copy(), -1, 257
+    )
+    # Encoding and training (semhash.autoencoder, semhash.hasher).
+    kernels.counts_times(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
+    param = np.zeros(1, np.float32)
+    kernels.adam_step(param, param.copy(), param.copy(), param.copy(), 0.9, 0.999, 1.0, 1e-8)
+    kernels.momentum_step(param, param.copy(), param.copy(), 0.5, 0.1, 0.0)
+

@@ -112,7 +112,7 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     if not whole_text:
         texts = [content(text) for text in texts]
     rest = range(len(texts))  # the rows Python counts
-    if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts))):
+    if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="count_ascii_words"):
         ascii_rows = [i for i, text in enumerate(texts) if text.isascii()]
         if len(ascii_rows) == len(texts):
             return _count_ascii(texts, index)

@@ -1,6 +1,7 @@
 """The library API: Index.build / open / add / query / similar, typed errors, atomic updates."""
 
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -121,6 +122,23 @@ def test_a_one_shot_query_never_loads_numba(corpus_and_db):
     assert out.split() == ["3", "False", "False"]
 
 
+def test_a_first_build_compiles_only_the_training_updates(tiny_corpus, tmp_path):
+    # With numba's cache empty (a fresh clone before make install), compiling the
+    # neighbour pass's kernels took 44 s of CPU; numpy does a small corpus's in less.
+    code = (
+        "import sys, numba.core.event as ev; from semhash import Index; "
+        "compiled = set(); "
+        "listener = type('L', (ev.Listener,), {'on_start': lambda self, e: None, "
+        "'on_end': lambda self, e: compiled.add(e.data['dispatcher'].py_func.__name__)})(); "
+        "ev.register('numba:compile', listener); "
+        f"Index.build([{str(tiny_corpus)!r}], {str(tmp_path / 'index.db')!r}, **{TINY!r}).close(); "
+        "print(*sorted(compiled))"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["adam_step", "momentum_step"]
+
+
 @pytest.mark.parametrize("command_line", [False, True])
 def test_the_command_line_loads_the_kernels_without_numbas_blas_probe(corpus_and_db, command_line):
     # numba's probe imports scipy.linalg (0.33 s); the kernels need no BLAS. numba's
@@ -128,7 +146,7 @@ def test_the_command_line_loads_the_kernels_without_numbas_blas_probe(corpus_and
     run_cli = f"cli.cli.main(['info', '-d', {str(corpus_and_db / 'index.db')!r}], standalone_mode=False); " if command_line else ""
     code = (
         "import sys, numpy as np, numba; from semhash import cli; from semhash.lazy import kernels; "
-        f"{run_cli}kernels.topk_scan; "
+        f"{run_cli}kernels.address_histogram(np.zeros(1, np.int64), 0, 1); "
         "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules); "
         "print(numba.njit(lambda a: np.dot(a, a))(np.eye(2)).sum(), 'scipy.linalg' in sys.modules)"
     )
@@ -461,7 +479,7 @@ def test_queries_read_the_same_in_numpy_and_on_the_kernels(corpus_and_db, tiny_c
     results = {}
     with Index.open(corpus_and_db / "index.db") as index:
         for on_kernels in (False, True):
-            monkeypatch.setattr(semhash.lazy, "use_kernels", lambda cost, on=on_kernels: on)
+            monkeypatch.setattr(semhash.lazy, "use_kernels", lambda cost, kernel=None, on=on_kernels: on)
             index._terms = None
             results[on_kernels] = index.query_many(texts, k=10, documents=True)
     assert all(len(hits) == 10 for hits in results[True])

@@ -70,7 +70,7 @@ def test_query_tokens_unknown_to_the_terms_are_dropped():
 
 @pytest.fixture(params=["numpy", "kernel"])
 def path(request, monkeypatch):
-    monkeypatch.setattr(lazy, "use_kernels", lambda cost: request.param == "kernel")
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None: request.param == "kernel")
     return request.param
 
 
@@ -161,7 +161,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     monkeypatch.setattr(rerank, "_postings_pay", lambda *args: postings)
     results = {}
     for name in ("numpy", "kernel"):
-        monkeypatch.setattr(lazy, "use_kernels", lambda cost, name=name: name == "kernel")
+        monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None, name=name: name == "kernel")
         results[name] = rerank.rerank(
             rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback
         )
@@ -181,7 +181,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     assert np.array_equal(chunked, kernel_order) and np.array_equal(chunked_scores, kernel_scores, equal_nan=True)
     # The documents prepared once for the kernel serve several calls (index time).
     prepared = rerank.KernelDocuments(documents, n_terms)
-    monkeypatch.setattr(lazy, "use_kernels", lambda cost: True)
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None: True)
     for half in (slice(0, 75), slice(75, None)):
         part = rerank.pack(queries[half])
         again, _ = rerank.rerank(
@@ -192,7 +192,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
 
 @pytest.mark.parametrize("path", ["numpy", "kernel"])
 def test_neighbours_lift_a_document_whose_neighbours_match(path, monkeypatch):
-    monkeypatch.setattr(lazy, "use_kernels", lambda cost: path == "kernel")
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None: path == "kernel")
     monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
     # Documents 0 and 1 match the query equally; 0's neighbour (2) matches it fully,
     # 1's neighbour (3) not at all.

@@ -1,10 +1,13 @@
+import os
+import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
 import naive
-from semhash import lazy, search
+from semhash import kernels, lazy, search
 from semhash.search import AddressTable
 
 
@@ -335,7 +338,7 @@ def test_address_table_rejects_bad_queries():
 @pytest.fixture(params=["numpy", "kernel"])
 def path(request, monkeypatch):
     """Run a search test through numpy and through the numba kernel: same answers."""
-    monkeypatch.setattr(lazy, "use_kernels", lambda cost_ns: request.param == "kernel")
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost_ns, kernel=None: request.param == "kernel")
     return request.param
 
 
@@ -520,8 +523,15 @@ def test_search_rejects_mismatched_inputs(path):
         search.search(np.zeros(5), codes, 0, codes[0], 1)
 
 
-def test_warmup_runs():
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing compiles without the JIT")
+def test_warmup_compiles_every_kernel():
+    # make install runs it so that no index or query compiles: a kernel it left
+    # out would compile in the first run that calls it.
     search.warmup()
+    public = [name for name in dir(kernels) if not name.startswith("_")]
+    kernels_ = [name for name in public if isinstance(getattr(kernels, name), numba.core.dispatcher.Dispatcher)]
+    assert len(kernels_) >= 15
+    assert [name for name in kernels_ if not getattr(kernels, name).signatures] == []
 
 
 @pytest.mark.parametrize("k, shortlist", [(5, 0), (5, 200), (30, 30), (10, 5000)])
@@ -606,3 +616,31 @@ def test_kernels_load_once_the_work_without_them_would_have_paid_for_it(monkeypa
     monkeypatch.setattr(lazy, "_spent_ns", 0.0)
     monkeypatch.setitem(sys.modules, "semhash.kernels", object())
     assert lazy.use_kernels(1.0)
+
+
+def test_a_kernel_missing_from_numbas_cache_is_priced_at_its_compile_time(monkeypatch):
+    # Compiling rerank_batch costs 26 s of CPU: work that numpy does in less runs
+    # in numpy; past that, the kernel compiles. Cached kernels cost a load, as before.
+    monkeypatch.setitem(sys.modules, "semhash.kernels", kernels)
+    monkeypatch.setattr(lazy, "_spent_compiling_ns", {})
+    monkeypatch.setattr(lazy, "_ready", lambda name: name != "rerank_batch")
+    budget = lazy.COMPILE_NS["rerank_batch"]
+    assert not lazy.use_kernels(0.6 * budget, "rerank_batch")
+    assert not lazy.use_kernels(0.3 * budget, "rerank_batch")
+    assert lazy.use_kernels(0.2 * budget, "rerank_batch")  # would pass the budget
+    assert lazy.use_kernels(1.0, "join_shortlists")
+    assert lazy.use_kernels(1.0)
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing compiles without the JIT")
+def test_a_kernel_is_ready_once_compiled_or_in_numbas_cache(tmp_path):
+    code = (
+        "import numpy as np; from semhash import lazy; "
+        "print(lazy._ready('address_histogram'), lazy._ready('address_scan')); "
+        "lazy.kernels.address_histogram(np.zeros(1, np.int64), 0, 1); "
+        "print(lazy._ready('address_histogram'), lazy._ready('address_scan'))"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}  # an empty cache
+    run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run().stdout.split() == ["False", "False", "True", "False"]  # compiled in this process
+    assert run().stdout.split() == ["True", "False", "True", "False"]  # then loaded from the cache
