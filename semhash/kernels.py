@@ -1444,13 +1444,3 @@ def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
         m[i] = b1 * m[i] + (np.float32(1) - b1) * g
         v[i] = b2 * v[i] + (np.float32(1) - b2) * g * g
         param[i] -= s * m[i] / (np.sqrt(v[i]) + e)
-
-
-@njit(cache=True, nogil=True)
-def momentum_step(param, velocity, grad, momentum, lr, weight_decay):
-    """``velocity = momentum * velocity + lr * (grad - weight_decay * param)``, then
-    ``param += velocity``, in place and in one pass (pretraining's update)."""
-    mu, a, wd = np.float32(momentum), np.float32(lr), np.float32(weight_decay)
-    for i in range(param.shape[0]):
-        velocity[i] = mu * velocity[i] + a * (grad[i] - wd * param[i])
-        param[i] += velocity[i]

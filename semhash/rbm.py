@@ -12,7 +12,7 @@ Both train by one step of contrastive divergence (CD-1). The negative phase uses
 mean-field visible reconstructions, which are deterministic and, for the Poisson
 layer, avoid drawing N multinomial samples per document.
 
-This module holds the model only; the schedule (epochs, momentum ramp) lives in
+This module holds the model only; the schedule (epochs, Adam steps) lives in
 ``hasher.py``.
 """
 

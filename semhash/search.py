@@ -676,5 +676,4 @@ def warmup() -> None:
     kernels.counts_times(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
     param = np.zeros(1, np.float32)
     kernels.adam_step(param, param.copy(), param.copy(), param.copy(), 0.9, 0.999, 1.0, 1e-8)
-    kernels.momentum_step(param, param.copy(), param.copy(), 0.5, 0.1, 0.0)
 

@@ -150,7 +150,6 @@ def test_sparse_counts_give_the_same_loss_and_gradients():
 
 def test_update_kernels_match_their_formulas():
     from semhash.hasher import Adam
-    from semhash.kernels import momentum_step
 
     rng = np.random.default_rng(9)
     p, g = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
@@ -164,12 +163,6 @@ def test_update_kernels_match_their_formulas():
         v = 0.999 * v + 0.001 * g * g
         expected -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
     np.testing.assert_allclose(param, expected, rtol=1e-5)
-    # Momentum with weight decay.
-    param, velocity = p.copy(), rng.standard_normal(p.shape).astype(np.float32)
-    expected_velocity = 0.9 * velocity + 0.1 * (g - 2e-4 * p)
-    momentum_step(param.reshape(-1), velocity.reshape(-1), g.reshape(-1), 0.9, 0.1, 2e-4)
-    np.testing.assert_allclose(velocity, expected_velocity, rtol=1e-5)
-    np.testing.assert_allclose(param, p + expected_velocity, rtol=1e-5)
 
 
 def test_binary_rbm_training_lowers_reconstruction_error():
