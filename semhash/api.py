@@ -1252,28 +1252,21 @@ class Index:
             return rows, dists, counts, None
         if vectors is None:
             vectors = self._query_vectors(texts)
-        short = rerank.short_queries(vectors)
         if width < n:
-            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds, short)
+            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds)
             if joined is not None and joined.size:
                 n_q = rows.shape[0]
                 starts = np.arange(n_q + 1, dtype=np.int64) * joined.shape[0]
                 rows, dists, counts = search.join(self.codes, rows, dists, counts, query_codes, starts, np.tile(joined, n_q), *bounds)
         # Bounded: every candidate ranked, for _ranked to keep those within the bounds
         # (the best k by words alone could all lie outside: none kept, and no growing).
-        every = bounds != (None, None) or rank_all or joined is not None
-        # Short queries: every candidate ranked, for the larger shares to come first.
-        ranked = rows.shape[1] if every or short.any() else k
-        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, ranked, short)
-        if every or ranked <= k:
-            return rows, dists, counts, scores
-        return rows[:, :k], dists[:, :k], np.minimum(counts, k), scores[:, :k]
+        ranked = rows.shape[1] if bounds != (None, None) or rank_all or joined is not None else k
+        return self._rank_shortlists(rows, dists, counts, vectors, ranked)
 
-    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None), short=None):
+    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None)):
         """The shortlists (``rows``, positions padded with -1, ``dists``, ``counts``)
         grown by the documents that hold each query's rarest terms, rarest first
-        while they add up to at most ``rerank.RARE_TERMS`` documents (for the
-        ``short`` queries, every term with postings), appended in
+        while they add up to at most ``rerank.RARE_TERMS`` documents, appended in
         index order after the ball's. (An index without postings: as they are.)"""
         q_starts, q_ids, _ = vectors
         held = self.stored.postings(search.unique(q_ids).tolist())
@@ -1281,16 +1274,14 @@ class Index:
             return rows, dists, counts
         # Each query's terms by ascending document frequency (ties: term order); the
         # first ones whose frequencies add up to RARE_TERMS at most are picked.
-        unposted = 1 << 40  # more than any budget: never picked
         df = np.zeros(self.n_terms, np.int64)  # 0: no document holds it
         for term, (n_holders, rowids) in held.items():
-            df[term] = n_holders if rowids is not None else unposted
+            df[term] = n_holders if rowids is not None else rerank.RARE_TERMS + 1
         query = np.repeat(np.arange(rows.shape[0]), np.diff(q_starts))
         order = np.lexsort((df[q_ids], query))
         total = np.cumsum(df[q_ids][order])
         before = np.concatenate([[0], total])[q_starts[:-1]]  # each query's first entry is at q_starts
-        budget = rerank.RARE_TERMS if short is None else np.where(short, unposted - 1, rerank.RARE_TERMS)[query[order]]
-        picked = order[(total - np.repeat(before, np.diff(q_starts)) <= budget) & (df[q_ids][order] > 0)]
+        picked = order[(total - np.repeat(before, np.diff(q_starts)) <= rerank.RARE_TERMS) & (df[q_ids][order] > 0)]
         picked = np.sort(picked)  # by query
         if picked.size == 0:
             return rows, dists, counts
@@ -1315,12 +1306,10 @@ class Index:
             raise self.stored._corrupt("a term's postings name a document the index does not have")
         return positions
 
-    def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int, short=None):
+    def _rank_shortlists(self, rows, dists, counts, vectors: rerank.Packed, k: int):
         """:meth:`_search`'s ranking of shortlists (``rows``, positions padded with
         -1, their code ``dists`` and ``counts``) by words and codes, for the queries'
-        TF-IDF ``vectors``: (rows, code distances, counts, scores) of the ``k`` best;
-        the ``short`` queries' by the share of their words held first
-        (:func:`rerank.by_held_share`)."""
+        TF-IDF ``vectors``: (rows, code distances, counts, scores) of the ``k`` best."""
         n = len(self)
         # rows' -1 padding marks the spare last entry (no mask: 15M rows in a batch of 7,500)
         present = np.zeros(n + 1, bool)
@@ -1330,10 +1319,6 @@ class Index:
         documents, neighbours = self._ranking_rows(shortlisted)
         code_bits = int(self.meta["code_bits"])
         order, scores = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
-        if short is not None and short.any():
-            ranked = np.where(order >= 0, np.take_along_axis(local, np.maximum(order, 0), 1), 0)
-            shares = rerank.held_shares(vectors, ranked, (order >= 0).sum(axis=1), documents)
-            order, scores = rerank.by_held_share(order, scores, shares, short)
         taken = np.maximum(order, 0)
         valid = order >= 0
         return (
@@ -1494,7 +1479,7 @@ class Index:
             rows[i, : len(c)] = c
             dists[i, : len(c)] = self._code_distances(c, query_codes[i])
         # Ranked in full, so that distance bounds keep the best k that pass.
-        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, width, rerank.short_queries(vectors))
+        rows, dists, counts, scores = self._rank_shortlists(rows, dists, counts, vectors, width)
         out = []
         for i in range(n):
             r, d, s = rows[i, : counts[i]], dists[i, : counts[i]], scores[i, : counts[i]]

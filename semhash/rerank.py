@@ -93,16 +93,6 @@ HOPS = 2
 #: (whole posts, P@100); test 0.633 -> 0.636; the graph of 20NG 4.5 s -> 10.4 s.
 NEIGHBOUR_SHORTLIST = 1000
 
-#: A query of at most this many terms is a few typed words ("ssh server", a Subject
-#: line): its shortlist takes every holder of each of its terms that has postings
-#: (not only RARE_TERMS of them), and the documents holding the larger share of its
-#: words, weighed by their idf, rank first, each share by score (:func:`by_held_share`).
-#: The codes of a few words say little, and a document holding them all had been
-#: ranked below hundreds holding one (a Debian package catalogue: openssh-server at
-#: rank 308 for "ssh server"); weighed by idf, generic words ("tool", "library")
-#: count for less than specific ones.
-SHORT_QUERY = 4
-
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
 EMPTY: Vector = (np.zeros(0, np.int32), np.zeros(0, np.float32))
@@ -322,47 +312,6 @@ def rerank(
         chosen = np.argsort(-scores, kind="stable")[:k]
         out[i, : chosen.shape[0]], out_scores[i, : chosen.shape[0]] = chosen, scores[chosen]
     return out, out_scores
-
-
-def short_queries(queries: Packed) -> np.ndarray:
-    """Which of the queries are short (:data:`SHORT_QUERY` terms at most, not none)."""
-    lengths = np.diff(queries[0])
-    return (lengths > 0) & (lengths <= SHORT_QUERY)
-
-
-def held_shares(queries: Packed, candidates: np.ndarray, counts: np.ndarray, documents: Packed) -> np.ndarray:
-    """float64 (n_queries, width): for each query's first ``counts[i]`` candidates
-    (positions into ``documents``), the share of the query's term weights whose
-    terms the document holds (0 past the count)."""
-    q_starts, q_ids, q_weights = queries
-    d_starts, d_ids, _ = documents
-    candidates = np.ascontiguousarray(candidates, np.int64)
-    if lazy.use_kernels(float(counts.sum()) * 200):  # ~200 ns per candidate in numpy
-        return lazy.kernels.held_shares(q_starts, q_ids, q_weights, candidates, counts.astype(np.int64), d_starts, d_ids)
-    out = np.zeros(candidates.shape)
-    for i in range(candidates.shape[0]):
-        terms, weights = q_ids[q_starts[i] : q_starts[i + 1]], q_weights[q_starts[i] : q_starts[i + 1]]
-        rows = candidates[i, : counts[i]]
-        if rows.size == 0 or weights.sum() <= 0:
-            continue
-        held = np.zeros(rows.shape[0])
-        for term, weight in zip(terms.tolist(), weights.tolist()):
-            for j, r in enumerate(rows.tolist()):
-                held[j] += weight * (term in d_ids[d_starts[r] : d_starts[r + 1]])
-        out[i, : rows.shape[0]] = held / float(weights.astype(np.float64).sum())
-    return out
-
-
-def by_held_share(order: np.ndarray, scores: np.ndarray, shares: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``order`` and ``scores`` (a ranking, best first, -1/NaN past each row's
-    count) with the rows ``which`` reordered by ``shares`` (of the ranked
-    candidates, in ``order``'s order), larger first, their ranking kept within a share."""
-    order, scores = order.copy(), scores.copy()
-    for i in np.flatnonzero(which).tolist():
-        m = int((order[i] >= 0).sum())
-        by_share = np.argsort(-shares[i, :m], kind="stable")
-        order[i, :m], scores[i, :m] = order[i, by_share], scores[i, by_share]
-    return order, scores
 
 
 class KernelDocuments:

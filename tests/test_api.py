@@ -238,7 +238,6 @@ def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_a
     from semhash import rerank, search
 
     monkeypatch.setattr(rerank, "SHORTLIST", 5)  # a ball of 10 of the 60 posts
-    monkeypatch.setattr(rerank, "SHORT_QUERY", 0)  # (a short query takes every posted term's holders)
     with Index.open(corpus_and_db / "index.db") as index:
         text = "space shuttle orbit"
         addresses, codes, known = index.encode([text], lift=True)
@@ -576,42 +575,3 @@ def test_an_unknown_label_is_an_error_naming_the_index_s_labels(corpus_and_db):
         with pytest.raises(QueryError, match="must be strings"):
             index.query("orbit", labels=[3])
         assert index.query("orbit", k=3, labels=[]) == index.query("orbit", k=3)
-
-
-def test_a_document_holding_every_word_of_a_short_query_is_in_its_top_10(copy, monkeypatch):
-    """Issue 26: a document holding every word of a query of 1-4 words was ranked
-    below hundreds holding one ("ssh server": openssh-server at rank 308). Here the
-    catalogue line is added to 60 posts; every query of 1 to 4 of its words, generic
-    ones ("server", "remote") included, must find it in the top 10."""
-    import itertools
-
-    from semhash import rerank
-
-    monkeypatch.setattr(rerank, "SHORTLIST", 5)  # a ball of 10 of the 61 documents: the words must bring it
-    # Its words buried in a long post of another group: its cosine with a few words is low.
-    hockey = max((copy / "corpus" / "rec.sport.hockey").iterdir(), key=lambda p: p.stat().st_size)
-    line = "openssh server: secure shell ssh server for remote access to machines"
-    (copy / "corpus" / "sci.space" / "openssh").write_text(hockey.read_text(encoding="latin-1") + line + "\n")
-    with Index.build([str(copy / "corpus")], copy / "with-line.db", **TINY) as index:
-        words = ["openssh", "server", "ssh", "remote", "machines", "access"]
-        for n in range(1, 5):
-            for chosen in itertools.combinations(words, n):
-                ids = [h.id for h in index.query(" ".join(chosen), k=10)]
-                assert "sci.space/openssh" in ids, chosen
-                # The holders of the larger share of its words rank first.
-                assert ids.index("sci.space/openssh") == 0 or not {"openssh", "ssh"} & set(chosen) or n == 1
-
-
-def test_held_shares_kernel_matches_numpy():
-    from semhash import kernels, rerank
-
-    rng = np.random.default_rng(0)
-    documents = rerank.pack([(np.sort(rng.choice(50, size=n, replace=False)).astype(np.int32), np.ones(n, np.float32)) for n in (0, 3, 10, 50, 7)])
-    queries = rerank.pack([(np.array([1, 4, 9], np.int32), np.array([0.2, 0.5, 0.3], np.float32)), rerank.EMPTY, (np.array([7], np.int32), np.ones(1, np.float32))])
-    candidates = rng.integers(0, 5, size=(3, 6)).astype(np.int64)
-    counts = np.array([6, 4, 3], np.int64)
-    expected = rerank.held_shares(queries, candidates, counts, documents)  # numpy: far below the kernels' cost
-    got = kernels.held_shares(*queries[:2], queries[2], candidates, counts, documents[0], documents[1])
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
-    assert expected[0, 0] == pytest.approx(sum(w for t, w in ((1, 0.2), (4, 0.5), (9, 0.3)) if t in documents[1][documents[0][candidates[0, 0]] : documents[0][candidates[0, 0] + 1]]))
-    assert (expected[1] == 0).all()
