@@ -53,9 +53,12 @@ def content_words(text: str, stem: bool = False) -> list[str]:
 
 @functools.cache
 def _stemmer():
-    import Stemmer  # PyStemmer: Snowball's C stemmers, with a cache of recent words
+    import Stemmer  # PyStemmer: Snowball's C stemmers
 
-    return Stemmer.Stemmer("english")
+    # Its cache of stemmed words holds 10,000 by default; the 20NG test posts have
+    # 74,000 distinct content words, and a query batch stems each text twice (its
+    # code's counts, its ranking's terms): the second pass took 3.1 s, 1.3 s cached.
+    return Stemmer.Stemmer("english", 200_000)
 
 
 @functools.cache
