@@ -133,7 +133,7 @@ def main() -> None:
         docs = list(iter_documents([args.queries]))
     if args.subjects:
         docs = [replace(d, text=_subject(d.text)) for d in docs]
-    counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text or args.subjects)
+    counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text or args.subjects, stem=index.stem)
     keep = np.flatnonzero(counts.sum(1) > 0)
     texts = index._read([docs[i].text for i in keep])
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]

@@ -40,8 +40,8 @@ from semhash.autoencoder import lift
 from semhash.corpus import iter_documents
 from semhash.hasher import SemanticHasher
 from semhash.neighbours import by_words
-from semhash.tokenize import content, subject, tokenize
-from semhash.vocab import _stop_words, count_terms, top_words
+from semhash.tokenize import content, content_words, subject
+from semhash.vocab import count_terms, top_words
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_TEXT = {"so": "StackOverflow", "bio": "Biomedical"}
@@ -69,9 +69,7 @@ def load_short(folder: Path, name: str) -> tuple[list[str], np.ndarray, list[str
 
 def vectorize(train: list[str], queries: list[list[str]]):
     """(counts over the 2000 words, counts over every term, per query set its counts)."""
-    stop = _stop_words()
-    tokens = lambda text: [t for t in tokenize(content(text)) if t not in stop]  # noqa: E731
-    terms, full = count_terms(tokens(t) for t in train)
+    terms, full = count_terms(content_words(content(t)) for t in train)
     words, _, X = top_words(terms, full, 2000)
     column = {w: i for i, w in enumerate(words)}
     out = []

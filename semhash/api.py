@@ -57,7 +57,7 @@ from semhash.corpus import (
     read_text,
 )
 from semhash.store import DocumentRow, IndexLocked, StoreError, StoredIndex
-from semhash.tokenize import content, tokenize
+from semhash.tokenize import content, content_words
 from semhash.vocab import _PYTHON_NS_PER_CHAR, count_words, word_ids
 
 MIN_DOCUMENTS = 10
@@ -78,6 +78,9 @@ LABELS_RANKED_IN_FULL = rerank.SHORTLIST
 #: bounded memory for a 10,000-line batch.
 _FILTERED_BATCH = 1000
 TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
+#: Whether a new index counts Snowball stems instead of words (meta["stem"]; an index
+#: without the key was built before and counts words).
+STEM = False
 MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
 MAX_VOCAB = 1_000_000
@@ -88,7 +91,7 @@ PRUNE_LIMIT = 0.5
 # Model options of build_index, as recorded in meta["build_options"].
 BUILD_OPTIONS = (
     "vocab_size", "address_bits", "code_bits", "hidden_sizes",
-    "n_epochs_pretrain", "n_epochs_finetune", "random_state",
+    "n_epochs_pretrain", "n_epochs_finetune", "random_state", "stem",
 )
 
 
@@ -283,24 +286,21 @@ class EncodedDocument:
 
 
 class _Coverage:
-    """Counts content words (stop words excluded) and how many a vocabulary knows,
-    and the texts read as mail or news messages (``semhash info`` says which)."""
+    """Counts content words (stop words excluded; stemmed with ``stem``) and how
+    many a vocabulary knows, and the texts read as mail or news messages
+    (``semhash info`` says which)."""
 
-    def __init__(self, whole_text: bool = False) -> None:
+    def __init__(self, whole_text: bool = False, stem: bool = False) -> None:
         self.n_words = 0
         self.n_known = 0
         self.n_messages = 0
         self.whole_text = whole_text
-        self._stop: frozenset[str] | None = None
+        self.stem = stem
 
     def words(self, text: str) -> list[str]:
-        if self._stop is None:
-            from semhash.vocab import _stop_words  # scikit-learn's list: loaded only when needed
-
-            self._stop = _stop_words()
         read = text if self.whole_text else content(text)
         self.n_messages += read is not text  # content() gives any other text back as it is
-        return [t for t in tokenize(read) if t not in self._stop]
+        return content_words(read, self.stem)
 
     def add(self, words: list[str], vocabulary: dict[str, int] | set[str]) -> None:
         self.n_words += len(words)
@@ -400,6 +400,7 @@ def build_index(
     n_epochs_pretrain: int = 10,
     n_epochs_finetune: int = 20,
     random_state: int = 0,
+    stem: bool = STEM,
     train_sample: int | None = DEFAULT_TRAIN_SAMPLE,
     verbose: bool = False,
     stdin: TextIO | None = None,
@@ -423,6 +424,9 @@ def build_index(
     hidden_sizes : widths of the shared trunk between vocabulary and codes
     n_epochs_pretrain, n_epochs_finetune : training length (see ``SemanticHasher``)
     random_state : seed; the same seed and corpus give the same index
+    stem : count words by their Snowball English stem ("images", "imaging" ->
+        "imag") in the vocabulary and the ranking's terms; queries are stemmed alike
+        (default :data:`STEM`)
     train_sample : train the model on at most this many documents drawn at random
         (seeded) and only encode the others, so a large corpus costs training on the
         sample plus a linear pass (default :data:`DEFAULT_TRAIN_SAMPLE`); ``None``
@@ -456,7 +460,7 @@ def build_index(
         summary = _build_index(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
-            n_epochs_finetune=n_epochs_finetune, random_state=random_state, train_sample=train_sample,
+            n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
             verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines,
         )
         # Once the build's count matrices are freed: the graph holds every vector.
@@ -468,7 +472,7 @@ def build_index(
 
 def _build_index(
     paths, database, *, files, vocab_size, address_bits, code_bits, hidden_sizes,
-    n_epochs_pretrain, n_epochs_finetune, random_state, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
+    n_epochs_pretrain, n_epochs_finetune, random_state, stem, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
 ) -> BuildSummary:
     """:func:`build_index`, its options checked and the writer lock held (the
     summary's ``seconds`` is left for :func:`build_index`, which times the whole run)."""
@@ -480,7 +484,7 @@ def _build_index(
     docs: list[tuple[str, str | None, tuple[str, ...], str, str]] = []
     seen: set[str] = set()
     n_duplicates = 0
-    corpus, drift = _Coverage(), _Coverage()
+    corpus, drift = _Coverage(stem=stem), _Coverage(stem=stem)
 
     def content_words() -> Iterator[list[str]]:
         # One streamed pass: documents are read, tokenized once and vectorized
@@ -552,12 +556,13 @@ def _build_index(
         "n_documents": len(docs),
         "n_trained": n_trained,
         "text": TEXT_READ,
+        "stem": stem,
         "messages": [corpus.n_messages, len(docs)],  # read as Subject + body, of the documents built from
         "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
         "build_options": {
             "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
             "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,
-            "n_epochs_finetune": n_epochs_finetune, "random_state": random_state,
+            "n_epochs_finetune": n_epochs_finetune, "random_state": random_state, "stem": stem,
         },
         "oov_share": corpus.oov_share,
         "bimodality": hasher.bimodality_,
@@ -737,6 +742,7 @@ class Index:
         # whole texts: its vocabulary and model were trained on them.
         self.whole_text = self.meta.get("text") != TEXT_READ
         self.words = {w: i for i, w in enumerate(self.vocabulary)}
+        self.stem = bool(self.meta.get("stem"))  # its words are stems; queries are stemmed too
         # Terms rank the shortlist (semhash.rerank); 0 for an index built before.
         self.n_terms = int(self.meta.get("n_terms") or 0)
         self._terms: tuple[list[str], np.ndarray] | None = None  # loaded by the first batch
@@ -804,7 +810,7 @@ class Index:
 
     def _encode_read(self, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`encode` of texts already :meth:`_read`."""
-        counts = count_words(read, self.words, whole_text=True)
+        counts = count_words(read, self.words, whole_text=True, stem=self.stem)
         known = counts.sum(axis=1).astype(np.int64)
         if lift:
             self._lift(counts)
@@ -853,7 +859,8 @@ class Index:
     def check_options(self, **options) -> None:
         """Raise :class:`ModelMismatch` if ``options`` (those of :func:`build_index`)
         differ from the ones this index's model was built with."""
-        built = self.meta.get("build_options", {})
+        # An index built before the option counts words: --stem must not update it.
+        built = {"stem": self.stem, **self.meta.get("build_options", {})}
         differ = [
             f"{k}={_plain(v)!r} (the index has {_plain(built[k])!r})"
             for k, v in options.items()
@@ -916,7 +923,7 @@ class Index:
         stored = self.stored.fingerprints()
         seen: set[str] = set()
         n_added = n_updated = n_unchanged = n_duplicates = 0
-        coverage = _Coverage(self.whole_text)
+        coverage = _Coverage(self.whole_text, self.stem)
         batch: list[Document] = []
 
         with store.IndexWriter(self.stored.path) as writer:
@@ -925,7 +932,7 @@ class Index:
                 if not batch:
                     return
                 texts = [d.text for d in batch]
-                counts = count_words(texts, self.words, whole_text=self.whole_text)
+                counts = count_words(texts, self.words, whole_text=self.whole_text, stem=self.stem)
                 addresses, long_codes = self._encode_counts(counts)
                 vectors = self._term_vectors([coverage.words(t) for t in texts])
                 rows = [
@@ -1516,9 +1523,10 @@ class Index:
     def _query_vectors(self, texts: Sequence[str]) -> rerank.Packed:
         """TF-IDF vectors of texts as :meth:`_read` gives them. A few are looked up
         word by word; many (or any once the kernels are loaded) are tokenized by a
-        kernel against every term, like :func:`count_words`."""
-        if not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="ascii_word_ids"):
-            return self._term_vectors([tokenize(t) for t in texts])
+        kernel against every term, like :func:`count_words` (unless the index stems:
+        the kernel matches whole words)."""
+        if self.stem or not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="ascii_word_ids"):
+            return self._term_vectors([content_words(t, self.stem) for t in texts])
         if self._terms is None:
             self._terms = self.stored.all_terms()
         terms, idf = self._terms
@@ -1626,7 +1634,8 @@ class Index:
 
         Keys: database, size_bytes, schema_version, semhash_version, created,
         updated, documents, labels ({label: count}, most common first),
-        vocabulary_size, oov_share, terms (that rank the shortlist; 0: codes
+        vocabulary_size, stem (whether its words and terms are Snowball stems),
+        oov_share, terms (that rank the shortlist; 0: codes
         alone), neighbours (kept per document; 0: none yet), reads (how texts are
         read: "messages as Subject + body" when every document built from was a
         mail or news message, "whole texts (no mail or news headers ...)" when
@@ -1669,6 +1678,7 @@ class Index:
             "documents": len(self),
             "labels": self.stored.label_counts(),
             "vocabulary_size": len(self.vocabulary),
+            "stem": self.stem,
             "terms": self.n_terms,
             "neighbours": self.n_neighbours,
             "oov_share": self.meta.get("oov_share"),

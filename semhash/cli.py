@@ -316,6 +316,10 @@ def cli():
 @click.option("--epochs-finetune", default=20, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed (same seed, same index).")
 @click.option(
+    "--stem/--no-stem", default=False, show_default=True,
+    help='Count words by their Snowball English stem ("images", "imaging" -> "imag"); queries are stemmed alike.',
+)
+@click.option(
     "--train-sample", default=20_000, show_default=True, type=click.IntRange(min=10), metavar="N",
     help="Train on at most N documents drawn at random (seeded) and only encode the others: a large corpus then costs a fixed training time plus a linear pass.",
 )
@@ -382,6 +386,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
     names = {
         "vocab_size": "vocab_size", "address_bits": "address_bits", "code_bits": "code_bits",
         "epochs_pretrain": "n_epochs_pretrain", "epochs_finetune": "n_epochs_finetune", "seed": "random_state",
+        "stem": "stem",
     }
     given = {
         names[name]: value
@@ -791,7 +796,7 @@ def _info_text(about: dict) -> str:
         + (f", updated {about['updated']}" if about.get("updated") else ""),
         f"documents     {about['documents']}",
         f"labels        {labels}",
-        f"vocabulary    {about['vocabulary_size']} words"
+        f"vocabulary    {about['vocabulary_size']} words, {'Snowball-stemmed' if about.get('stem') else 'not stemmed'}"
         + (f" ({about['oov_share']:.1%} of the corpus's words outside)" if about.get("oov_share") is not None else "")
         + f"; reads {about['reads']}",
         f"ranking       {_ranking(about)}",

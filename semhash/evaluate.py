@@ -162,7 +162,7 @@ def evaluate(
 
     stored = index.stored
     db_labels = [set(json.loads(x)) for (x,) in stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
-    q_counts = count_words(list(texts), index.words, whole_text=index.whole_text)
+    q_counts = count_words(list(texts), index.words, whole_text=index.whole_text, stem=index.stem)
     keep = np.nonzero(q_counts.sum(1) > 0)[0]
     q_counts = q_counts[keep]
     q_labels = [set(labels[i]) for i in keep]

@@ -14,21 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semhash import lazy
-from semhash.tokenize import content, tokenize
+from semhash.tokenize import content, content_words, tokenize
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
 
-def _stop_words() -> frozenset[str]:
-    # Imported lazily: only fitting needs it, and sklearn costs ~1 s to import.
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return ENGLISH_STOP_WORDS
-
-
 def fit_vocabulary(
-    texts: Iterable[str], size: int = 2000
+    texts: Iterable[str], size: int = 2000, *, stem: bool = False
 ) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
     """Choose the ``size`` most frequent non-stop words by document frequency
     (words of each text's :func:`~semhash.tokenize.content`).
@@ -39,6 +32,7 @@ def fit_vocabulary(
         Streamed once.
     size : int
         Vocabulary size.
+    stem : count Snowball stems instead of words (:func:`~semhash.tokenize.content_words`)
 
     Returns
     -------
@@ -49,8 +43,7 @@ def fit_vocabulary(
     counts : csr_matrix of float32, shape (n_texts, len(words))
         Word counts of every text over ``words``.
     """
-    stop = _stop_words()
-    return fit_vocabulary_tokens(([t for t in tokenize(content(text)) if t not in stop] for text in texts), size)
+    return fit_vocabulary_tokens((content_words(content(text), stem) for text in texts), size)
 
 
 def fit_vocabulary_tokens(
@@ -87,7 +80,9 @@ def _as_is(tokens: list[str]) -> list[str]:
     return tokens
 
 
-def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, whole_text: bool = False) -> np.ndarray:
+def count_words(
+    texts: Sequence[str], words: Sequence[str] | dict[str, int], *, whole_text: bool = False, stem: bool = False
+) -> np.ndarray:
     """Count the vocabulary words in each text's :func:`~semhash.tokenize.content`
     (out-of-vocabulary tokens dropped).
 
@@ -103,6 +98,9 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     words : sequence of str, or a ready ``{word: column}`` dict (faster when reused)
     whole_text : count the whole texts, message headers included (how indexes built
         before semhash read messages as Subject + body were trained)
+    stem : ``words`` are stems: count each text's stemmed content words
+        (:func:`~semhash.tokenize.content_words`), in Python (the kernels match
+        whole words only)
 
     Returns
     -------
@@ -112,7 +110,7 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     if not whole_text:
         texts = [content(text) for text in texts]
     rest = range(len(texts))  # the rows Python counts
-    if lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="count_ascii_words"):
+    if not stem and lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="count_ascii_words"):
         ascii_rows = [i for i, text in enumerate(texts) if text.isascii()]
         if len(ascii_rows) == len(texts):
             return _count_ascii(texts, index)
@@ -121,7 +119,8 @@ def count_words(texts: Sequence[str], words: Sequence[str] | dict[str, int], *, 
     if len(rest) < len(texts):
         out[ascii_rows] = _count_ascii([texts[i] for i in ascii_rows], index)
     for row in rest:
-        cols = [index[t] for t in tokenize(texts[row]) if t in index]
+        tokens = content_words(texts[row], stem=True) if stem else tokenize(texts[row])
+        cols = [index[t] for t in tokens if t in index]
         if cols:
             out[row] = np.bincount(cols, minlength=len(index))
     return out

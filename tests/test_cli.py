@@ -772,7 +772,7 @@ def test_info(db):
     assert info["addresses"]["distinct"] == len(per_address)
     assert info["documents"] == 60 and info["labels"] == dict.fromkeys(sorted(GROUPS), 20)
     assert info["vocabulary_size"] == 300 and info["schema_version"] == store.SCHEMA_VERSION
-    assert info["reads"] == "messages as Subject + body"
+    assert info["reads"] == "messages as Subject + body" and info["stem"] is False
     assert info["model"] == {"trunk": [300, 32], "address_bits": 8, "code_bits": 32, "trained_on": 60}
     assert info["size_bytes"] == db.stat().st_size
     text = run("info", "-d", str(db)).stdout.splitlines()
@@ -782,11 +782,28 @@ def test_info(db):
     assert text[2:7] == [
         "documents     60",
         "labels        comp.graphics 20, rec.sport.hockey 20, sci.space 20",
-        f"vocabulary    300 words ({OOV_BUILD} of the corpus's words outside); reads messages as Subject + body",
+        f"vocabulary    300 words, not stemmed ({OOV_BUILD} of the corpus's words outside); reads messages as Subject + body",
         f"ranking       words ({n_terms:,} terms), {rerank.NEIGHBOURS} neighbours each and codes",
         "model         300-32 trunk; heads: 8-bit address, 32-bit code; trained on 60 documents",
     ]
     assert text[8] == f"addresses     {len(per_address)} distinct of 2^8"
+
+
+def test_index_stem_is_kept_in_the_index_and_shown_by_info(tiny_corpus, tmp_path):
+    db = tmp_path / "stem.db"
+    assert run("index", str(tiny_corpus), "-d", str(db), "-s", "--stem", *TINY_MODEL).exit_code == 0
+    assert json.loads(sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'stem'").fetchone()[0]) is True
+    assert json.loads(run("info", "-d", str(db), "--json").stdout)["stem"] is True
+    assert run("info", "-d", str(db)).stdout.splitlines()[4].startswith("vocabulary    300 words, Snowball-stemmed (")
+    forms = run("query", "Shuttles orbiting", "-d", str(db), "--nl")
+    assert forms.exit_code == 0 and forms.stdout == run("query", "shuttle orbit", "-d", str(db), "--nl").stdout
+    # An update keeps the index's own reading; asking for the other one is refused in one line.
+    result = run("index", str(tiny_corpus), "-d", str(db), "-s", "--no-stem")
+    assert result.exit_code == 2 and result.stderr == (
+        f"Error: {db} was built with other model options: stem=False (the index has True); "
+        "retrain to change the model (semhash index --retrain)\n"
+    )
+    assert run("index", str(tiny_corpus), "-d", str(db), "-s", "--stem").exit_code == 0
 
 
 def test_info_missing_index(tmp_path):

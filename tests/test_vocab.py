@@ -1,11 +1,14 @@
 """Tokenizer and vocabulary."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semhash.tokenize import content, tokenize
+from semhash.tokenize import content, content_words, stop_words, tokenize
 from semhash import lazy
 from semhash.vocab import count_words, fit_vocabulary
 
@@ -156,3 +159,46 @@ def test_word_ids_are_the_known_tokens_in_order():
     for i, text in enumerate(texts):  # ASCII texts by the kernel, the second by tokenize
         assert ids[starts[i] : starts[i + 1]].tolist() == [index[t] for t in tokenize(text) if t in index]
     assert ids[starts[0] : starts[1]].tolist() == [0, 1, 5, 0]
+
+
+# -- stemming ----------------------------------------------------------------------
+
+FORMS = [
+    "the images were resized by the resizer",
+    "an image resizing tool",
+    "fire fires firing",  # "fire" is a stop word; "fires" and "firing" are not
+    "orbits of the moon",
+    "orbit moon",
+]
+
+
+def test_content_words_drop_stop_words_then_stem():
+    assert content_words("The images were resized", stem=False) == ["images", "resized"]
+    assert content_words("The images were resized", stem=True) == ["imag", "resiz"]
+    assert content_words("Fire fires firing", stem=True) == ["fire", "fire"]  # the stop word went first
+    assert content_words("the of and", stem=True) == []
+
+
+def test_stop_words_are_scikit_learns_without_importing_it():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    assert stop_words() == ENGLISH_STOP_WORDS
+    code = "import sys; from semhash.tokenize import stop_words; stop_words(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # the query path of a stemming index stays light
+
+
+@pytest.mark.parametrize("kernels", [False, True])
+def test_stemmed_counts_match_for_documents_and_queries(monkeypatch, kernels):
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost: kernels)
+    words, _, counts = fit_vocabulary(FORMS, size=10, stem=True)
+    assert {"imag", "resiz", "fire", "orbit"} <= set(words) and "images" not in words
+    # Documents counted again, as an update or a query reads them, count as at build.
+    np.testing.assert_array_equal(count_words(FORMS, words, stem=True), counts.toarray())
+    # Other forms of the same words land in the same columns; stop words count for nothing.
+    q = count_words(["Imaging: resizes ORBITING images", "fire"], words, stem=True)
+    assert q[0, words.index("imag")] == 2 and q[0, words.index("resiz")] == 1 and q[0, words.index("orbit")] == 1
+    assert q[1].sum() == 0
+    # Unstemmed counting is unchanged: forms stay apart.
+    plain, _, _ = fit_vocabulary(FORMS, size=20)
+    assert {"images", "image", "resized", "resizer"} <= set(plain)
