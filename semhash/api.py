@@ -1260,7 +1260,7 @@ class Index:
         if vectors is None:
             vectors = self._query_vectors(texts)
         if width < n:
-            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds)
+            rows, dists, counts = self._with_rare_holders(rows, dists, counts, vectors, query_codes, bounds, short=True)
             if joined is not None and joined.size:
                 n_q = rows.shape[0]
                 starts = np.arange(n_q + 1, dtype=np.int64) * joined.shape[0]
@@ -1270,25 +1270,30 @@ class Index:
         ranked = rows.shape[1] if bounds != (None, None) or rank_all or joined is not None else k
         return self._rank_shortlists(rows, dists, counts, vectors, ranked)
 
-    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None)):
+    def _with_rare_holders(self, rows, dists, counts, vectors: rerank.Packed, query_codes, within=(None, None), short=False):
         """The shortlists (``rows``, positions padded with -1, ``dists``, ``counts``)
         grown by the documents that hold each query's rarest terms, rarest first
         while they add up to at most ``rerank.RARE_TERMS`` documents, appended in
-        index order after the ball's. (An index without postings: as they are.)"""
+        index order after the ball's; with ``short``, the short queries'
+        (:func:`rerank.short_queries`) by the holders of every term of theirs that has
+        postings: those holding all of its words (all hold its rarest), then most,
+        are among them. (An index without postings: as they are.)"""
         q_starts, q_ids, _ = vectors
         held = self.stored.postings(search.unique(q_ids).tolist())
         if not held:
             return rows, dists, counts
         # Each query's terms by ascending document frequency (ties: term order); the
-        # first ones whose frequencies add up to RARE_TERMS at most are picked.
+        # first ones whose frequencies add up to its budget at most are picked.
+        unposted = store.POSTINGS_MAX_DF * rerank.SHORT_QUERY + 1  # above any budget
         df = np.zeros(self.n_terms, np.int64)  # 0: no document holds it
         for term, (n_holders, rowids) in held.items():
-            df[term] = n_holders if rowids is not None else rerank.RARE_TERMS + 1
+            df[term] = n_holders if rowids is not None else unposted
         query = np.repeat(np.arange(rows.shape[0]), np.diff(q_starts))
         order = np.lexsort((df[q_ids], query))
         total = np.cumsum(df[q_ids][order])
         before = np.concatenate([[0], total])[q_starts[:-1]]  # each query's first entry is at q_starts
-        picked = order[(total - np.repeat(before, np.diff(q_starts)) <= rerank.RARE_TERMS) & (df[q_ids][order] > 0)]
+        budget = np.where(rerank.short_queries(vectors) & short, unposted - 1, rerank.RARE_TERMS)[query[order]]
+        picked = order[(total - np.repeat(before, np.diff(q_starts)) <= budget) & (df[q_ids][order] > 0)]
         picked = np.sort(picked)  # by query
         if picked.size == 0:
             return rows, dists, counts
@@ -1325,7 +1330,9 @@ class Index:
         local = (np.cumsum(present) - 1)[rows]  # position among the shortlisted (padding: any)
         documents, neighbours = self._ranking_rows(shortlisted)
         code_bits = int(self.meta["code_bits"])
-        order, scores = rerank.rerank(vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours)
+        order, scores = rerank.rerank(
+            vectors, local, dists, counts, documents, self.n_terms, code_bits, min(k, n), neighbours, held_bonus=True
+        )
         taken = np.maximum(order, 0)
         valid = order >= 0
         return (

@@ -504,7 +504,8 @@ class _no_words_is_no_hits:
 
 def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines: bool):
     """Answer one query per stdin line, up to ``BATCH_QUERIES`` lines at a time
-    (bounded memory, output as it comes), and whatever has come once stdin
+    (from ``FIRST_BATCH``, doubling: see :func:`_ready_batches`; bounded memory,
+    output as it comes), and whatever has come once stdin
     pauses (see :func:`_ready_batches`): yields each batch's answered queries as
     ``(name, hits)`` pairs (name: the line number, or the id with ``jsonl_in``)."""
     from semhash.corpus import DEFAULT_MAX_BYTES, iter_jsonl, stdin_lines
@@ -516,7 +517,7 @@ def _batch_query(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_lines:
         queries = ((d.id, d.text) for d in iter_jsonl(lines, on_error=warn))
     else:
         queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(lines, 1))
-    for batch in _ready_batches(queries, BATCH_QUERIES):
+    for batch in _ready_batches(queries, BATCH_QUERIES, FIRST_BATCH):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.
         results = idx.query_many(list(texts), limit, skip_empty=True, documents=jsonl_in, **options)
@@ -605,13 +606,18 @@ class _HitLines:
         return out
 
 
-BATCH_QUERIES = 10_000  # stdin lines answered at once by `semhash query -`
+BATCH_QUERIES = 10_000  # stdin lines answered at once by `semhash query -`, at most
+#: The first batch's size, each next one twice the last: the first answers of a
+#: busy stdin (`yes x | semhash query - | head -1`) wait for 16 queries, not 10,000
+#: (several seconds), and a file's lines still come in batches of 10,000 after 10.
+FIRST_BATCH = 16
 STDIN_PAUSE = 0.05  # seconds without a new line after which the lines read are answered
 STDIN_WAIT = 0.5  # seconds the first line of a batch waits at most, however busy stdin is
 
 
-def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
-    """Lists of at most ``size`` of ``items``, each as soon as it is full, or the
+def _ready_batches(items: Iterable, size: int, first: int | None = None) -> Iterator[list]:
+    """Lists of ``items``, of at most ``first`` (default: ``size``) items, a limit
+    that each full list doubles, up to ``size``; each as soon as it is full, or the
     items pause for :data:`STDIN_PAUSE` seconds, or its first item has waited
     :data:`STDIN_WAIT` seconds: `tail -f questions | semhash query -` and a person
     typing get each answer at once, where a batch of 10,000 lines waited for them
@@ -632,6 +638,7 @@ def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
     threading.Thread(target=read, daemon=True).start()
     batch: list = []
     deadline = 0.0
+    limit = min(first or size, size)
     while True:
         try:
             wait = min(STDIN_PAUSE, deadline - time.monotonic()) if batch else None
@@ -649,9 +656,10 @@ def _ready_batches(items: Iterable, size: int) -> Iterator[list]:
         if not batch:
             deadline = time.monotonic() + STDIN_WAIT
         batch.append(item)
-        if len(batch) >= size:
+        if len(batch) >= limit:
             yield batch
             batch = []
+            limit = min(2 * limit, size)
     if batch:
         yield batch
 

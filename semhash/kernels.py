@@ -1107,6 +1107,32 @@ def _next_word(text, i, end, word_bytes, word_starts, slots):
 # ---------------------------------------------------------------- shortlist rerank
 
 
+@njit(cache=True, parallel=True)
+def held_shares(q_starts, q_ids, q_weights, candidates, counts, d_starts, d_ids):
+    """For each query ``i`` and each of its first ``counts[i]`` candidates (rows of
+    the documents ``d_starts``/``d_ids``, term ids ascending): the sum of the query's
+    term weights whose term the document holds, over the sum of them all (0 past
+    the count, or for an empty query). Each term is a binary search of the document."""
+    n_queries, width = candidates.shape
+    out = np.zeros((n_queries, width), np.float64)
+    for i in prange(n_queries):
+        lo, hi = q_starts[i], q_starts[i + 1]
+        total = 0.0
+        for t in range(lo, hi):
+            total += q_weights[t]
+        if total <= 0.0:
+            continue
+        for j in range(counts[i]):
+            d = candidates[i, j]
+            held = 0.0
+            for t in range(lo, hi):
+                at = _lower_bound(d_ids, d_starts[d], d_starts[d + 1], q_ids[t])
+                if at < d_starts[d + 1] and d_ids[at] == q_ids[t]:
+                    held += q_weights[t]
+            out[i, j] = held / total
+    return out
+
+
 @njit(cache=True)
 def postings(d_starts, d_ids, d_weights, n_terms):
     """The transpose of packed document vectors: (starts int64 (n_terms + 1,),

@@ -27,6 +27,10 @@ precision@100): the long code alone ranks the shortlist at 0.454, TF-IDF alone a
 0.489, the blend at 0.515, with feedback 0.565, with neighbours 0.62, and with the
 rare terms' documents in the shortlist 0.63 (bench/rerank_trials.py; every
 setting in BENCHMARKS.md).
+A query of a few words (``SHORT_QUERY``) takes every holder of its terms that
+have postings, and each candidate gains a bonus for the share of its words it
+holds (``HELD_WEIGHT``), so that a document holding them all is not ranked below
+hundreds holding one.
 
 Term weights are fixed when the index is built: ``idf = ln((1 + n) / (1 + df)) + 1``
 and a term count ``tf`` weighs ``1 + ln(tf)``; vectors have unit length. Documents
@@ -92,6 +96,18 @@ HOPS = 2
 #: (RARE_TERMS): held-out 0.643 -> 0.651 (Subject lines, P@10) and 0.648 -> 0.653
 #: (whole posts, P@100); test 0.633 -> 0.636; the graph of 20NG 4.5 s -> 10.4 s.
 NEIGHBOUR_SHORTLIST = 1000
+#: A query of at most this many terms is a few typed words ("ssh server", a Subject
+#: line). The codes of a few words say little, and a document holding them all had
+#: been ranked below hundreds holding one (a Debian package catalogue: openssh-server
+#: at rank 308 for "ssh server"). So its shortlist takes every holder of each of its
+#: terms that has postings (``Index._with_rare_holders``), and each candidate's score
+#: gains HELD_WEIGHT times the query's best score times the share of the query's
+#: term weights it holds (:func:`held_shares`): a bonus bounded by the query's own
+#: scale, so that the words and codes can still outweigh it, and weighed by idf, so
+#: that generic words ("tool", "library") count for less than specific ones. (As the
+#: primary sort key instead, the share lowered 20NG Subject-line P@10 0.601 -> 0.561.)
+SHORT_QUERY = 8
+HELD_WEIGHT = 0.25
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
@@ -235,6 +251,7 @@ def rerank(
     k: int,
     neighbours: np.ndarray | None = None,
     feedback: bool = True,
+    held_bonus: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reorder each query's shortlist by words and codes; keep the best ``k``.
 
@@ -255,6 +272,8 @@ def rerank(
         neighbours, as positions into ``documents``, -1 for none (or one that is not
         among the documents); ``None``: no smoothing
     feedback : whether to run the feedback round
+    held_bonus : whether the short queries' candidates gain the share of the
+        query's words they hold (:data:`HELD_WEIGHT`)
 
     Returns
     -------
@@ -263,9 +282,33 @@ def rerank(
         first; ties keep the shortlist's order.
     scores : float64 (n_queries, k)
         Their scores, ``cosine - CODE_WEIGHT * distance / code_bits`` (the cosine
-        after feedback and smoothing): higher is better; NaN past the row's count.
+        after feedback and smoothing, plus the held bonus): higher is better; NaN
+        past the row's count.
     """
     k = min(k, candidates.shape[1])
+    short = short_queries(queries) if held_bonus and HELD_WEIGHT else np.zeros(0, bool)
+    if not short.any():
+        return _rerank(queries, candidates, distances, counts, documents, n_terms, code_bits, k, neighbours, feedback)
+    # The short queries ranked in full, for the bonus to reorder; the others as asked.
+    out = np.full((candidates.shape[0], k), -1, np.int64)
+    out_scores = np.full((candidates.shape[0], k), np.nan)
+    # (_HELD_CHUNK short queries at a time: a full ranking is a row as wide as the shortlist.)
+    long_ones, short_ones = np.flatnonzero(~short), np.flatnonzero(short)
+    chunks = [(long_ones, False)] + [(short_ones[lo : lo + _HELD_CHUNK], True) for lo in range(0, short_ones.size, _HELD_CHUNK)]
+    for which, gains in chunks:
+        if which.size == 0:
+            continue
+        part = (take(queries, which), candidates[which], distances[which], counts[which])
+        order, scores = _rerank(*part, documents, n_terms, code_bits, candidates.shape[1] if gains else k, neighbours, feedback)
+        if gains:
+            given = documents.given if isinstance(documents, KernelDocuments) else documents
+            order, scores = with_held_bonus(order, scores, held_shares(part[0], part[1], part[3], given), k)
+        out[which], out_scores[which] = order, scores
+    return out, out_scores
+
+
+def _rerank(queries, candidates, distances, counts, documents, n_terms: int, code_bits: int, k: int, neighbours, feedback: bool):
+    """:func:`rerank` without the held bonus."""
     q_starts, q_ids, q_weights = queries
     n_queries = q_starts.shape[0] - 1
     kernel_view = documents if isinstance(documents, KernelDocuments) else None
@@ -312,6 +355,63 @@ def rerank(
         chosen = np.argsort(-scores, kind="stable")[:k]
         out[i, : chosen.shape[0]], out_scores[i, : chosen.shape[0]] = chosen, scores[chosen]
     return out, out_scores
+
+
+_HELD_CHUNK = 256
+
+
+def take(queries: Packed, which: np.ndarray) -> Packed:
+    """The packed vectors at positions ``which``, packed."""
+    return pack([row(queries, i) for i in which.tolist()])
+
+
+def short_queries(queries: Packed) -> np.ndarray:
+    """Which queries are short: :data:`SHORT_QUERY` terms at most, and some."""
+    lengths = np.diff(queries[0])
+    return (lengths > 0) & (lengths <= SHORT_QUERY)
+
+
+def held_shares(queries: Packed, candidates: np.ndarray, counts: np.ndarray, documents: Packed) -> np.ndarray:
+    """float64 (n_queries, width): for each query's first ``counts[i]`` candidates
+    (positions into ``documents``), the share of the query's term weights whose
+    terms the document holds (0 past the count, or for an empty query)."""
+    q_starts, q_ids, q_weights = queries
+    d_starts, d_ids, _ = documents
+    candidates = np.ascontiguousarray(candidates, np.int64)
+    counts = np.asarray(counts, np.int64)
+    if lazy.use_kernels(float(counts.sum()) * 2000):  # ~2 us per candidate in numpy, as a first pass
+        return lazy.kernels.held_shares(q_starts, q_ids, q_weights, candidates, counts, d_starts, d_ids)
+    out = np.zeros(candidates.shape)
+    dense = np.zeros(int(max(q_ids.max(initial=0), d_ids.max(initial=0))) + 1, np.float32)
+    for i in range(candidates.shape[0]):
+        terms, weights = row(queries, i)
+        total, rows = float(weights.astype(np.float64).sum()), candidates[i, : counts[i]]
+        if total <= 0 or rows.size == 0:
+            continue
+        # A document's terms are distinct: its dot product of ones with the query's
+        # weights is the sum of those of the terms it holds.
+        lengths = d_starts[rows + 1] - d_starts[rows]
+        at = np.repeat(d_starts[rows] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        dense[terms] = weights
+        out[i, : rows.size] = _dots(dense, d_ids[at], np.ones(at.size, np.float32), lengths) / total
+        dense[terms] = 0
+    return out
+
+
+def with_held_bonus(order: np.ndarray, scores: np.ndarray, shares: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of full rankings (``order``, ``scores``: :func:`rerank`'s, every
+    candidate ranked) once each candidate's score gains ``HELD_WEIGHT`` times its
+    row's best score (if above 0) times its held share (``shares``, by candidate
+    position); ties keep the ranking's order."""
+    valid = order >= 0
+    best = np.maximum(np.nan_to_num(scores[:, :1], nan=0.0), 0.0)  # each row's first is its best
+    gained = np.where(valid, scores + HELD_WEIGHT * best * np.take_along_axis(shares, np.maximum(order, 0), 1), -np.inf)
+    chosen = np.argsort(-gained, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(valid, chosen, 1)
+    return (
+        np.where(kept, np.take_along_axis(order, chosen, 1), -1),
+        np.where(kept, np.take_along_axis(gained, chosen, 1), np.nan),
+    )
 
 
 class KernelDocuments:

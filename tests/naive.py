@@ -81,3 +81,19 @@ def topk_batch(words, queries, k):
     for i, query in enumerate(queries):
         rows[i], distances[i] = topk(words, query, k)
     return rows, distances
+
+
+def held_shares(queries, candidates, counts, documents):
+    """For each query's first ``counts[i]`` candidates, the sum of its term weights
+    whose term the document holds over the sum of them all (Python sets)."""
+    (q_starts, q_ids, q_weights), (d_starts, d_ids, _) = queries, documents
+    out = np.zeros(candidates.shape)
+    for i in range(len(q_starts) - 1):
+        terms = q_ids[q_starts[i] : q_starts[i + 1]].tolist()
+        weights = [float(w) for w in q_weights[q_starts[i] : q_starts[i + 1]]]
+        for j in range(int(counts[i])):
+            d = int(candidates[i, j])
+            holds = set(d_ids[d_starts[d] : d_starts[d + 1]].tolist())
+            if sum(weights) > 0:
+                out[i, j] = sum(w for t, w in zip(terms, weights) if t in holds) / sum(weights)
+    return out

@@ -238,6 +238,7 @@ def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_a
     from semhash import rerank, search
 
     monkeypatch.setattr(rerank, "SHORTLIST", 5)  # a ball of 10 of the 60 posts
+    monkeypatch.setattr(rerank, "SHORT_QUERY", 0)  # (a short query takes every posted term's holders)
     with Index.open(corpus_and_db / "index.db") as index:
         text = "space shuttle orbit"
         addresses, codes, known = index.encode([text], lift=True)
@@ -575,3 +576,27 @@ def test_an_unknown_label_is_an_error_naming_the_index_s_labels(corpus_and_db):
         with pytest.raises(QueryError, match="must be strings"):
             index.query("orbit", labels=[3])
         assert index.query("orbit", k=3, labels=[]) == index.query("orbit", k=3)
+
+
+def test_a_document_holding_every_word_of_a_short_query_is_in_its_top_10(copy, monkeypatch):
+    """Issue 26: a document holding every word of a query of a few words was ranked
+    below hundreds holding one ("ssh server": openssh-server at rank 308). Here a
+    catalogue line ends a long hockey post among the 60 posts; every query of 1 to
+    4 of its words, generic ones ("server", "remote") included, finds it in the top
+    10, and holders of a word of the query outside the ball are ranked."""
+    import itertools
+
+    from semhash import rerank
+
+    monkeypatch.setattr(rerank, "SHORTLIST", 5)  # a ball of 10 of the 61 documents: the words must bring it
+    monkeypatch.setattr(rerank, "RARE_TERMS", 1)  # not the rarest terms' holders alone
+    # Its words buried in a long post of another group: its cosine with a few words is low.
+    hockey = max((copy / "corpus" / "rec.sport.hockey").iterdir(), key=lambda p: p.stat().st_size)
+    line = "openssh server: secure shell ssh server for remote access to machines"
+    (copy / "corpus" / "sci.space" / "openssh").write_text(hockey.read_text(encoding="latin-1") + line + "\n")
+    with Index.build([str(copy / "corpus")], copy / "with-line.db", **TINY) as index:
+        words = ["openssh", "server", "ssh", "remote", "machines", "access", "secure", "shell"]
+        for n in range(1, 5):
+            for chosen in itertools.combinations(words, n):
+                ids = [h.id for h in index.query(" ".join(chosen), k=10)]
+                assert "sci.space/openssh" in ids, chosen

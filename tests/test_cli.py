@@ -897,6 +897,14 @@ def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
     assert list(cli_module._ready_batches(iter(range(5)), 2)) == [[0, 1], [2, 3], [4]]
 
 
+def test_batches_start_small_and_double():
+    # `yes x | semhash query - | head -1`: the first answer waited for a batch of
+    # 10,000 queries; a file's lines still come in batches of the full size.
+    sizes = [len(b) for b in cli_module._ready_batches(iter(range(100)), 16, 2)]
+    assert sizes == [2, 4, 8, 16, 16, 16, 16, 16, 6]
+    assert [len(b) for b in cli_module._ready_batches(iter(range(5)), 2, 64)] == [2, 2, 1]  # never above the size
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
 def test_batch_query_exits_cleanly_while_stdin_is_still_open(db, how):
     # Ctrl-C, or `| head -1`, while the reader thread waits on stdin: the process

@@ -139,10 +139,13 @@ def test_feedback_comes_only_from_documents_that_share_a_word_with_the_query(pat
 @pytest.mark.parametrize("k", [10, 80])  # the kernel keeps the best few by insertion, sorts for many
 @pytest.mark.parametrize("postings", [True, False])  # with postings, queries take both first passes
 @pytest.mark.parametrize("feedback_terms", [0, 7])  # 7: the feedback's terms are cut, ties at the cut kept
-def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, postings, feedback_terms):
+@pytest.mark.parametrize("held_bonus", [False, True])  # True: the short queries (half of them) ranked in full, then the bonus
+def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, postings, feedback_terms, held_bonus):
     rng = np.random.default_rng(0)
     n_docs, n_terms, width = 160, 40, 100
     monkeypatch.setattr(rerank, "FEEDBACK_TERMS", feedback_terms)
+    monkeypatch.setattr(rerank, "SHORT_QUERY", 4)
+    monkeypatch.setattr(rerank, "_HELD_CHUNK", 11)  # several chunks of short queries
 
     def random_vector():
         ids = rng.choice(n_terms, rng.integers(1, 8), replace=False)
@@ -163,7 +166,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     for name in ("numpy", "kernel"):
         monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None, name=name: name == "kernel")
         results[name] = rerank.rerank(
-            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback
+            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback, held_bonus
         )
     (order, scores), (kernel_order, kernel_scores) = results["numpy"], results["kernel"]
     assert np.array_equal(order, kernel_order)
@@ -176,7 +179,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     # Ranked a few queries per kernel call (so that Ctrl-C waits less): the same.
     monkeypatch.setattr(rerank, "KERNEL_QUERIES", 7)
     chunked, chunked_scores = rerank.rerank(
-        rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback
+        rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback, held_bonus
     )
     assert np.array_equal(chunked, kernel_order) and np.array_equal(chunked_scores, kernel_scores, equal_nan=True)
     # The documents prepared once for the kernel serve several calls (index time).
@@ -185,7 +188,7 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     for half in (slice(0, 75), slice(75, None)):
         part = rerank.pack(queries[half])
         again, _ = rerank.rerank(
-            part, candidates[half], distances[half], counts[half], prepared, n_terms, 32, k, neighbours, feedback
+            part, candidates[half], distances[half], counts[half], prepared, n_terms, 32, k, neighbours, feedback, held_bonus
         )
         assert np.array_equal(again, order[half])
 
@@ -226,3 +229,44 @@ def test_feedback_can_be_switched_off(path, monkeypatch):
         rerank.pack([unit([(0, 1.0)])]), np.arange(12)[None, :], np.zeros((1, 12), np.int32), np.array([12]), rerank.pack(docs), 3, 32, 12
     )
     assert order[0, -2:].tolist() == [10, 11]  # no shared word: shortlist order
+
+
+def test_held_shares_agree_with_naive(path):
+    import naive
+
+    rng = np.random.default_rng(0)
+    documents = rerank.pack([unit([(t, 1.0) for t in rng.choice(50, n, replace=False).tolist()]) if n else rerank.EMPTY for n in (0, 3, 10, 50, 7)])
+    queries = rerank.pack([unit([(1, 0.2), (4, 0.5), (9, 0.3)]), rerank.EMPTY, unit([(7, 1.0)]), unit([(t, 1.0) for t in range(40)])])
+    candidates = rng.integers(0, 5, size=(4, 6)).astype(np.int64)
+    counts = np.array([6, 4, 3, 5], np.int64)
+    got = rerank.held_shares(queries, candidates, counts, documents)
+    np.testing.assert_allclose(got, naive.held_shares(queries, candidates, counts, documents), rtol=1e-6)
+    holds_7 = [float(7 in rerank.row(documents, c)[0]) for c in candidates[2, :3].tolist()]
+    assert got[2, :3].tolist() == pytest.approx(holds_7) and any(holds_7)  # one word: all or nothing
+    assert (got[1] == 0).all() and (got[:, 6:] == 0).all()
+
+
+def test_a_short_query_s_candidates_gain_the_share_of_its_words_they_hold(path, monkeypatch):
+    monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
+    monkeypatch.setattr(rerank, "HELD_WEIGHT", 0.25)
+    # The query's two words: 1 holds both among three others (cosine 0.63), 0 one
+    # of them (0.71), 2 one of them but is the whole code apart.
+    docs = rerank.pack([unit([(0, 1.0)]), unit([(0, 1.0), (1, 1.0), (5, 1.0), (6, 1.0), (7, 1.0)]), unit([(0, 1.0)])])
+    query = rerank.pack([unit([(0, 1.0), (1, 1.0)])])
+
+    def ranked(distances, held_bonus=True, k=2):
+        distances = np.array([distances], np.int32)
+        order, scores = rerank.rerank(query, np.array([[0, 1, 2]]), distances, np.array([3]), docs, 8, 32, k, held_bonus=held_bonus)
+        return order[0].tolist(), scores[0]
+
+    assert ranked([0, 0, 32], held_bonus=False)[0] == [0, 1]
+    order, scores = ranked([0, 0, 32])
+    assert order == [1, 0]
+    assert ranked([0, 0, 32], k=3)[0] == [1, 0, 2]  # every candidate asked for (distance bounds): the same
+    top = math.sqrt(0.5)  # the best score before the bonus: document 0's
+    np.testing.assert_allclose(scores, [2 / math.sqrt(10) + 0.25 * top, top + 0.25 * top / 2], rtol=1e-6)
+    # Bounded: the codes outweigh it (1, the whole code apart, below 2 holding less).
+    assert ranked([0, 32, 0])[0] == [0, 2]
+    # A long query (SHORT_QUERY terms and more) gains nothing.
+    monkeypatch.setattr(rerank, "SHORT_QUERY", 1)
+    assert ranked([0, 0, 32])[0] == [0, 1]
