@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -95,8 +96,6 @@ def neighbourhood_targets(X, neighbours: np.ndarray, weight: float):
 
     ``neighbours`` holds row numbers of ``X``, one row per document, -1 for none.
     """
-    import scipy.sparse as sp
-
     X = sp.csr_matrix(X, dtype=np.float32)
     lengths = np.asarray(X.sum(axis=1), np.float32).ravel()
     unit = sp.diags(1 / np.maximum(lengths, 1)) @ X
@@ -119,8 +118,6 @@ def _sorted_lists(neighbours: np.ndarray) -> np.ndarray:
 def short_queries(v, rng: np.random.Generator, low: int = 2, high: int = 8):
     """A query typed from each row of counts: ``low`` to ``high`` of its distinct
     words (all of them if it has fewer), drawn uniformly, each counted once."""
-    import scipy.sparse as sp
-
     v = sp.csr_matrix(v, dtype=np.float32)
     row = np.repeat(np.arange(v.shape[0]), np.diff(v.indptr))
     order = np.lexsort((rng.random(v.nnz), row))  # each row's words, shuffled
@@ -413,8 +410,6 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         inputs, goals, pairs = [X[rows]], [targets[rows]], []
         size = rows.size
         if self.short_queries:
-            import scipy.sparse as sp
-
             few = np.flatnonzero(rng.random(rows.size) < self.short_queries)
             inputs.append(sp.csr_matrix(autoencoder.lift(short_queries(X[rows[few]], rng).toarray(), typical)))
             goals.append(targets[rows[few]])
@@ -429,8 +424,6 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             pairs.append((anchors, size + np.arange(anchors.size)))
         if len(inputs) == 1:
             return inputs[0], goals[0], pairs, size
-        import scipy.sparse as sp
-
         return sp.vstack(inputs).tocsr(), sp.vstack(goals).tocsr(), pairs, size
 
     def fit(self, X, y=None, neighbours=None) -> SemanticHasher:
@@ -462,8 +455,6 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         # the 2-vCPU dev VM trained 10x slower with 2 threads than with 1 (38-46 s
         # against 4.0 s, sample corpus, 5 + 3 epochs).
         if neighbours is not None or self.short_queries:
-            import scipy.sparse as sp
-
             X = sp.csr_matrix(X)
         targets = X
         if neighbours is not None:

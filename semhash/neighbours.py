@@ -23,12 +23,12 @@ HOPS = 10
 
 
 def tfidf_rows(full: sp.csr_matrix) -> sp.csr_matrix:
-    """Unit-length TF-IDF rows, weighted as the index weighs them (:mod:`semhash.rerank`)."""
+    """Unit-length TF-IDF rows, weighted as the index weighs them (:func:`rerank.unit_vectors`)."""
+    full = sp.csr_matrix(full)
     idf = rerank.fit_idf(full)
-    weighted = full.astype(np.float32, copy=True)
-    weighted.data = (1 + np.log(weighted.data)) * idf[weighted.indices]
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    return (sp.diags(1 / np.maximum(norms, 1e-12).astype(np.float32)) @ weighted).tocsr()
+    doc = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
+    starts, ids, weights = rerank.unit_vectors(doc, full.indices, full.data, idf[full.indices], full.shape[0])
+    return sp.csr_matrix((weights, ids, starts), shape=full.shape)
 
 
 def by_words(full: sp.csr_matrix, k: int = K, block: int = 1024, progress=None, hops: int = HOPS) -> np.ndarray:

@@ -14,10 +14,16 @@ def naive_by_words(full: np.ndarray, k: int) -> np.ndarray:
     idf = np.log((1 + n) / (1 + df)) + 1
     w = np.where(full > 0, (1 + np.log(np.maximum(full, 1))) * idf, 0.0)
     w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    return best_others(w @ w.T, k, above=1e-6)
+
+
+def best_others(scores: np.ndarray, k: int, above: float) -> np.ndarray:
+    """Each row's ``k`` best other columns scoring over ``above``, best first (ties,
+    to 5 decimals, by column), -1 padded."""
+    n = scores.shape[0]
     out = np.full((n, k), -1)
     for i in range(n):
-        sims = w @ w[i]
-        ranked = sorted((j for j in range(n) if j != i and sims[j] > 1e-6), key=lambda j: (-round(sims[j], 5), j))
+        ranked = sorted((j for j in range(n) if j != i and scores[i, j] > above), key=lambda j: (-round(scores[i, j], 5), j))
         out[i, : min(k, len(ranked))] = ranked[:k]
     return out
 
@@ -62,12 +68,7 @@ def naive_shared(lists, cosines, hops, k):
                 cos[i, j] = c
                 if r < hops:
                     near[i, j] = c
-    score = cos + near @ near.T / hops
-    out = np.full((n, k), -1)
-    for i in range(n):
-        ranked = sorted((j for j in range(n) if j != i and score[i, j] > 0), key=lambda j: (-round(score[i, j], 5), j))
-        out[i, : min(k, len(ranked))] = ranked[:k]
-    return out
+    return best_others(cos + near @ near.T / hops, k, above=0)
 
 
 @pytest.mark.parametrize("hops", [1, 3, 5])
