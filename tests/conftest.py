@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -47,3 +48,13 @@ def work(built, tmp_path):
     """A private copy of ``built``."""
     shutil.copytree(built, tmp_path / "w")
     return tmp_path / "w"
+
+
+def write_non_utf8_name(folder) -> None:
+    """A post named ``caf\\xe9`` (not UTF-8) in ``folder``, or skip where the file
+    system takes only UTF-8 names."""
+    try:
+        with open(os.path.join(os.fsencode(folder), b"caf\xe9"), "w") as f:
+            f.write("orbit of the shuttle")
+    except OSError:
+        pytest.skip("this file system takes only UTF-8 names")

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from semhash import store
-from tests.conftest import TINY_MODEL, run
+from tests.conftest import TINY_MODEL, run, write_non_utf8_name
 from tests.test_reliability import dump
 
 # Ids and titles a JSON line may hold: control characters, and a backslash that
@@ -145,12 +145,7 @@ def test_arguments_that_are_not_utf8_are_read_as_indexed_names(work):
     _one_error_line(run("query", "orbit", "-l", "\udcff", "-d", db), "has the label '\\\\xff'")
     assert run("query", "orbit \udcff", "-d", db).exit_code == 0
     # A file's real name, not UTF-8, names the document it was indexed as.
-    folder = os.fsencode(work / "corpus" / "sci.space")
-    try:
-        with open(os.path.join(folder, b"caf\xe9"), "w") as f:
-            f.write("orbit of the shuttle")
-    except OSError:
-        pytest.skip("this file system takes only UTF-8 names")
+    write_non_utf8_name(work / "corpus" / "sci.space")
     assert run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL).exit_code == 0
     result = run("similar", "sci.space/caf\udce9", "-d", work / "new.db")
     assert result.exit_code == 0 and result.stdout, result.output

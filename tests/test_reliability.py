@@ -28,7 +28,7 @@ from semhash.corpus import BadLine, iter_jsonl
 from semhash.store import IndexWriter, StoreError
 from semhash.tokenize import WORD_RE, tokenize
 from semhash.vocab import count_words
-from tests.conftest import TINY_MODEL, run
+from tests.conftest import TINY_MODEL, run, write_non_utf8_name
 
 
 def texts_of(corpus: Path) -> list[str]:
@@ -438,12 +438,7 @@ def test_lone_surrogates_in_ids_and_labels_are_stored(work):
 
 def test_file_names_that_are_not_utf8_are_stored_escaped(work):
     """A name's undecodable bytes stop nothing: the id spells them as \\xNN, the same each run."""
-    folder = os.fsencode(work / "corpus" / "sci.space")
-    try:
-        with open(os.path.join(folder, b"caf\xe9"), "w") as f:
-            f.write("orbit of the shuttle")
-    except OSError:
-        pytest.skip("this file system takes only UTF-8 names")
+    write_non_utf8_name(work / "corpus" / "sci.space")
     db = work / "index.db"
     result = run("index", work / "corpus", "-d", db)
     assert result.exit_code == 0, result.output
