@@ -280,6 +280,9 @@ def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None
         return
     fd = _locked_file(path, wait, fcntl)
     try:
+        # Under the lock no other writer lives: a killed build's ~20 MB temporary went
+        # only at the next build, not at an update.
+        _remove_stale_temporaries(Path(path))
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         _HELD[key] = 1
@@ -442,7 +445,6 @@ def write_index(
     """
     path = Path(path)
     with writer_lock(path, wait=True):
-        _remove_stale_temporaries(path)
         tables = (meta, words, df, arrays, documents, addresses, codes, terms, idf)
         if kind_of(path) == "index":
             conn = _connect_writer(path)
