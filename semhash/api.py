@@ -119,6 +119,7 @@ class ModelMismatch(ValueError):
 
 #: Every exception the library raises for input the user can fix; the CLI prints
 #: them as one ``Error: ...`` line.
+UPDATE_WRITTEN = "the update itself was written, without its documents' neighbour lists"
 ERRORS = (BuildError, QueryError, ModelMismatch, StoreError, CorpusError)  # IndexLocked, EmptyQuery: subclasses
 
 
@@ -971,7 +972,13 @@ class Index:
             n_documents = len(stored) + n_added - (len(missing) if prune else 0)
             writer.set_meta({"n_documents": n_documents, "updated": _now()})
         self._reopen()
-        self._fill_neighbours(verbose)
+        try:
+            self._fill_neighbours(verbose)
+        except StoreError as e:
+            # Damage in rows only this step reads (every document's vector, the new
+            # ones' postings), found once the documents are committed: not the
+            # "unchanged" every other failure means.
+            raise StoreError(f"{e}; {UPDATE_WRITTEN}") from None
         return UpdateSummary(
             n_added=n_added,
             n_updated=n_updated,

@@ -36,9 +36,15 @@ ENCODE_FIELDS = ("id", "address", "code", "known_words")
 
 
 class SemhashError(click.ClickException):
-    """A user-facing error: ``Error: <message>`` on stderr, exit status 2."""
+    """A user-facing error: ``Error: <message>`` on stderr, exit status 2, on one line
+    whatever the message quotes (a damaged index's text held a newline, and a
+    terminal would run the escape sequences a file name may hold)."""
 
     exit_code = 2
+
+    def __init__(self, message: str):
+        one_line = message.translate(_CONTROL_ESCAPES).encode("utf-8", "backslashreplace").decode("utf-8")
+        super().__init__(one_line)
 
 
 class SemhashGroup(click.Group):
@@ -915,10 +921,11 @@ def _emit(rows: list[dict], fmt: str | None, columns: list[str], no_headers: boo
 # own backslash, TAB, LF, CR, NUL and other control characters are written as
 # backslash escapes, as PostgreSQL's COPY text format writes them: an id holding a
 # TAB or a newline keeps its row whole, and the escape undoes exactly.
-_TSV_ESCAPES = str.maketrans(
-    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
+_CONTROL_ESCAPES = str.maketrans(
+    {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
     | {chr(c): f"\\x{c:02x}" for c in [*range(1, 32), *range(0x7F, 0xA0)] if chr(c) not in "\t\n\r"}
 )
+_TSV_ESCAPES = {ord("\\"): "\\\\"} | _CONTROL_ESCAPES
 
 
 def _tsv_cell(value) -> str:

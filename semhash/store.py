@@ -280,6 +280,9 @@ def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None
         return
     fd = _locked_file(path, wait, fcntl)
     try:
+        # Under the lock no other writer lives: a killed build's ~20 MB temporary went
+        # only at the next build, not at an update.
+        _remove_stale_temporaries(Path(path))
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         _HELD[key] = 1
@@ -442,7 +445,6 @@ def write_index(
     """
     path = Path(path)
     with writer_lock(path, wait=True):
-        _remove_stale_temporaries(path)
         tables = (meta, words, df, arrays, documents, addresses, codes, terms, idf)
         if kind_of(path) == "index":
             conn = _connect_writer(path)
@@ -882,6 +884,46 @@ def _integers(text: str | None) -> np.ndarray:
         return np.zeros(0, np.int64)
 
 
+# What reading a damaged file raises: SQLite's errors, and UnicodeDecodeError where
+# the sqlite3 module decodes text that is no longer UTF-8 (a flipped bit).
+_DAMAGE = (sqlite3.DatabaseError, UnicodeDecodeError)
+
+
+def _idf(value) -> float:
+    """A stored idf as a float; NaN for what is not a number (text, a blob)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _pair(check):
+    return lambda value: isinstance(value, list) and len(value) == 2 and all(v is None or check(v) for v in value)
+
+
+# What each meta value must be, beyond JSON (None: not kept, as by older indexes): a
+# damaged one was used as it came, and a float unpacked as a pair, or a number
+# iterated as a list, was a traceback.
+_META_CHECKS = {
+    **dict.fromkeys(("semhash_version", "created", "updated", "text"), lambda v: isinstance(v, str)),
+    **dict.fromkeys(("vocab_size", "n_terms", "n_documents", "n_trained", "n_neighbours", "postings_max_df"), _count),
+    **dict.fromkeys(("oov_share", "typical_length"), _number),
+    **dict.fromkeys(("params", "build_options"), lambda v: isinstance(v, dict)),
+    "hidden_sizes": lambda v: isinstance(v, list) and all(_count(x) for x in v),
+    "messages": _pair(_count),
+    "bimodality": _pair(_number),
+    "finetune_loss": lambda v: isinstance(v, list),
+}
+
+
 class StoredIndex:
     """Read-only view of an index file, loaded lazily.
 
@@ -900,7 +942,7 @@ class StoredIndex:
         self.conn = None
         try:
             pairs = self._connect(_ro_uri(self.path))
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             # WAL: a reader too needs the -shm and -wal files, and makes them if they are
             # missing. In a folder it may not write, SQLite 3.40 says "unable to open":
             # not damage, which "not a semhash index" had users believe of a healthy index.
@@ -918,6 +960,9 @@ class StoredIndex:
             value = self.meta.get(key)
             if not isinstance(value, int) or value < low or (high is not None and value > high):
                 raise self._corrupt(f"meta {key} is {value!r}")
+        for key, ok in _META_CHECKS.items():
+            if self.meta.get(key) is not None and not ok(self.meta[key]):
+                raise self._corrupt(f"meta {key} is {self.meta[key]!r:.40}")
 
     def _connect(self, uri: str) -> list[tuple]:
         """Open ``uri`` (read-only: a query never creates or modifies the file) and read the meta pairs."""
@@ -940,11 +985,12 @@ class StoredIndex:
             self.conn.close()
         try:
             return self._connect(_ro_uri(self.path) + "&immutable=1")
-        except sqlite3.DatabaseError as again:
+        except _DAMAGE as again:
             raise self._unreadable(again) from None
 
-    def _unreadable(self, e: sqlite3.DatabaseError) -> StoreError:
-        if "malformed" in str(e):  # SQLITE_CORRUPT (a cut copy, a full disk): an index once, say how to rebuild
+    def _unreadable(self, e: sqlite3.DatabaseError | UnicodeDecodeError) -> StoreError:
+        # SQLITE_CORRUPT (a cut copy, a full disk), or text no longer UTF-8: an index once, say how to rebuild
+        if "malformed" in str(e) or isinstance(e, UnicodeDecodeError):
             return self._corrupt(str(e))
         return StoreError(f"{self.path} is not a semhash index ({e})")
 
@@ -955,7 +1001,7 @@ class StoredIndex:
         try:
             self.conn.execute("BEGIN")
             self.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # takes the snapshot
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             self.conn.rollback()
             raise self._corrupt(str(e)) from None
         return True
@@ -964,7 +1010,7 @@ class StoredIndex:
         """End the read transaction (it wrote nothing: a failure to end it is moot)."""
         try:
             self.conn.commit()
-        except sqlite3.DatabaseError:
+        except _DAMAGE:
             self.conn.rollback()
 
     @contextmanager
@@ -993,14 +1039,14 @@ class StoredIndex:
         """Run one read; a damaged file is a StoreError."""
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
 
     def _all_in(self, sql: str, values: list) -> list[tuple]:
         """:func:`_select_in` as one read: a damaged file is a StoreError."""
         try:
             return _select_in(self.conn, sql, values)
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
 
     def _json(self, text, what: str):
@@ -1011,6 +1057,8 @@ class StoredIndex:
 
     def words(self) -> list[str]:
         words = [w for (w,) in self._all('SELECT word FROM vocabulary ORDER BY "column"')]
+        if not all(isinstance(w, str) for w in words):  # (NULL or a blob was a traceback where it was counted)
+            raise self._corrupt("a vocabulary word is not text")
         if "vocab_size" in self.meta and len(words) != self.meta["vocab_size"]:
             raise self._corrupt(f"{len(words)} vocabulary words, meta says {self.meta['vocab_size']}")
         return words
@@ -1064,7 +1112,7 @@ class StoredIndex:
             return float(stored)
         try:
             n, lengths = _lengths(self.conn)
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
         if lengths.shape[0] != n:
             raise self._corrupt("a stored word count is not an integer")
@@ -1099,14 +1147,32 @@ class StoredIndex:
         rowids = [int(r) for r in rowids]
         try:
             has_title = "title" in _columns(self.conn, "documents")
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
         title = "title" if has_title else "''"  # schema 1 has none
         query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({{}})"
-        return {
-            rowid: (doc_id, path, tuple(self._json(labels, "a label list")), doc_title or "", address)
-            for rowid, doc_id, path, labels, doc_title, address in self._all_in(query, rowids)
-        }
+        found = {}
+        for rowid, doc_id, path, labels, doc_title, address in self._all_in(query, rowids):
+            labels = self._labels(labels)
+            if not (isinstance(doc_id, str) and isinstance(path, (str, type(None))) and isinstance(address, int)
+                    and isinstance(doc_title, (str, type(None)))):
+                raise self._corrupt("a stored document's id, path, title or address is damaged")
+            found[rowid] = (doc_id, path, labels, doc_title or "", address)
+        return self._every(rowids, found)
+
+    def _labels(self, text) -> tuple[str, ...]:
+        labels = self._json(text, "a label list")
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise self._corrupt("a label list is damaged")
+        return tuple(labels)
+
+    def _every(self, rowids: list[int], found: dict) -> dict:
+        """``found``, which must hold every one of ``rowids``: they come from the codes
+        (``code_blocks``), which name only documents the index has; a row deleted
+        behind the writers' back was a KeyError traceback."""
+        if len(found) < len(set(rowids)):
+            raise self._corrupt("its codes name a document it does not have")
+        return found
 
     def terms(self, tokens: Iterable[str]) -> dict[str, tuple[int, float]]:
         """{term: (id, idf)} of those ``tokens`` that are terms, in one read per 900."""
@@ -1115,10 +1181,10 @@ class StoredIndex:
         # (an id past the end indexed the rankers' arrays: an IndexError traceback)
         if not all(isinstance(term_id, int) and 0 <= term_id < n_terms for term_id, _, _ in rows):
             raise self._corrupt(f"a term's id is not in [0, {n_terms})")
-        try:
-            return {term: (term_id, float(idf)) for term_id, term, idf in rows}
-        except (TypeError, ValueError):
-            raise self._corrupt("a term's idf is not a number") from None
+        found = {term: (term_id, _idf(idf)) for term_id, term, idf in rows}
+        if not all(np.isfinite(idf) for _, idf in found.values()):
+            raise self._corrupt("a term's idf is not a number")
+        return found
 
     def all_terms(self) -> tuple[list[str], np.ndarray]:
         """Every term, in id order, and their idf (float32)."""
@@ -1126,10 +1192,12 @@ class StoredIndex:
         # A term's id is its position here: one missing shifted every later term's weight.
         if [i for i, _, _ in rows] != list(range(self.meta.get("n_terms") or 0)):
             raise self._corrupt("its terms are not numbered 0 to n_terms - 1")
-        try:
-            return [t for _, t, _ in rows], np.array([float(i) for _, _, i in rows], np.float32)
-        except (TypeError, ValueError):
-            raise self._corrupt("a term's idf is not a number") from None
+        if not all(isinstance(t, str) for _, t, _ in rows):  # (NULL or a blob was a traceback where it was counted)
+            raise self._corrupt("a term is not text")
+        idf = np.array([_idf(i) for _, _, i in rows], np.float64)
+        if not np.isfinite(idf).all() or (np.abs(idf) > np.finfo(np.float32).max).any():
+            raise self._corrupt("a term's idf is not a number")
+        return [t for _, t, _ in rows], idf.astype(np.float32)
 
     def term_vectors(self, rowids: Iterable[int]) -> dict[int, bytes | None]:
         """{rowid: stored TF-IDF vector blob or None} of the given rowids."""
@@ -1146,7 +1214,7 @@ class StoredIndex:
                 cursor = self.conn.execute("SELECT terms FROM documents ORDER BY rowid")
                 while chunk := cursor.fetchmany(10_000):
                     yield from (blob for (blob,) in chunk)
-            except sqlite3.DatabaseError as e:
+            except _DAMAGE as e:
                 raise self._corrupt(str(e)) from None
 
         return total, blobs()
@@ -1171,10 +1239,17 @@ class StoredIndex:
         blob is None where there is none, every list before schema 4)."""
         try:
             neighbours = "neighbours" if "neighbours" in _columns(self.conn, "documents") else "NULL"
-        except sqlite3.DatabaseError as e:
+        except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
         query = f"SELECT rowid, terms, {neighbours} FROM documents WHERE rowid IN ({{}})"
-        return {r: (t, n) for r, t, n in self._all_in(query, [int(r) for r in rowids])}
+        rowids = [int(r) for r in rowids]
+        found = {r: (t, n) for r, t, n in self._all_in(query, rowids)}
+        # (a number in place of a blob was a traceback where its length was taken)
+        if not all(isinstance(t, (bytes, type(None))) for t, _ in found.values()):
+            raise self._corrupt("a stored TF-IDF vector is not a blob")
+        if not all(isinstance(n, (bytes, type(None))) for _, n in found.values()):
+            raise self._corrupt("a stored neighbour list is damaged")
+        return self._every(rowids, found)
 
     def without_neighbours(self) -> list[int]:
         """Rowids of the documents whose neighbour list is not computed yet (schema 4)."""
@@ -1184,7 +1259,7 @@ class StoredIndex:
         """{label: number of documents}, most common first (ties by name)."""
         counts: dict[str, int] = {}
         for labels, n in self._all("SELECT labels, count(*) FROM documents GROUP BY labels"):
-            for label in self._json(labels, "a label list"):
+            for label in self._labels(labels):
                 counts[label] = counts.get(label, 0) + n
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
@@ -1198,10 +1273,11 @@ class StoredIndex:
         return sorted({r for r, _ in pairs}), {label for _, label in pairs}
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {
-            name: tuple(self._json(shape, f"the shape of weight {name!r}"))
-            for name, shape in self._all("SELECT name, shape FROM weights")
-        }
+        shapes = {name: self._json(shape, f"the shape of weight {name!r}") for name, shape in self._all("SELECT name, shape FROM weights")}
+        for name, shape in shapes.items():
+            if not isinstance(shape, list) or not all(_count(n) for n in shape):
+                raise self._corrupt(f"the shape of weight {name!r} is {shape!r:.40}")
+        return {name: tuple(shape) for name, shape in shapes.items()}
 
     def close(self) -> None:
         self.conn.close()

@@ -149,3 +149,13 @@ def test_arguments_that_are_not_utf8_are_read_as_indexed_names(work):
     assert run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL).exit_code == 0
     result = run("similar", "sci.space/caf\udce9", "-d", work / "new.db")
     assert result.exit_code == 0 and result.stdout, result.output
+
+
+def test_a_killed_builds_temporary_goes_at_the_next_update(work):
+    """Issue 25, item 10: it went only at the next build (the kill itself is
+    test_kill_9_mid_index_leaves_the_previous_index)."""
+    stale = work / ".index.db.x1y2z3.tmp"
+    stale.write_bytes(b"\0" * 4096)
+    result = run("index", "-", "-d", work / "index.db", "-s", input=json.dumps({"id": "n", "text": "orbit"}) + "\n")
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
