@@ -609,7 +609,15 @@ def stemmed_db(corpus_and_db, tmp_path_factory):
     return root / "stem.db"
 
 
-def test_a_stemming_index_reads_every_form_of_a_word_alike(stemmed_db, corpus_and_db):
+@pytest.fixture(scope="module")
+def plain_db(corpus_and_db, tmp_path_factory):
+    """An index that counts words as written (as every index built before --stem)."""
+    root = tmp_path_factory.mktemp("plain")
+    Index.build([str(corpus_and_db / "corpus")], root / "plain.db", stem=False, **TINY).close()
+    return root / "plain.db"
+
+
+def test_a_stemming_index_reads_every_form_of_a_word_alike(stemmed_db, plain_db):
     with Index.open(stemmed_db) as index:
         assert index.meta["stem"] is True and index.meta["build_options"]["stem"] is True and index.stem
         assert "orbit" in index.words and "orbits" not in index.words
@@ -621,7 +629,7 @@ def test_a_stemming_index_reads_every_form_of_a_word_alike(stemmed_db, corpus_an
         index.check_options(stem=True)
         with pytest.raises(ModelMismatch, match="stem=False"):
             index.check_options(stem=False)
-    with Index.open(corpus_and_db / "index.db") as plain:  # built without: forms stay apart
+    with Index.open(plain_db) as plain:  # built without: forms stay apart
         assert not plain.stem and plain.meta["stem"] is False and plain.info()["stem"] is False
         assert not np.array_equal(plain.encode([forms])[1], plain.encode([base])[1])
 
@@ -639,18 +647,19 @@ def test_documents_added_to_a_stemming_index_are_stemmed(stemmed_db, tmp_path):
         assert "satellites" not in known and "orbit" in row[0] and "orbiting" not in row[0]
 
 
-def test_an_index_without_the_stem_key_queries_as_before(copy):
+def test_an_index_without_the_stem_key_queries_as_before(plain_db, tmp_path):
     # Indexes built before the option have no meta "stem": they count words as written.
     query = "Shuttles orbiting; the launches"
-    with Index.open(copy / "index.db") as index:
+    db = shutil.copy(plain_db, tmp_path / "old.db")
+    with Index.open(db) as index:
         before = (index.encode([query]), index.query(query, k=10))
-    conn = sqlite3.connect(copy / "index.db")
+    conn = sqlite3.connect(db)
     with conn:
         conn.execute("DELETE FROM meta WHERE key = 'stem'")
         options = conn.execute("SELECT value FROM meta WHERE key = 'build_options'").fetchone()[0]
         conn.execute("UPDATE meta SET value = json_remove(?, '$.stem') WHERE key = 'build_options'", (options,))
     conn.close()
-    with Index.open(copy / "index.db") as index:
+    with Index.open(db) as index:
         assert "stem" not in index.meta and "stem" not in index.meta["build_options"] and not index.stem
         for got, want in zip(index.encode([query]), before[0]):
             np.testing.assert_array_equal(got, want)
