@@ -600,3 +600,80 @@ def test_a_document_holding_every_word_of_a_short_query_is_in_its_top_10(copy, m
             for chosen in itertools.combinations(words, n):
                 ids = [h.id for h in index.query(" ".join(chosen), k=10)]
                 assert "sci.space/openssh" in ids, chosen
+
+
+# -- stemming ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stemmed_db(corpus_and_db, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stemmed")
+    Index.build([str(corpus_and_db / "corpus")], root / "stem.db", stem=True, **TINY).close()
+    return root / "stem.db"
+
+
+@pytest.fixture(scope="module")
+def plain_db(corpus_and_db, tmp_path_factory):
+    """An index that counts words as written (as every index built before --stem)."""
+    root = tmp_path_factory.mktemp("plain")
+    Index.build([str(corpus_and_db / "corpus")], root / "plain.db", stem=False, **TINY).close()
+    return root / "plain.db"
+
+
+def test_a_stemming_index_reads_every_form_of_a_word_alike(stemmed_db, plain_db):
+    with Index.open(stemmed_db) as index:
+        assert index.meta["stem"] is True and index.meta["build_options"]["stem"] is True and index.stem
+        assert "orbit" in index.words and "orbits" not in index.words
+        forms, base = "Shuttles orbiting; the launches", "shuttle orbit launch"
+        for got, want in zip(index.encode([forms]), index.encode([base])):
+            np.testing.assert_array_equal(got, want)  # the same words, so the same codes
+        assert [h[:2] for h in index.query(forms, k=10)] == [h[:2] for h in index.query(base, k=10)]
+        assert index.info()["stem"] is True
+        index.check_options(stem=True)
+        with pytest.raises(ModelMismatch, match="stem=False"):
+            index.check_options(stem=False)
+    with Index.open(plain_db) as plain:  # built without: forms stay apart
+        assert not plain.stem and plain.meta["stem"] is False and plain.info()["stem"] is False
+        assert not np.array_equal(plain.encode([forms])[1], plain.encode([base])[1])
+
+
+def test_documents_added_to_a_stemming_index_are_stemmed(stemmed_db, tmp_path):
+    shutil.copy(stemmed_db, tmp_path / "s.db")
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "a").write_text("Satellites orbiting: the shuttles launched zzunknownwords.")
+    with Index.open(tmp_path / "s.db") as index:
+        index.add([str(tmp_path / "new")])
+        row = index.stored.conn.execute("SELECT counts, terms FROM documents WHERE id = 'a'").fetchone()
+        ids, _ = semhash.rerank.from_blob(row[1])
+        known = index.stored.terms(["satellit", "orbit", "shuttl", "launch", "zzunknownword", "satellites"])
+        assert sorted(ids.tolist()) == sorted(i for t, (i, _) in known.items() if t != "zzunknownword")
+        assert "satellites" not in known and "orbit" in row[0] and "orbiting" not in row[0]
+
+
+def test_an_index_without_the_stem_key_queries_as_before(plain_db, tmp_path):
+    # Indexes built before the option have no meta "stem": they count words as written.
+    query = "Shuttles orbiting; the launches"
+    db = shutil.copy(plain_db, tmp_path / "old.db")
+    with Index.open(db) as index:
+        before = (index.encode([query]), index.query(query, k=10))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = 'stem'")
+        options = conn.execute("SELECT value FROM meta WHERE key = 'build_options'").fetchone()[0]
+        conn.execute("UPDATE meta SET value = json_remove(?, '$.stem') WHERE key = 'build_options'", (options,))
+    conn.close()
+    with Index.open(db) as index:
+        assert "stem" not in index.meta and "stem" not in index.meta["build_options"] and not index.stem
+        for got, want in zip(index.encode([query]), before[0]):
+            np.testing.assert_array_equal(got, want)
+        assert index.query(query, k=10) == before[1]
+        with pytest.raises(ModelMismatch, match="stem=True"):  # an update may not start stemming it
+            index.check_options(stem=True)
+
+
+def test_the_command_lines_stem_default_is_the_librarys():
+    from semhash.api import STEM
+    from semhash.cli import index as index_command
+
+    assert {p.name: p.default for p in index_command.params}["stem"] == STEM
+    assert inspect.signature(build_index).parameters["stem"].default == STEM
