@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from semhash.api import STEM
 from semhash.autoencoder import lift
 from semhash.corpus import iter_documents
 from semhash.hasher import SemanticHasher
@@ -67,9 +68,11 @@ def load_short(folder: Path, name: str) -> tuple[list[str], np.ndarray, list[str
     return pick(~query), labels[~query], pick(query), labels[query], None
 
 
-def vectorize(train: list[str], queries: list[list[str]]):
-    """(counts over the 2000 words, counts over every term, per query set its counts)."""
-    terms, full = count_terms(content_words(content(t)) for t in train)
+def vectorize(train: list[str], queries: list[list[str]], stem: bool = STEM):
+    """(counts over the 2000 words, counts over every term, per query set its counts),
+    every text read as `semhash index` reads it (Subject and body, stemmed with ``stem``)."""
+    tokens = lambda text: content_words(content(text), stem=stem)  # noqa: E731
+    terms, full = count_terms(tokens(t) for t in train)
     words, _, X = top_words(terms, full, 2000)
     column = {w: i for i, w in enumerate(words)}
     out = []
@@ -130,13 +133,14 @@ def main() -> None:
     parser.add_argument("--short-text", type=Path, default=ROOT.parent / "shared" / "corpora-src" / "short-text")
     parser.add_argument("--no-neighbours", action="store_true", help="fit without the word neighbours")
     parser.add_argument("--neighbours-file", type=Path, help="neighbour lists (.npy of training row numbers, -1 padded) to teach with")
+    parser.add_argument("--stem", action=argparse.BooleanOptionalAction, default=STEM, help="count Snowball stems (default: semhash's)")
     parser.add_argument("--hops", type=int, default=None, help="neighbours re-ranked by shared ones (default: semhash's)")
     args = parser.parse_args()
     if args.corpus == "20ng":
         train, y_train, test, y_test, subjects = load_20ng(args.data)
     else:
         train, y_train, test, y_test, subjects = load_short(args.short_text, SHORT_TEXT[args.corpus])
-    X, full, (X_test, *rest) = vectorize(train, [test] + ([subjects] if subjects else []))
+    X, full, (X_test, *rest) = vectorize(train, [test] + ([subjects] if subjects else []), args.stem)
     start = time.perf_counter()
     hops = {} if args.hops is None else {"hops": args.hops}
     neighbours = None if args.no_neighbours else by_words(full, **hops)

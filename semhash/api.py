@@ -79,8 +79,10 @@ LABELS_RANKED_IN_FULL = rerank.SHORTLIST
 _FILTERED_BATCH = 1000
 TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
 #: Whether a new index counts Snowball stems instead of words (meta["stem"]; an index
-#: without the key was built before and counts words).
-STEM = False
+#: without the key was built before and counts words). Stems won on every corpus:
+#: 20NG P@100 0.647 -> 0.656 (codes alone 0.531 -> 0.554), Subject lines' codes
+#: P@10 0.334 -> 0.414, StackOverflow and Biomedical codes +0.012 / +0.011.
+STEM = True
 MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
 MAX_VOCAB = 1_000_000

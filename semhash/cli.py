@@ -322,7 +322,7 @@ def cli():
 @click.option("--epochs-finetune", default=20, show_default=True, type=click.IntRange(min=0), help="Backprop epochs per code.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed (same seed, same index).")
 @click.option(
-    "--stem/--no-stem", default=False, show_default=True,
+    "--stem/--no-stem", default=True, show_default=True,
     help='Count words by their Snowball English stem ("images", "imaging" -> "imag"); queries are stemmed alike.',
 )
 @click.option(

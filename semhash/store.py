@@ -890,11 +890,13 @@ _DAMAGE = (sqlite3.DatabaseError, UnicodeDecodeError)
 
 
 def _idf(value) -> float:
-    """A stored idf as a float; NaN for what is not a number (text, a blob)."""
+    """A stored idf as a float; NaN for what is not a number (text, a blob) or does
+    not fit the float32 the rankers weigh with (it would be inf there)."""
     try:
-        return float(value)
+        value = float(value)
     except (TypeError, ValueError):
         return float("nan")
+    return value if abs(value) <= np.finfo(np.float32).max else float("nan")
 
 
 def _count(value) -> bool:
@@ -1195,7 +1197,7 @@ class StoredIndex:
         if not all(isinstance(t, str) for _, t, _ in rows):  # (NULL or a blob was a traceback where it was counted)
             raise self._corrupt("a term is not text")
         idf = np.array([_idf(i) for _, _, i in rows], np.float64)
-        if not np.isfinite(idf).all() or (np.abs(idf) > np.finfo(np.float32).max).any():
+        if not np.isfinite(idf).all():
             raise self._corrupt("a term's idf is not a number")
         return [t for _, t, _ in rows], idf.astype(np.float32)
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from semhash import rerank, store
+from semhash import api, rerank, store
 from semhash.api import Index
 from semhash.cli import cli
 from semhash.store import SCHEMA_VERSION, IndexWriter, StoredIndex
+from semhash.tokenize import content_words
 from tests.conftest import TINY_MODEL
 
 
@@ -209,7 +210,7 @@ def test_the_postings_follow_every_change_of_the_documents(tiny_corpus, tmp_path
     # Keep the rowids of terms held by as many posts as "shuttle" at most: adding a
     # post that holds it makes it too common, changing that post makes it rare again.
     conn = sqlite3.connect(db)
-    (shuttle,) = conn.execute("SELECT id FROM terms WHERE term = 'shuttle'").fetchone()
+    (shuttle,) = conn.execute("SELECT id FROM terms WHERE term = ?", content_words("shuttle", stem=api.STEM)).fetchone()
     (most,) = conn.execute("SELECT df FROM postings WHERE term = ?", (shuttle,)).fetchone()
     monkeypatch.setattr(store, "POSTINGS_MAX_DF", most)  # kept for another limit: the next writer rewrites them
     with IndexWriter(db):
