@@ -134,7 +134,6 @@ def main() -> None:
     parser.add_argument("--no-neighbours", action="store_true", help="fit without the word neighbours")
     parser.add_argument("--neighbours-file", type=Path, help="neighbour lists (.npy of training row numbers, -1 padded) to teach with")
     parser.add_argument("--stem", action=argparse.BooleanOptionalAction, default=STEM, help="count Snowball stems (default: semhash's)")
-    parser.add_argument("--hops", type=int, default=None, help="neighbours re-ranked by shared ones (default: semhash's)")
     args = parser.parse_args()
     if args.corpus == "20ng":
         train, y_train, test, y_test, subjects = load_20ng(args.data)
@@ -142,12 +141,11 @@ def main() -> None:
         train, y_train, test, y_test, subjects = load_short(args.short_text, SHORT_TEXT[args.corpus])
     X, full, (X_test, *rest) = vectorize(train, [test] + ([subjects] if subjects else []), args.stem)
     start = time.perf_counter()
-    hops = {} if args.hops is None else {"hops": args.hops}
-    neighbours = None if args.no_neighbours else by_words(full, **hops)
+    neighbours = None if args.no_neighbours else by_words(full)
     if args.neighbours_file:
         neighbours = np.load(args.neighbours_file)
     print(json.dumps({"corpus": args.corpus, "nproc": os.cpu_count(), "train": X.shape[0], "test": X_test.shape[0],
-                      "neighbour_s": round(time.perf_counter() - start, 1), "hops": args.hops}), flush=True)
+                      "neighbour_s": round(time.perf_counter() - start, 1)}), flush=True)
     for spec in args.trials:
         result = trial(json.loads(spec), X, X_test, y_train, y_test, neighbours, rest[0] if rest else None)
         print(json.dumps(result), flush=True)

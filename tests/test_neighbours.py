@@ -33,7 +33,7 @@ def test_by_words_matches_naive_twin(block):
     rng = np.random.default_rng(0)
     full = rng.poisson(0.3, (40, 25)).astype(np.float32)
     full[3] = 0  # a document sharing no term with any other
-    got = neighbours.by_words(sp.csr_matrix(full), 5, block=block, hops=0)
+    got = neighbours.by_words(sp.csr_matrix(full), 5, block=block)
     np.testing.assert_array_equal(got, naive_by_words(full, 5))
     assert (got[3] == -1).all()
 
@@ -46,7 +46,6 @@ def test_by_words_finds_the_documents_of_the_same_topic():
         g = i % 2
         full[i, rng.choice(10, 4, replace=False) + 10 * g] = 1
     got = neighbours.by_words(sp.csr_matrix(full), 4)
-    assert (got != neighbours.by_words(sp.csr_matrix(full), 4, hops=0)).any()  # the hops re-ranked some
     listed = got >= 0
     assert listed.all(axis=1).all()
     assert ((got % 2) == (np.arange(30)[:, None] % 2))[listed].all()
@@ -55,26 +54,3 @@ def test_by_words_finds_the_documents_of_the_same_topic():
 def test_by_words_of_tiny_corpora():
     assert neighbours.by_words(sp.csr_matrix(np.ones((1, 3), np.float32)), 5).shape == (1, 0)
     assert neighbours.by_words(sp.csr_matrix(np.ones((2, 3), np.float32)), 5).tolist() == [[1], [0]]
-
-
-def naive_shared(lists, cosines, hops, k):
-    """score(i, j) = cos(i, j) + mean over m in both first-hops lists of cos(i, m) cos(j, m)."""
-    n = lists.shape[0]
-    cos = np.zeros((n, n))
-    near = np.zeros((n, n))
-    for i in range(n):
-        for r, (j, c) in enumerate(zip(lists[i], cosines[i])):
-            if j >= 0:
-                cos[i, j] = c
-                if r < hops:
-                    near[i, j] = c
-    return best_others(cos + near @ near.T / hops, k, above=0)
-
-
-@pytest.mark.parametrize("hops", [1, 3, 5])
-def test_shared_neighbours_match_naive_twin(hops):
-    rng = np.random.default_rng(2)
-    full = rng.poisson(0.3, (40, 25)).astype(np.float32)
-    lists, cosines = neighbours.cosine_lists(sp.csr_matrix(full), 5)
-    got = neighbours.shared_neighbours(lists, cosines, hops)
-    np.testing.assert_array_equal(got, naive_shared(lists, cosines, hops, 5))
