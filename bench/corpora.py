@@ -23,9 +23,10 @@ Columns, all from the same run on the same documents:
   over the queries with a vocabulary word; the others have no hit);
 - BM25 as Lucene (idf = ln(1 + (N - df + 0.5)/(df + 0.5)), k1 = 1.2, b = 0.75, tf
   saturation tf / (tf + k1 (1 - b + b dl/avgdl)), the Lucene 8+ form without the
-  constant factor k1 + 1) over scikit-learn's CountVectorizer tokens (English stop
-  words) of the text semhash reads (``semhash.tokenize.content``), the whole query
-  as its term counts, every document ranked (ties, such as the documents sharing no
+  constant factor k1 + 1) over the terms semhash counts in the text it reads
+  (``semhash.tokenize.content_words``: English stop words out, Snowball stems, as
+  Lucene's English analyzer stems; ``--bm25-as-written`` for the words as
+  written), the whole query as its term counts, every document ranked (ties, such as the documents sharing no
   word with the query, by database order);
 - BM25+PRF (RM3-style): the 10 best BM25 documents (those sharing a word with the
   query), the 40 terms of highest summed weight over them (a document's weights:
@@ -236,15 +237,15 @@ def bm25_rank(counts: sp.csr_matrix, queries: sp.csr_matrix, k: int) -> dict[str
     return {name: np.concatenate(tops) if tops else np.empty((0, k), np.int64) for name, tops in out.items()}
 
 
-def bm25_tops(db_texts: list[str], q_texts: list[str], k: int) -> dict[str, np.ndarray]:
-    """:func:`bm25_rank` over CountVectorizer's terms of the text semhash reads."""
+def bm25_tops(db_texts: list[str], q_texts: list[str], k: int, stem: bool = True) -> dict[str, np.ndarray]:
+    """:func:`bm25_rank` over the terms semhash counts in the text it reads."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from semhash.tokenize import content
+    from semhash.tokenize import content, content_words
 
-    vec = CountVectorizer(stop_words="english")
-    counts = vec.fit_transform([content(t) for t in db_texts])
-    return bm25_rank(counts, vec.transform([content(t) for t in q_texts]), k)
+    vec = CountVectorizer(analyzer=lambda text: content_words(content(text), stem=stem))
+    counts = vec.fit_transform(db_texts)
+    return bm25_rank(counts, vec.transform(q_texts), k)
 
 
 # -- semhash -----------------------------------------------------------------------
@@ -380,7 +381,7 @@ def semhash_columns(corpus: Corpus, row: Row, db: Path, work: Path, position: di
     return out, commands
 
 
-def measure(corpus: Corpus, work: Path, index_args: list[str], reuse: bool = False) -> dict:
+def measure(corpus: Corpus, work: Path, index_args: list[str], reuse: bool = False, bm25_stem: bool = True) -> dict:
     """Index the corpus and score every column of its rows."""
     index = build_index(corpus, work, index_args, reuse)
     ids, meta = stored(index["db"])
@@ -395,7 +396,7 @@ def measure(corpus: Corpus, work: Path, index_args: list[str], reuse: bool = Fal
         got, cmds = semhash_columns(corpus, row, index["db"], work, position)
         commands += cmds
         t0 = time.perf_counter()
-        got.update(bm25_tops(corpus.database.texts, row.queries.texts, row.k))
+        got.update(bm25_tops(corpus.database.texts, row.queries.texts, row.k, bm25_stem))
         log(f"{row.name}: BM25 and BM25+PRF {time.perf_counter() - t0:.1f} s")
         q_labels = np.asarray(row.queries.labels)
         cells = {}
@@ -459,8 +460,8 @@ def report(results: list[dict], info: dict) -> str:
     lines += [
         "",
         f"Written by `bench/corpora.py` on {info['date']}, one run; git {git}; {m['cpu']}, nproc {m['nproc']}. "
-        "Precision@k: missing hits count as wrong; ties by database order. BM25 over the text semhash reads "
-        "(20NG: Subject + body).",
+        "Precision@k: missing hits count as wrong; ties by database order. BM25 over the terms semhash counts "
+        f"in the text it reads (20NG: Subject + body; {info.get('bm25_terms', 'Snowball stems, stop words out')}).",
         "",
         "Commands run (from the project root):",
         "",
@@ -487,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpora", default="20ng,so,bio", help="comma-separated subset of 20ng,so,bio (default: %(default)s)")
     ap.add_argument("--index-args", default="", help='extra arguments for every `semhash index`, e.g. "--epochs-finetune 50"')
     ap.add_argument("--keep", type=Path, help="build the indexes in DIR and keep them; reuse those the same command built")
+    ap.add_argument("--bm25-as-written", action="store_true", help="BM25 over the words as written, not their stems")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--out", type=Path, help="also write the markdown table and its notes to this file")
     ap.add_argument("--20ng", dest="twenty_ng", type=Path, default=SOURCES / "20news-bydate" / "20news-bydate.tar.gz",
@@ -499,12 +501,12 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--corpora takes some of {','.join(CORPORA)}, got {args.corpora!r}")
     index_args = shlex.split(args.index_args)
     args.twenty_ng, args.short_text = args.twenty_ng.resolve(), args.short_text.resolve()
-    info = {"date": now(), "machine": machine_info()}
+    info = {"date": now(), "machine": machine_info(), "bm25_terms": "words as written" if args.bm25_as_written else "Snowball stems, stop words out"}
 
     with tempfile.TemporaryDirectory(prefix="semhash-corpora-") as tmp:
         work = (args.keep or Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        results = [measure(load(key, args, work), work, index_args, reuse=args.keep is not None) for key in keys]
+        results = [measure(load(key, args, work), work, index_args, args.keep is not None, not args.bm25_as_written) for key in keys]
     info["git"] = git_state(ROOT)
     info["invocation"] = shlex.join([disp(sys.executable), "bench/corpora.py", *(sys.argv[1:] if argv is None else argv)])
     text = report(results, info)
