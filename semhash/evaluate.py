@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semhash import codes as codes_mod
+from semhash import encoding, plan
 
 RECALL_LEVELS = np.round(np.linspace(0.1, 1.0, 10), 2)
 
@@ -193,7 +194,7 @@ def evaluate(
     code_counts = q_counts
     if lift:
         code_counts = q_counts.copy()
-        index._lift(code_counts)
+        encoding.lift_counts(index, code_counts)
     q_addr_bits = codes_mod.threshold(_encode(index.address_encoder, code_counts))
     q_code_bits = codes_mod.threshold(_encode(index.code_encoder, code_counts))
     q_addr = codes_mod.to_addresses(q_addr_bits)
@@ -204,11 +205,11 @@ def evaluate(
     # at most as wide as the index: the columns past it would be all -1, and a huge
     # -k made them a huge (or impossible) allocation; scores still divide by k.
     width = min(k, len(index))
-    q_texts = index._read([texts[i] for i in keep])
+    q_texts = encoding.read(index, [texts[i] for i in keep])
     tops = {}  # codes_only -> that path's ranking
     for codes_only in (False, True) if index.n_terms else (True,):
         top = np.full((len(keep), width), -1, np.int64)
-        found = index._search(q_addr, q_code, q_texts, width, codes_only)[0]
+        found = plan.ranked_shortlists(index, q_addr, q_code, q_texts, width, codes_only)[0]
         top[:, : found.shape[1]] = found
         add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
         tops[codes_only] = top
@@ -219,7 +220,7 @@ def evaluate(
         top = np.full((len(texts), width), -1, np.int64)
         top[keep] = tops[False]
         words_only = np.setdiff1d(np.arange(len(texts)), keep)
-        for i, found in zip(words_only, index._found_many([texts[i] for i in words_only], width, True, None, None, lift, False)):
+        for i, found in zip(words_only, plan.found_many(index, [texts[i] for i in words_only], width, True, None, None, lift, False)):
             if found is not None:
                 top[i, : found[0].shape[0]] = np.searchsorted(index.rowids, found[0])
         p, ap = _scores_at_k(top, everyone, everyone.sum(1), k)

@@ -820,6 +820,7 @@ def test_short_queries_are_read_as_a_typical_document(db):
     encoded as they are."""
     import numpy as np
 
+    from semhash import encoding
     from semhash.api import Index
     from semhash.autoencoder import LIFT
     from semhash.vocab import count_words
@@ -831,15 +832,15 @@ def test_short_queries_are_read_as_a_typical_document(db):
         typical = idx.typical_length()
         assert counts.sum() == 2 < typical
         scaled = counts.copy()
-        idx._lift(scaled)
+        encoding.lift_counts(idx, scaled)
         assert scaled.sum() == pytest.approx(2 ** (1 - LIFT) * typical**LIFT, rel=1e-5)
         np.testing.assert_allclose(scaled / scaled.sum(), counts / 2, rtol=1e-6)  # the same distribution
-        lifted = idx._encode_counts(counts * (typical / 2) ** LIFT)
+        lifted = encoding.encode_counts(idx, counts * (typical / 2) ** LIFT)
         addresses, codes, known = idx.encode([text], lift=True)
         assert known.tolist() == [2]
         np.testing.assert_array_equal(addresses, lifted[0])
         np.testing.assert_array_equal(codes, lifted[1])
-        plain = idx._encode_counts(counts)
+        plain = encoding.encode_counts(idx, counts)
         np.testing.assert_array_equal(idx.encode([text])[1], plain[1])
 
 

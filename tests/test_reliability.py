@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from semhash import codes, store
+from semhash import codes, encoding, shortlists, store
 from semhash.api import EmptyQuery, Index
 from semhash.corpus import BadLine, iter_jsonl
 from semhash.store import IndexWriter, StoreError
@@ -886,7 +886,7 @@ def opened(built):
 @example("\x00\ud800")
 def test_a_query_of_any_text_finds_hits_or_says_it_has_no_words(opened, text):
     in_vocabulary = count_words([text], opened.vocabulary, stem=opened.stem).sum() > 0
-    is_term = opened._query_vectors(opened._read([text]))[1].size > 0  # a word of the indexed documents
+    is_term = shortlists.query_vectors(opened, encoding.read(opened, [text]))[1].size > 0  # a word of the indexed documents
     try:
         hits = opened.query(text, k=5)
     except EmptyQuery:
