@@ -29,7 +29,7 @@ for callers that print them.
 
 Writers (:func:`build_index`, :meth:`Index.add`, :func:`index_documents`) hold the
 index's writer lock for their whole run (``wait`` to queue behind another one); see
-:mod:`semhash.store` for what holds when one is killed.
+:mod:`semhash.writer` for what holds when one is killed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import TextIO
 
 import numpy as np
 
-from semhash import build, describe, encoding, filters, graph, plan, reading, results, search, store, update
+from semhash import build, describe, encoding, filters, graph, locks, plan, reading, results, search, store, update, writer
 from semhash.corpus import DEFAULT_MAX_BYTES, CorpusError, ReadStats
 from semhash.errors import ERRORS, BuildError, DocumentNotFound, EmptyQuery, ModelMismatch, QueryError
 from semhash.results import BuildSummary, EncodedDocument, Hit, UpdateSummary
@@ -136,9 +136,9 @@ def build_index(
         train_sample,
     )
     start = time.perf_counter()
-    with store.writer_lock(database, wait=wait):
+    with locks.writer_lock(database, wait=wait):
         # Refuse a foreign file, or one this user may not write, before minutes of training.
-        if store.kind_of(database) != "missing" and not os.access(database, os.W_OK):
+        if writer.kind_of(database) != "missing" and not os.access(database, os.W_OK):
             raise store.StoreError(f"cannot write to {database} (permission denied): the index is unchanged")
         summary = build.build(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
@@ -191,8 +191,8 @@ def index_documents(
         from those the index was built with raise :class:`ModelMismatch`.
     """
     reading = {"files": files, "verbose": verbose, "stdin": stdin, "max_bytes": max_bytes, "skip_bad_lines": skip_bad_lines}
-    with store.writer_lock(database, wait=wait):
-        if retrain or store.is_missing(database):
+    with locks.writer_lock(database, wait=wait):
+        if retrain or writer.is_missing(database):
             return build_index(paths, database, train_sample=train_sample, **reading, **options)
         index = Index.open(database)
         try:
@@ -330,7 +330,7 @@ class Index:
         -------
         UpdateSummary
         """
-        with store.writer_lock(self.stored.path, wait=wait):
+        with locks.writer_lock(self.stored.path, wait=wait):
             if self.stored.changed():  # another writer committed since it was opened
                 self._reopen()
             return update.add(self, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip_bad_lines)

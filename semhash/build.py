@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from semhash import codes, neighbours, reading, rerank, store
+from semhash import codes, neighbours, reading, rerank
 from semhash.corpus import Document, ReadStats, first_line
 from semhash.errors import BuildError
 from semhash.results import BuildSummary
-from semhash.store import DocumentRow, StoreError, StoredIndex
+from semhash.store import StoreError, StoredIndex
+from semhash.writer import DocumentRow, write_index
 from semhash.version import __version__
 
 MIN_DOCUMENTS = 10
@@ -81,7 +82,7 @@ def build(
         "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,
         "n_epochs_finetune": n_epochs_finetune, "random_state": random_state, "stem": stem,
     }
-    store.write_index(
+    write_index(
         database,
         meta=_meta(hasher, read, options, len(words), len(terms), n_trained),
         words=words,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from semhash import reading, rerank, search, shortlists, store
+from semhash import reading, rerank, search, shortlists
+from semhash.writer import IndexWriter
 
 
 def fill_neighbours(index, verbose: bool = False) -> None:
@@ -49,7 +50,7 @@ def fill_neighbours(index, verbose: bool = False) -> None:
         for i, found in zip(at.tolist(), ranked):
             found = found[(found >= 0) & (found != i)][: rerank.NEIGHBOURS]
             lists.append((rowids[i], rerank.neighbours_to_blob(index.rowids[found])))
-    with store.IndexWriter(index.stored.path) as writer:
+    with IndexWriter(index.stored.path) as writer:
         writer.set_neighbours(lists)
         writer.set_meta({"n_neighbours": rerank.NEIGHBOURS})
     index._reopen()

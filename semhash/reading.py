@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
-from semhash import store
+from semhash import locks
 from semhash.corpus import DEFAULT_MAX_BYTES, CorpusError, Document, ReadStats, iter_documents, iter_listed_files, read_text
 from semhash.errors import BuildError
 from semhash.tokenize import content, content_words
@@ -87,7 +87,7 @@ def own_files(database: str | os.PathLike) -> frozenset[str]:
     indexed its (empty) lock file and WAL as documents, and the WAL, rewritten by
     every run, as "updated 1" each time."""
     real = os.path.realpath(database)
-    return frozenset([real, real + "-wal", real + "-shm", real + "-journal", os.path.realpath(store.lock_path(database))])
+    return frozenset([real, real + "-wal", real + "-shm", real + "-journal", os.path.realpath(locks.lock_path(database))])
 
 
 def now() -> str:

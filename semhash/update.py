@@ -10,11 +10,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from semhash import encoding, graph, reading, rerank, shortlists, store
+from semhash import encoding, graph, reading, rerank, shortlists
 from semhash.corpus import Document, ReadStats, first_line
 from semhash.errors import BuildError, ModelMismatch
 from semhash.results import UpdateSummary
-from semhash.store import DocumentRow, StoreError
+from semhash.store import StoreError
+from semhash.writer import DocumentRow, IndexWriter, labels_json
 from semhash.vocab import count_words
 
 UPDATE_WRITTEN = "the update itself was written, without its documents' neighbour lists"
@@ -46,7 +47,7 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
     coverage = reading.Coverage(index.whole_text, index.stem)
     batch: list[Document] = []
 
-    with store.IndexWriter(index.stored.path) as writer:
+    with IndexWriter(index.stored.path) as writer:
 
         def flush() -> None:
             if not batch:
@@ -74,7 +75,7 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
             old = stored.get(doc.id)
             # Same text, new labels (a JSON line relabelled): stored anew, else the old
             # labels stayed for good. (A path is not compared: "./posts" and "posts" differ.)
-            if old is not None and old[0] == doc.content_hash and old[2] == store.labels_json(doc.labels):
+            if old is not None and old[0] == doc.content_hash and old[2] == labels_json(doc.labels):
                 n_unchanged += 1
                 continue
             n_added += old is None

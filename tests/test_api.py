@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import semhash
-from semhash import encoding, filters, graph, shortlists, store
+from semhash import encoding, filters, graph, shortlists
 from semhash.api import BuildError, DocumentNotFound, EmptyQuery, Hit, Index, ModelMismatch, QueryError, build_index
 from semhash.store import StoreError
+from semhash.writer import IndexWriter
 from semhash.vocab import count_words
 
 TINY = dict(
@@ -88,7 +89,7 @@ def test_interrupted_update_leaves_the_index_intact(copy, monkeypatch):
     def interrupted(self, ids):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.IndexWriter, "delete", interrupted)
+    monkeypatch.setattr(IndexWriter, "delete", interrupted)
     with Index.open(copy / "index.db") as index, pytest.raises(KeyboardInterrupt):
         index.add([str(copy / "corpus")], prune=True)  # the new document was written before this
     assert sqlite3.connect(copy / "index.db").execute(query).fetchall() == before
@@ -446,7 +447,7 @@ def test_the_ranking_reads_neighbours_among_the_shortlisted(copy, monkeypatch, b
         monkeypatch.setattr(shortlists, "_TABLE_SPAN_MIN", 0)
     with Index.open(copy / "index.db") as index:
         gone = index.query("space shuttle orbit launch", k=1)[0].id
-        with store.IndexWriter(copy / "index.db") as writer:  # what `semhash index --prune` does
+        with IndexWriter(copy / "index.db") as writer:  # what `semhash index --prune` does
             writer.delete([gone])
         index.query("space shuttle orbit launch", k=1)  # reloads the index
         lists = _neighbour_lists(copy / "index.db")
