@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How to rank the shortlist: trials of ``semhash.rerank``'s settings on 20 Newsgroups.
 
-Runs the real query path (``Index._search``: Hamming ball, then ``semhash.rerank``)
+Runs the real query path (``semhash.plan.ranked_shortlists``: Hamming ball, then ``semhash.rerank``)
 of the index ``make bench-quality`` builds, for the 7,532 test posts as queries
 (encoded once, as ``semhash eval`` encodes them), once per setting, and prints
 precision@100 and mAP@100 per setting as a Markdown table. Each setting changes
@@ -39,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from semhash import codes, rerank  # noqa: E402
+from semhash import codes, encoding, plan, rerank, shortlists  # noqa: E402
 from semhash.api import Index  # noqa: E402
 from semhash.corpus import iter_documents  # noqa: E402
 from semhash.evaluate import _encode, _relevance, _scores_at_k  # noqa: E402
@@ -82,21 +82,21 @@ GROUP = 50  # leave-one-out queries run together, their own posts blanked
 
 def _without_own(index: Index, own: np.ndarray, search):
     """``search()`` with the TF-IDF vectors of the posts at positions ``own`` zeroed."""
-    read = index._ranking_rows
+    read = shortlists.ranking_rows
 
-    def blanked(positions):
-        (starts, ids, weights), neighbours = read(positions)
+    def blanked(index, positions):
+        (starts, ids, weights), neighbours = read(index, positions)
         weights = weights.copy()
         for j in np.searchsorted(positions, own):
             if j < positions.shape[0] and positions[j] in own:
                 weights[starts[j] : starts[j + 1]] = 0
         return (starts, ids, weights), neighbours
 
-    index._ranking_rows = blanked
+    shortlists.ranking_rows = blanked
     try:
         return search()
     finally:
-        del index._ranking_rows
+        shortlists.ranking_rows = read
 
 
 def _subject(text: str) -> str:
@@ -135,11 +135,11 @@ def main() -> None:
         docs = [replace(d, text=_subject(d.text)) for d in docs]
     counts = count_words([d.text for d in docs], index.words, whole_text=index.whole_text or args.subjects, stem=index.stem)
     keep = np.flatnonzero(counts.sum(1) > 0)
-    texts = index._read([docs[i].text for i in keep])
+    texts = encoding.read(index, [docs[i].text for i in keep])
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     relevant = _relevance(db_labels, [set(docs[i].labels) for i in keep])
     if args.subjects:  # typed queries: lifted to a typical length
-        q_addr, q_code, _ = index._encode_read(texts, lift=True)
+        q_addr, q_code, _ = encoding.encode_read(index, texts, lift=True)
     else:
         q_addr = codes.to_addresses(codes.threshold(_encode(index.address_encoder, counts[keep])))
         q_code = codes.pack_codes(codes.threshold(_encode(index.code_encoder, counts[keep])))
@@ -151,11 +151,11 @@ def main() -> None:
             setattr(rerank, name, value)
         start = time.perf_counter()
         if own is None:
-            rows = index._search(q_addr, q_code, texts, K, trial.get("codes_only", False))[0]
+            rows = plan.ranked_shortlists(index, q_addr, q_code, texts, K, trial.get("codes_only", False))[0]
         else:
             rows = np.concatenate([
-                _without_own(index, own[keep][g : g + GROUP], lambda: index._search(
-                    q_addr[g : g + GROUP], q_code[g : g + GROUP], texts[g : g + GROUP], K + 1, trial.get("codes_only", False)
+                _without_own(index, own[keep][g : g + GROUP], lambda: plan.ranked_shortlists(
+                    index, q_addr[g : g + GROUP], q_code[g : g + GROUP], texts[g : g + GROUP], K + 1, trial.get("codes_only", False)
                 )[0])
                 for g in range(0, len(keep), GROUP)
             ])

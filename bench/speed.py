@@ -59,6 +59,7 @@ from sections import cpu_model, git_state, write_section  # noqa: E402
 
 import semhash
 from semhash import search
+from semhash.addresses import address_scan_cost, shell_cost
 from semhash.search import AddressTable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,13 +272,13 @@ def bench_ball(rows: list[Row], n: int, cfg: dict, rng) -> None:
     build_s = time.perf_counter() - t0
     lookups = cfg["lookups"]
     probes = rng.integers(0, 2**ADDRESS_BITS, size=lookups + 1)
-    scan_cost = search._address_scan_cost(n)
+    scan_cost = address_scan_cost(n)
     for radius in RADII:
         sizes = []
         row = Row("ball", f"AddressTable.ball, r={radius}", n, 1)
         lookup = lambda q, r=radius: sizes.append(len(table.ball(int(q), r)))  # noqa: E731
         measure(rows, [(row, lookup, 1, lambda i: (probes[i],))], lookups, cfg["budget_s"])
-        shells_cost = sum(search._shell_cost(table, d) for d in range(radius + 1))
+        shells_cost = sum(shell_cost(table, d) for d in range(radius + 1))
         how = "bucket visits" if shells_cost <= scan_cost else "address scan"
         row.note = f"{how}; {np.mean(sizes):.1f} rows on average; prefix_bits {table.prefix_bits}"
         if radius == 0:

@@ -14,7 +14,7 @@ Heavy modules load on first use, so ``import semhash`` stays cheap.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from semhash.version import __version__
 _API = ("Index", "Hit", "build_index", "BuildError", "QueryError", "DocumentNotFound", "ModelMismatch")
 __all__ = [*_API, "SemanticHasher", "__version__"]
 

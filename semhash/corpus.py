@@ -7,16 +7,14 @@ file at a time, so a corpus never has to fit in memory.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import os
 import stat
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TextIO
 
-from semhash.tokenize import subject
+from semhash.document import BadLine, CorpusError, Document, ReadStats, content_hash, first_line
 
 __all__ = [
     "BadLine",
@@ -33,7 +31,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 10_000_000
-TITLE_MAX_CHARS = 120
 # Same sniffing window as git and grep: a NUL byte early on means "not text".
 BINARY_SNIFF_BYTES = 8192
 READ_PIECE = 1 << 24  # bytes read from a file at once: the default --max-bytes fits in one
@@ -41,101 +38,6 @@ EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": [
 SKIP_HINT = "fix it, or pass --skip-bad-lines to skip such lines"
 STDIN_CLOSED = "cannot read stdin: it is closed; give the input on a pipe or from a file (< FILE)"
 
-
-@dataclass(frozen=True)
-class Document:
-    """One document of a corpus.
-
-    Attributes
-    ----------
-    id : str
-        For files, the path relative to the root that was given, with ``/``
-        separators. For a file given directly, the path as given, normalised.
-        For JSON lines, the ``"id"`` field (or the line number if missing).
-    text : str
-        The decoded text.
-    labels : tuple of str
-        For files, the parent folder's name. The tuple is empty when the file
-        sits directly in the given root. For JSON lines, the ``"labels"`` list.
-    path : str or None
-        The filesystem path as found, or None for documents read from stdin.
-    content_hash : str
-        SHA-256 hex digest of ``text`` encoded as UTF-8.
-    """
-
-    id: str
-    text: str
-    labels: tuple[str, ...]
-    path: str | None
-    content_hash: str
-
-
-@dataclass
-class ReadStats:
-    """Counters that :func:`iter_documents` fills in while it reads.
-
-    Attributes
-    ----------
-    n_documents : int
-        Documents yielded.
-    n_binary : int
-        Files skipped because they look binary (NUL byte in the first 8 KiB).
-    n_unreadable : int
-        Files or directories skipped because they could not be opened
-        (permissions, dangling symlinks, sockets or FIFOs met while walking).
-    n_truncated : int
-        Files longer than ``max_bytes`` (JSON texts longer than ``max_bytes``
-        characters). Only their first ``max_bytes`` were read.
-    bad_lines : list of int
-        Numbers of the JSON lines skipped as malformed (``skip_bad_lines``).
-    n_numbered : int
-        JSON documents without an id, named by their line number instead.
-    """
-
-    n_documents: int = 0
-    n_binary: int = 0
-    n_unreadable: int = 0
-    n_truncated: int = 0
-    bad_lines: list[int] = field(default_factory=list)
-    n_numbered: int = 0
-
-
-class CorpusError(ValueError):
-    """Bad input that the user must fix. The message is one line."""
-
-
-class BadLine(CorpusError):
-    """A malformed JSON line; ``lineno`` is its 1-based number."""
-
-    def __init__(self, message: str, lineno: int):
-        super().__init__(message)
-        self.lineno = lineno
-
-
-def content_hash(text: str) -> str:
-    """Return the SHA-256 hex digest of ``text`` encoded as UTF-8."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def first_line(text: str, max_chars: int = TITLE_MAX_CHARS) -> str:
-    r"""A document's title: its first non-blank line, whitespace collapsed, cut at ``max_chars``.
-
-    A mail or news message (one that opens with ``Name: value`` header lines) is
-    titled by its ``Subject:`` header instead, when it has one: its first line is
-    ``From: ...``, which says nothing about its content.
-
-    Examples
-    --------
-    >>> first_line("\n\n  Notes on\torbits  \nbody")
-    'Notes on orbits'
-    >>> first_line("From: a@b.org\nSubject: Re: orbits\n\nbody")
-    'Re: orbits'
-    """
-    title = subject(text)
-    if title is None:
-        title = next((line for line in text.splitlines() if line.strip()), "")
-    title = " ".join(title.split())
-    return title if len(title) <= max_chars else title[: max_chars - 1] + "…"
 
 
 def iter_listed_files(

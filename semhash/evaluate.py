@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semhash import codes as codes_mod
+from semhash import encoding, plan
+from semhash.errors import QueryError
 
 RECALL_LEVELS = np.round(np.linspace(0.1, 1.0, 10), 2)
 
@@ -154,119 +156,137 @@ def evaluate(
     -------
     EvalReport
     """
-    import scipy.sparse as sp
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfTransformer
-
     from semhash.vocab import count_words
 
-    stored = index.stored
-    db_labels = [set(json.loads(x)) for (x,) in stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
+    db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     q_counts = count_words(list(texts), index.words, whole_text=index.whole_text, stem=index.stem)
     keep = np.nonzero(q_counts.sum(1) > 0)[0]
     q_counts = q_counts[keep]
     q_labels = [set(labels[i]) for i in keep]
     if len(keep) == 0:
-        from semhash.api import QueryError
-
         raise QueryError(f"none of the {len(texts)} queries has a word in the index vocabulary")
     relevant = _relevance(db_labels, q_labels)
     n_relevant = relevant.sum(1)
     if not n_relevant.any():  # every figure would be 0, and say nothing
-        from semhash.api import QueryError
-
         raise QueryError(
             "no query shares a label with an indexed document: nothing to score "
             "(labels are folder names, or JSON lines' \"labels\", in the index and in the queries alike)"
         )
     report = EvalReport(k=k, n_queries=len(texts), n_skipped=len(texts) - len(keep), n_database=len(index))
-
-    def add(name: str, ranked_top: np.ndarray, order: np.ndarray | None = None) -> None:
-        p, ap = _scores_at_k(ranked_top, relevant, n_relevant, k)
-        pr = None
-        if order is not None:
-            curve = _pr_curve(order, relevant, n_relevant).mean(0)
-            pr = [(float(r), float(c)) for r, c in zip(RECALL_LEVELS, curve)]
-        report.methods.append(MethodResult(name, float(p.mean()), float(ap.mean()), pr))
+    score = _Scorer(report, relevant, n_relevant, k)
 
     # Codes of the queries, through the same path as `semhash query`.
     code_counts = q_counts
     if lift:
         code_counts = q_counts.copy()
-        index._lift(code_counts)
+        encoding.lift_counts(index, code_counts)
     q_addr_bits = codes_mod.threshold(_encode(index.address_encoder, code_counts))
     q_code_bits = codes_mod.threshold(_encode(index.code_encoder, code_counts))
     q_addr = codes_mod.to_addresses(q_addr_bits)
     q_code = codes_mod.pack_codes(q_code_bits)
 
-    # Default path (rows padded with -1 when the index holds fewer than k), then the
-    # ball ranked by the long code alone (`semhash query --codes-only`). Rankings are
-    # at most as wide as the index: the columns past it would be all -1, and a huge
-    # -k made them a huge (or impossible) allocation; scores still divide by k.
+    # Rankings are at most as wide as the index: the columns past it would be all -1,
+    # and a huge -k made them a huge (or impossible) allocation; scores still divide by k.
     width = min(k, len(index))
-    q_texts = index._read([texts[i] for i in keep])
+    _query_paths(index, score, texts, keep, q_addr, q_code, width, lift, lambda: _relevance(db_labels, [set(lab) for lab in labels]))
+    _full_scans(index, score, q_code_bits, q_addr_bits)
+    _tfidf_rankings(index, score, q_counts, q_addr, width, shortlist, baselines, seed)
+    return report
+
+
+class _Scorer:
+    """Adds each method's scores on the queries to the report."""
+
+    def __init__(self, report: EvalReport, relevant: np.ndarray, n_relevant: np.ndarray, k: int):
+        self.report, self.relevant, self.n_relevant, self.k = report, relevant, n_relevant, k
+
+    def add(self, name: str, ranked_top: np.ndarray, order: np.ndarray | None = None) -> None:
+        p, ap = _scores_at_k(ranked_top, self.relevant, self.n_relevant, self.k)
+        pr = None
+        if order is not None:
+            curve = _pr_curve(order, self.relevant, self.n_relevant).mean(0)
+            pr = [(float(r), float(c)) for r, c in zip(RECALL_LEVELS, curve)]
+        self.report.methods.append(MethodResult(name, float(p.mean()), float(ap.mean()), pr))
+
+
+def _query_paths(index, score: _Scorer, texts, keep, q_addr, q_code, width: int, lift: bool, everyone) -> None:
+    """The default path (rows padded with -1 when the index holds fewer than k), then
+    the ball ranked by the long code alone (`semhash query --codes-only`); and, when
+    some queries have no vocabulary word, what `semhash query` gives every query
+    (``everyone()``: their relevance)."""
+    q_texts = encoding.read(index, [texts[i] for i in keep])
     tops = {}  # codes_only -> that path's ranking
     for codes_only in (False, True) if index.n_terms else (True,):
         top = np.full((len(keep), width), -1, np.int64)
-        found = index._search(q_addr, q_code, q_texts, width, codes_only)[0]
+        found = plan.ranked_shortlists(index, q_addr, q_code, q_texts, width, codes_only)[0]
         top[:, : found.shape[1]] = found
-        add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
+        score.add("semhash query, codes only (ball + long-code rank)" if codes_only else "semhash query (ball, ranked by words + codes)", top)
         tops[codes_only] = top
     if index.n_terms and len(keep) < len(texts):
-        # What `semhash query` gives every query, those without a vocabulary word
-        # answered by their words alone (none: all wrong); the other rows leave them out.
-        everyone = _relevance(db_labels, [set(lab) for lab in labels])
+        # Those without a vocabulary word answered by their words alone (none: all
+        # wrong); the other rows leave them out.
+        relevant = everyone()
         top = np.full((len(texts), width), -1, np.int64)
         top[keep] = tops[False]
         words_only = np.setdiff1d(np.arange(len(texts)), keep)
-        for i, found in zip(words_only, index._found_many([texts[i] for i in words_only], width, True, None, None, lift, False)):
+        for i, found in zip(words_only, plan.found_many(index, [texts[i] for i in words_only], width, True, None, None, lift, False)):
             if found is not None:
                 top[i, : found[0].shape[0]] = np.searchsorted(index.rowids, found[0])
-        p, ap = _scores_at_k(top, everyone, everyone.sum(1), k)
+        p, ap = _scores_at_k(top, relevant, relevant.sum(1), score.k)
         n_words_only = len(texts) - len(keep)
-        report.methods.append(MethodResult(
+        score.report.methods.append(MethodResult(
             f"semhash query, all {len(texts)} queries ({n_words_only} by their words alone)", float(p.mean()), float(ap.mean())
         ))
 
-    # Full Hamming rankings by each code.
+
+def _full_scans(index, score: _Scorer, q_code_bits, q_addr_bits) -> None:
+    """Full Hamming rankings by each code."""
     n_bits = int(index.meta["code_bits"])
     a_bits = int(index.meta["address_bits"])
     db_code_bits = codes_mod.unpack_codes(index.codes, n_bits)
     db_addr_bits = ((index.table.addresses[:, None] >> np.arange(a_bits)) & 1).astype(bool)
-    order = _rank_full(_hamming_scores(q_code_bits, db_code_bits), len(keep))
-    add(f"{n_bits}-bit code, full scan", order[:, :k], order)
-    order = _rank_full(_hamming_scores(q_addr_bits, db_addr_bits), len(keep))
-    add(f"{a_bits}-bit address alone", order[:, :k], order)
+    order = _rank_full(_hamming_scores(q_code_bits, db_code_bits), len(q_code_bits))
+    score.add(f"{n_bits}-bit code, full scan", order[:, : score.k], order)
+    order = _rank_full(_hamming_scores(q_addr_bits, db_addr_bits), len(q_code_bits))
+    score.add(f"{a_bits}-bit address alone", order[:, : score.k], order)
 
-    # TF-IDF over the stored counts.
-    db_counts = _stored_counts(stored, index.words)
+
+def _tfidf_rankings(index, score: _Scorer, q_counts, q_addr, width: int, shortlist: int, baselines: bool, seed: int) -> None:
+    """TF-IDF over the stored counts: reranking the ball; with ``baselines``, the
+    whole collection by TF-IDF, LSA and LSH."""
+    import scipy.sparse as sp
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    k, n_queries = score.k, len(q_counts)
+    db_counts = _stored_counts(index.stored, index.words)
     tfidf = TfidfTransformer().fit(db_counts)
     A = tfidf.transform(db_counts).tocsr().astype(np.float32)
     Q = tfidf.transform(sp.csr_matrix(q_counts)).tocsr().astype(np.float32)
 
-    top = np.full((len(keep), width), -1, np.int64)
-    for i in range(len(keep)):
+    top = np.full((n_queries, width), -1, np.int64)
+    for i in range(n_queries):
         ball = _ball_rows(index.table, int(q_addr[i]), max(shortlist, width))
         sims = (A[ball] @ Q[i].T).toarray().ravel()
         top[i, : min(width, len(ball))] = ball[np.argsort(-sims, kind="stable")[:width]]
-    add(f"semhash ball of {shortlist} + TF-IDF rerank", top)
+    score.add(f"semhash ball of {shortlist} + TF-IDF rerank", top)
 
     if baselines:
-        order = _rank_full(lambda s: -(Q[s] @ A.T).toarray(), len(keep))
-        add("TF-IDF cosine, whole collection", order[:, :k], order)
+        n_bits, a_bits = int(index.meta["code_bits"]), int(index.meta["address_bits"])
+        order = _rank_full(lambda s: -(Q[s] @ A.T).toarray(), n_queries)
+        score.add("TF-IDF cosine, whole collection", order[:, :k], order)
         rng = np.random.default_rng(seed)
         for bits in sorted({a_bits, n_bits}):
             dims = min(bits, min(A.shape) - 1)
             svd = TruncatedSVD(dims, random_state=seed).fit(A)
             pa, pq = svd.transform(A), svd.transform(Q)
             med = np.median(pa, axis=0)
-            order = _rank_full(_hamming_scores(pq > med, pa > med), len(keep))
-            add(f"LSA {dims} bits (median threshold)", order[:, :k], order)
+            order = _rank_full(_hamming_scores(pq > med, pa > med), n_queries)
+            score.add(f"LSA {dims} bits (median threshold)", order[:, :k], order)
             planes = rng.standard_normal((A.shape[1], bits)).astype(np.float32)
             la, lq = (A @ planes) > 0, (Q @ planes) > 0
-            order = _rank_full(_hamming_scores(lq, la), len(keep))
-            add(f"LSH {bits} random hyperplanes", order[:, :k], order)
-    return report
+            order = _rank_full(_hamming_scores(lq, la), n_queries)
+            score.add(f"LSH {bits} random hyperplanes", order[:, :k], order)
 
 
 def _encode(encoder, counts):

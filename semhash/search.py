@@ -5,7 +5,7 @@ raises a ``ValueError`` that says what to do, and only then calls a kernel from
 ``semhash.kernels`` (which trusts its inputs).
 
 A query works in two stages, as in semantic hashing: its short *address* picks a
-shortlist from a Hamming ball around it (:class:`AddressTable`), and the shortlist
+shortlist from a Hamming ball around it (:class:`AddressTable`, in :mod:`semhash.addresses`), and the shortlist
 is ranked by the Hamming distance of the long codes (:func:`topk`). :func:`search`
 grows the ball one shell at a time until it holds ``k`` documents. The cost model
 only decides *how* the ball is found (visiting the buckets of each shell, or one
@@ -14,63 +14,20 @@ way. Every code is ranked only when even the whole address space holds fewer tha
 ``k``. :func:`topk_batch` ranks every code for many queries at once.
 """
 
-import math
-import operator
-from functools import cached_property
-
 import numpy as np
 
 from semhash import lazy
+from semhash.addresses import AddressTable, address_scan_cost, check_int, read_only, shell_cost
 from semhash.lazy import kernels  # loaded on first use: a one-shot query never needs numba
 
 __all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "search_many", "join", "warmup"]
 
-# Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM with
-# uniform 28-bit addresses at 10^5 to 10^7 documents. Only their ratios matter: they
-# turn "buckets visited" and "n" into comparable estimates.
-_NS_PER_BUCKET = 35.0  # one bucket visit of kernels.ball_shell while the table fits in L2/L3 ...
-_NS_PER_BUCKET_PER_DOUBLING = 11.0  # ... plus this per doubling of the table beyond 2 MB (misses)
-_CACHED_TABLE_BYTES = 2**21
-_NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
-_SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
 
 # numpy answers a query over n addresses in about n * 3 ns + 50 us (XOR,
 # bitwise_count, a histogram, a re-rank), measured on the 2-vCPU dev VM at 10^4 to
 # 10^6 addresses: the cost semhash.lazy weighs against loading the kernels.
 _NUMPY_NS_PER_ADDRESS = 3.0
 _NUMPY_NS_PER_QUERY = 50_000.0
-
-
-def _prefix_bits(n: int, n_bits: int) -> int:
-    """Directory width for ``n`` addresses: ``floor(log2(n)) - 2`` bits, within ``[0, n_bits]``."""
-    return min(n_bits, max(0, n.bit_length() - 1 - _SPARE_BITS))
-
-
-def _shell_cost(table: "AddressTable", distance: int) -> float:
-    """Estimated cost of ``table.shell(query, distance)``, for addresses spread evenly.
-
-    The shell visits every bucket whose prefix differs from the query's in ``j``
-    bits, for each ``j`` that leaves at most the low bits to flip.
-    """
-    p, low_bits = table.prefix_bits, table.n_bits - table.prefix_bits
-    visits = sum(math.comb(p, j) for j in range(max(0, distance - low_bits), min(distance, p) + 1))
-    table_bytes = 8 * (len(table) + 2**p + 1)  # the sorted addresses and the directory
-    doublings = max(0.0, math.log2(max(table_bytes, 1) / _CACHED_TABLE_BYTES))
-    return visits * (_NS_PER_BUCKET + doublings * _NS_PER_BUCKET_PER_DOUBLING)
-
-
-def _address_scan_cost(n: int) -> float:
-    return n * _NS_PER_ADDRESS
-
-
-def _check_int(value, name: str, minimum: int = 0) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 def _check_codes(codes) -> np.ndarray:
@@ -88,7 +45,7 @@ def _check_codes(codes) -> np.ndarray:
             "codes must be C-contiguous; pass np.ascontiguousarray(codes) once when "
             "loading the index, not per query"
         )
-    return _read_only(codes)  # one compiled variant of each kernel, whoever owns the codes
+    return read_only(codes)  # one compiled variant of each kernel, whoever owns the codes
 
 
 def _check_query(query, n_words: int) -> np.ndarray:
@@ -123,13 +80,6 @@ def _check_queries(queries, n_words: int, name: str = "queries") -> np.ndarray:
     return queries
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """A read-only view of ``array`` (no copy)."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` of a 1-d array, without importing numpy.ma: numpy's own checks
     whether its argument is masked, and that import is 0.03 s of a 0.4 s query."""
@@ -145,168 +95,6 @@ def _check_rows(rows, n: int) -> np.ndarray:
     if rows.size and (rows.min() < 0 or rows.max() >= n):
         raise ValueError(f"rows must lie in [0, {n}), got values from {rows.min()} to {rows.max()}")
     return unique(rows.astype(np.int64, copy=False))
-
-
-class AddressTable:
-    """Sorted table of document addresses for Hamming-ball lookup.
-
-    Build it once per loaded index. The sorted addresses are bucketed by their top
-    ``prefix_bits`` bits (about ``log2(n_docs) - 2``, so 4 to 8 addresses per
-    bucket), and a directory holds where each bucket starts. A shell lookup visits
-    the buckets whose prefix is near enough to the query's and scans each one, so
-    it costs about two cache misses per bucket visited, whatever the number of
-    documents (see :func:`semhash.kernels.ball_shell`).
-
-    Parameters
-    ----------
-    addresses : integer array, shape (n_docs,)
-        Address of each document (row), each in ``[0, 2**n_bits)``.
-    n_bits : int
-        Address width, at most 63.
-
-    Attributes
-    ----------
-    n_bits : int
-    addresses : int64 array, shape (n_docs,)
-        The addresses in row order.
-    sorted_addresses : int64 array, shape (n_docs,)
-        The addresses sorted ascending.
-    order : int64 array, shape (n_docs,)
-        Row of each entry of ``sorted_addresses`` (a stable argsort, so rows that
-        share an address stay in ascending order).
-    prefix_bits : int
-        Width of the directory key: the top ``prefix_bits`` bits of an address.
-    bucket_starts : int64 array, shape (2**prefix_bits + 1,)
-        Bucket ``b`` is ``sorted_addresses[bucket_starts[b]:bucket_starts[b + 1]]``.
-
-    Examples
-    --------
-    >>> table = AddressTable(np.array([0b101, 0b001, 0b111, 0b101]), n_bits=3)
-    >>> table.shell(0b101, 0)
-    array([0, 3])
-    >>> table.ball(0b101, 1)
-    array([0, 3, 1, 2])
-    """
-
-    def __init__(self, addresses: np.ndarray, n_bits: int):
-        n_bits = _check_int(n_bits, "n_bits")
-        if n_bits > 63:
-            raise ValueError(f"n_bits must be at most 63 so addresses fit an int64, got {n_bits}")
-        addresses = np.asarray(addresses)
-        if addresses.ndim != 1:
-            raise ValueError(f"addresses must be 1-d (one per document), got shape {addresses.shape}")
-        if addresses.size and not np.issubdtype(addresses.dtype, np.integer):
-            raise ValueError(
-                f"addresses must be integers, got {addresses.dtype}; "
-                "build them with semhash.codes.to_addresses"
-            )
-        if addresses.size and (addresses.min() < 0 or addresses.max() >= 2**n_bits):
-            raise ValueError(
-                f"addresses must lie in [0, 2**{n_bits}), got values from "
-                f"{addresses.min()} to {addresses.max()}; check n_bits"
-            )
-        self.n_bits = n_bits
-        self.addresses = np.ascontiguousarray(addresses, dtype=np.int64)
-        self.prefix_bits = _prefix_bits(self.addresses.shape[0], n_bits)
-
-    # The sorted table is built on first use: a query answered by numpy scans
-    # `addresses` and never needs it (a sort of 10^7 addresses takes about a second).
-    @cached_property
-    def order(self) -> np.ndarray:
-        return np.argsort(self.addresses, kind="stable").astype(np.int64)
-
-    @cached_property
-    def sorted_addresses(self) -> np.ndarray:
-        return np.ascontiguousarray(self.addresses[self.order])
-
-    @cached_property
-    def bucket_starts(self) -> np.ndarray:
-        per_bucket = np.bincount(self.sorted_addresses >> (self.n_bits - self.prefix_bits), minlength=2**self.prefix_bits)
-        starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
-        np.cumsum(per_bucket, out=starts[1:])
-        return starts
-
-    def __len__(self) -> int:
-        return self.addresses.shape[0]
-
-    def __repr__(self) -> str:
-        return f"AddressTable(n_docs={len(self)}, n_bits={self.n_bits}, prefix_bits={self.prefix_bits})"
-
-    def _check_address(self, query_address) -> int:
-        query_address = _check_int(query_address, "query_address")
-        if query_address >= 2**self.n_bits:
-            raise ValueError(f"query_address must lie in [0, 2**{self.n_bits}), got {query_address}")
-        return query_address
-
-    def shell(self, query_address: int, distance: int) -> np.ndarray:
-        """Rows whose address is at exactly Hamming distance ``distance``.
-
-        Parameters
-        ----------
-        query_address : int
-        distance : int
-            Non-negative; above ``n_bits`` the shell is empty.
-
-        Returns
-        -------
-        int64 array
-            The rows, ascending.
-        """
-        query_address = self._check_address(query_address)
-        distance = _check_int(distance, "distance")
-        return np.sort(self._shell(query_address, min(distance, self.n_bits + 1)))
-
-    def _shell(self, query_address: int, distance: int) -> np.ndarray:
-        """The rows of a shell in the kernel's (bucket) order; arguments already checked."""
-        return kernels.ball_shell(
-            self.sorted_addresses,
-            self.order,
-            self.bucket_starts,
-            self.prefix_bits,
-            query_address,
-            self.n_bits,
-            distance,
-        )
-
-    def ball(self, query_address: int, radius: int) -> np.ndarray:
-        """Rows whose address is within Hamming distance ``radius``.
-
-        Visits the ball shell by shell while that is estimated to be cheaper than
-        scanning every address, and scans otherwise; both give the same rows.
-
-        Parameters
-        ----------
-        query_address : int
-        radius : int
-            Non-negative; ``radius >= n_bits`` returns every row.
-
-        Returns
-        -------
-        int64 array
-            Rows sorted by address distance, then by row.
-        """
-        query_address = self._check_address(query_address)
-        radius = min(_check_int(radius, "radius"), self.n_bits)
-        shells_cost = sum(_shell_cost(self, d) for d in range(radius + 1))
-        if shells_cost <= _address_scan_cost(len(self)):
-            return self._ball_by_shells(query_address, radius)
-        return self._ball_by_scan(query_address, radius)
-
-    def _ball_by_shells(self, query_address: int, radius: int) -> np.ndarray:
-        return np.concatenate([np.sort(self._shell(query_address, d)) for d in range(radius + 1)])
-
-    def _ball_by_scan(self, query_address: int, radius: int) -> np.ndarray:
-        return self._scan_with_distances(query_address, radius)[0]
-
-    def _scan_with_distances(self, query_address: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows within ``radius`` and their address distances, sorted by (distance, row)."""
-        rows = kernels.address_scan(self.addresses, query_address, radius)
-        # an address is a one-word code, so the code kernel measures its distance
-        as_codes = _read_only(self.addresses.view(np.uint64).reshape(-1, 1))
-        query = np.array([query_address], dtype=np.uint64)
-        distances = kernels.hamming_distances_subset(as_codes, rows, query)
-        by_distance = np.argsort(distances, kind="stable")  # rows are ascending: ties stay by row
-        return rows[by_distance], distances[by_distance]
 
 
 def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -356,7 +144,7 @@ def topk(
     """
     codes = _check_codes(codes)
     query = _check_query(query, codes.shape[1])
-    k = _check_int(k, "k")
+    k = check_int(k, "k")
     if rows is None:
         if codes.shape[0] < 2 * kernels._MIN_CHUNK or n_threads == 1:
             return kernels.topk_scan(codes, query, k)
@@ -401,13 +189,13 @@ def topk_batch(
     """
     codes = _check_codes(codes)
     queries = _check_queries(queries, codes.shape[1])
-    queries = _read_only(np.ascontiguousarray(queries))  # one compiled variant
-    k = _check_int(k, "k")
+    queries = read_only(np.ascontiguousarray(queries))  # one compiled variant
+    k = check_int(k, "k")
     import numba
 
     if n_threads is None:
         return kernels.topk_batch(codes, queries, k, numba.get_num_threads())
-    n_threads = _check_int(n_threads, "n_threads", minimum=1)
+    n_threads = check_int(n_threads, "n_threads", minimum=1)
     if n_threads > numba.config.NUMBA_NUM_THREADS:
         raise ValueError(
             f"n_threads must be at most {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), got {n_threads}"
@@ -504,8 +292,8 @@ def search_many(
         Radius of the ball that was ranked, or -1 if every code was.
     """
     codes = _check_codes(codes)
-    k = _check_int(k, "k")
-    want = max(k, _check_int(shortlist, "shortlist"))
+    k = check_int(k, "k")
+    want = max(k, check_int(shortlist, "shortlist"))
     if not isinstance(table, AddressTable):
         raise ValueError(f"table must be an AddressTable, got {type(table).__name__}")
     if len(table) != codes.shape[0]:
@@ -522,7 +310,7 @@ def search_many(
     query_addresses = query_addresses.astype(np.int64)
     if query_addresses.size and (query_addresses.min() < 0 or query_addresses.max() >= 2**table.n_bits):
         raise ValueError(f"query addresses must lie in [0, 2**{table.n_bits})")
-    limit = table.n_bits if max_radius is None else min(_check_int(max_radius, "max_radius"), table.n_bits)
+    limit = table.n_bits if max_radius is None else min(check_int(max_radius, "max_radius"), table.n_bits)
     k = min(k, len(table))
     n_queries = query_codes.shape[0]
     numpy_ns = n_queries * (len(table) * _NUMPY_NS_PER_ADDRESS + _NUMPY_NS_PER_QUERY)
@@ -532,7 +320,7 @@ def search_many(
 
 
 def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, fallback):
-    shell_costs = np.array([_shell_cost(table, r) for r in range(limit + 1)], dtype=np.float64)
+    shell_costs = np.array([shell_cost(table, r) for r in range(limit + 1)], dtype=np.float64)
     return kernels.search_batch(
         table.sorted_addresses,
         table.order,
@@ -548,7 +336,7 @@ def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, f
         limit,
         fallback,
         shell_costs,
-        _address_scan_cost(len(table)),
+        address_scan_cost(len(table)),
     )
 
 
@@ -642,7 +430,7 @@ def warmup() -> None:
     its end, and a run that finds a kernel uncached prices it at its compile time
     (``semhash.lazy``), so a small first index runs numpy instead.
     """
-    codes = _read_only(np.zeros((2, 4), dtype=np.uint64))  # as _check_codes passes them
+    codes = read_only(np.zeros((2, 4), dtype=np.uint64))  # as _check_codes passes them
     query = np.zeros(4, dtype=np.uint64)
     rows = np.arange(2, dtype=np.int64)
     distances = kernels.hamming_distances(codes, query)

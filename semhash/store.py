@@ -27,33 +27,19 @@ Reading and writing use the standard library's sqlite3 (importing sqlite-utils c
 half a second, which a query should not pay), and every value goes in as a ``?``
 parameter, never into the SQL text.
 
-What holds, whatever happens to a writer:
-
-- The database is in WAL mode: a query reads the last committed state while an
-  update is being written.
-- Every change is one transaction. A new index is written to a temporary file beside
-  the target and moved over it with ``os.replace`` once complete; an existing index
-  is rebuilt, or updated (:class:`IndexWriter`), inside one transaction. Killed at any
-  moment (``kill -9`` included), a writer leaves the previous index as it was.
-  (Renaming a file over a WAL database that others may have open is unsafe, which
-  is why an existing index is rebuilt in place rather than swapped.)
-- Writers take :func:`writer_lock`, an exclusive ``flock`` on ``<index>.lock``: a
-  second writer fails at once with :class:`IndexLocked`, or waits. The kernel drops
-  the lock when its holder dies, so a killed run never leaves a stale lock.
-- A schema older than :data:`SCHEMA_VERSION` is read as it is and upgraded by the
-  numbered :data:`MIGRATIONS` on the next write; a newer one is refused.
+This module reads an index (:class:`StoredIndex`); :mod:`semhash.writer` writes one
+(and says what holds whatever happens to a writer), under :mod:`semhash.locks`, and
+:mod:`semhash.migrations` holds the schema a new index gets and the steps to it.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sqlite3
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -69,38 +55,7 @@ BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
 REBUILD = "rebuild it with `semhash index --retrain PATHS`"
 
-# The current schema, as a new index is created.
-# Covering: a query loads every (rowid, address, code), and every n_words, from
-# this index's pages alone, not from the table's, which also hold each document's
-# counts, terms and neighbours (20NG, warm cache: 28 -> 14 ms for the codes; the
-# table is 30x the index).
-_CODES_INDEX = "idx_documents_codes ON documents (address, code, n_words)"
-_CODE_BLOCKS = "code_blocks (block INTEGER PRIMARY KEY, rowids BLOB, addresses BLOB, codes BLOB)"  # see BLOCK_DOCUMENTS
-_POSTINGS = "postings (term INTEGER PRIMARY KEY, df INTEGER, rowids BLOB)"  # see POSTINGS_MAX_DF
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
-    'CREATE TABLE vocabulary ("column" INTEGER PRIMARY KEY, word TEXT, df INTEGER)',
-    "CREATE TABLE weights (name TEXT PRIMARY KEY, dtype TEXT, shape TEXT, data BLOB)",
-    "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, "
-    "n_words INTEGER, address INTEGER, code BLOB, counts TEXT, title TEXT, terms BLOB, neighbours BLOB)",
-    "CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)",
-    "CREATE INDEX " + _CODES_INDEX,
-    "CREATE INDEX idx_documents_content_hash ON documents (content_hash)",
-    "CREATE TABLE " + _CODE_BLOCKS,
-    "CREATE TABLE " + _POSTINGS,
-)
 
-# Every document's rowid, address and code, packed in rowid order into blocks of
-# BLOCK_DOCUMENTS (little-endian int64, int64, uint64 words): what a query loads,
-# in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,
-# warm cache; 0.13 s as one 48 MB blob). A copy of the documents' columns: the
-# writers rewrite it with every change of the documents, and these triggers empty
-# it whenever a row changes in any other way (a query then reads the documents).
-BLOCK_DOCUMENTS = 2**20
-_TRIGGERS = tuple(
-    f"CREATE TRIGGER IF NOT EXISTS code_blocks_{name} AFTER {event} ON documents BEGIN DELETE FROM code_blocks; END"
-    for name, event in (("insert", "INSERT"), ("delete", "DELETE"), ("update", "UPDATE OF rowid, address, code"))
-)
 #: Documents a term may be held by and still have its rowids kept in ``postings``:
 #: the most that ``semhash.rerank.RARE_TERMS`` can add to a shortlist. (On 20NG all
 #: but 220 of the 99,847 terms are that rare; their postings hold 0.85 M of the 1.07 M
@@ -111,11 +66,6 @@ _TRIGGERS = tuple(
 #: so that a change made outside semhash leaves postings that no one reads, until
 #: the next writer rewrites them whole.
 POSTINGS_MAX_DF = 500
-_POSTINGS_TRIGGERS = tuple(
-    f"CREATE TRIGGER IF NOT EXISTS postings_{name} AFTER {event} ON documents "
-    "BEGIN DELETE FROM meta WHERE key = 'postings_max_df'; END"
-    for name, event in (("insert", "INSERT"), ("delete", "DELETE"), ("update", "UPDATE OF rowid, terms"))
-)
 
 
 class StoreError(ValueError):
@@ -126,102 +76,7 @@ class IndexLocked(StoreError):
     """Another process is writing this index."""
 
 
-@dataclass
-class DocumentRow:
-    id: str
-    path: str | None
-    labels: tuple[str, ...]
-    content_hash: str
-    counts: dict[str, int]
-    title: str = ""
-    terms: bytes | None = None  # semhash.rerank.to_blob of its TF-IDF vector
-
-
-def labels_json(labels: Sequence[str]) -> str:
-    """Labels as the ``labels`` column stores them (what an update compares with)."""
-    return json.dumps(list(labels))
-
-
-def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
-    return {
-        "id": d.id,
-        "path": d.path,
-        "labels": labels_json(d.labels),
-        "content_hash": d.content_hash,
-        "n_words": int(sum(d.counts.values())),
-        "address": int(address),
-        "code": code,
-        "counts": json.dumps(d.counts),
-        "title": d.title,
-        "terms": d.terms,
-        "neighbours": None,  # not computed yet (a changed document's old list is dropped)
-    }
-
-
-# -- migrations ----------------------------------------------------------------------
-
-
-def _m002_title(conn: sqlite3.Connection) -> None:
-    """Schema 2: ``documents.title``; documents indexed before keep an empty one."""
-    if "title" not in _columns(conn, "documents"):
-        conn.execute("ALTER TABLE documents ADD COLUMN title TEXT")
-
-
-def _m003_terms(conn: sqlite3.Connection) -> None:
-    """Schema 3: the ``terms`` table and ``documents.terms``, both empty: an index
-    built before ranks its shortlists by code distance alone until retrained."""
-    conn.execute("CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, term TEXT UNIQUE, idf REAL)")
-    if "terms" not in _columns(conn, "documents"):
-        conn.execute("ALTER TABLE documents ADD COLUMN terms BLOB")
-
-
-def _m004_neighbours(conn: sqlite3.Connection) -> None:
-    """Schema 4: ``documents.neighbours``, NULL (not computed): the update that
-    migrates computes them (``Index.add``)."""
-    if "neighbours" not in _columns(conn, "documents"):
-        conn.execute("ALTER TABLE documents ADD COLUMN neighbours BLOB")
-
-
-def _m005_codes_index(conn: sqlite3.Connection) -> None:
-    """Schema 5: the address index covers the codes and lengths too (``_CODES_INDEX``)."""
-    conn.execute("DROP INDEX IF EXISTS idx_documents_address")
-    conn.execute("CREATE INDEX IF NOT EXISTS " + _CODES_INDEX)
-
-
-def _m006_code_blocks(conn: sqlite3.Connection) -> None:
-    """Schema 6: the ``code_blocks`` table and its triggers (the writer fills it)."""
-    conn.execute("CREATE TABLE IF NOT EXISTS " + _CODE_BLOCKS)
-    for statement in _TRIGGERS:
-        conn.execute(statement)
-
-
-def _m007_postings(conn: sqlite3.Connection) -> None:
-    """Schema 7: the ``postings`` table and its triggers (the writer fills it)."""
-    conn.execute("CREATE TABLE IF NOT EXISTS " + _POSTINGS)
-    for statement in _POSTINGS_TRIGGERS:
-        conn.execute(statement)
-
-
-#: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
-#: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m008_...`` here with ``SCHEMA_VERSION = 8``.
-MIGRATIONS = {
-    2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index, 6: _m006_code_blocks, 7: _m007_postings,
-}
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the index open in ``conn`` (inside a write transaction) to
-    :data:`SCHEMA_VERSION`; return the version it had."""
-    (value,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() or (None,)
-    version = _schema_version(value, "the index")
-    for step in range(version + 1, SCHEMA_VERSION + 1):
-        MIGRATIONS[step](conn)
-    _set_meta(conn, {"schema_version": SCHEMA_VERSION})
-    return version
-
-
-def _schema_version(value, where) -> int:
+def schema_version(value, where) -> int:
     """The schema version stored as JSON ``value``, checked: an int we can read."""
     try:
         version = json.loads(value) if value is not None else None
@@ -239,309 +94,17 @@ def _schema_version(value, where) -> int:
     return version
 
 
-# -- the writer lock -------------------------------------------------------------------
-
-_HELD: dict[str, int] = {}  # locks this process holds: realpath -> depth (re-entrant)
-
-
-def lock_path(path: str | os.PathLike) -> Path:
-    return Path(f"{os.fspath(path)}.lock")
-
-
-@contextmanager
-def writer_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None]:
-    """Hold the exclusive writer lock of the index at ``path`` for the block.
-
-    The lock is an ``flock`` on ``<path>.lock``, held for a whole ``semhash
-    index`` run, training included, so two runs never interleave. It is
-    re-entrant within a process. The holder removes the file before letting go
-    (a failed run left an empty ``x.db.lock`` beside no index); so a run that
-    waited on a file since removed locks the new one instead (see
-    :func:`_locked_file`).
-
-    Raises
-    ------
-    IndexLocked
-        If another process holds it and ``wait`` is false; with ``wait``, block
-        until it is free.
-    """
-    key = os.path.realpath(path)
-    if key in _HELD:
-        _HELD[key] += 1
-        try:
-            yield
-        finally:
-            _HELD[key] -= 1
-        return
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): SQLite's own lock still serialises the writes
-        yield
-        return
-    fd = _locked_file(path, wait, fcntl)
-    try:
-        # Under the lock no other writer lives: a killed build's ~20 MB temporary went
-        # only at the next build, not at an update.
-        _remove_stale_temporaries(Path(path))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        _HELD[key] = 1
-        try:
-            yield
-        finally:
-            del _HELD[key]
-            with suppress(OSError):  # (a folder made read-only meanwhile: the file stays)
-                os.unlink(lock_path(path))
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def _locked_file(path: str | os.PathLike, wait: bool, fcntl) -> int:
-    """An open descriptor of ``<path>.lock``, flocked, that is still the file at
-    that name: a holder removes the file while it holds the lock, so a run that
-    got the lock of a removed file tries again on the new one, and two runs
-    never hold locks on two different files."""
-    name = lock_path(path)
-    while True:
-        try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e:  # the first file a run writes: say it is the index's folder that fails
-            raise StoreError(f"cannot write {path} ({e.strerror}: {name})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            raise IndexLocked(
-                f"another `semhash index` is writing {path}"
-                + (f" (pid {holder})" if holder.isdigit() else "")
-                + ": wait for it to finish, or pass --wait to queue behind it"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            if os.path.samestat(os.fstat(fd), os.stat(name)):
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-# -- writing -----------------------------------------------------------------------------
-
-
-def _connect_writer(path: str | os.PathLike, wal: bool = True) -> sqlite3.Connection:
-    """A connection that issues its own BEGIN/COMMIT and waits for SQLite's write lock."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
-    if wal:
-        conn.execute("PRAGMA journal_mode=WAL")
-    return conn
-
-
-def _empty_wal(conn: sqlite3.Connection) -> None:
-    """After a writer's commit: copy the log into the database file and empty the log.
-
-    A query opens the index read-only, often as its only connection, and so
-    rebuilds SQLite's index of the -wal file by reading all of it: the 2 GB log
-    left beside a million-document build (a reader was open when the writer
-    closed, so SQLite did not remove it) cost every query 1.1 s to open, against
-    1 ms once emptied (16 ms against 1 ms for the 20NG index). Best effort:
-    readers in the middle of a read block the reset, and waiting for them would
-    stall the writer, so after 0.2 s it gives up (the next write tries again); a
-    failure is ignored too, as the commit has already succeeded."""
-    try:
-        conn.execute("PRAGMA busy_timeout = 200")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.DatabaseError:
-        pass
-
-
-def is_missing(path: str | os.PathLike) -> bool:
-    """Nothing at ``path``, or an empty file: a new index goes there (cheap check)."""
-    path = Path(path)
-    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
-
-
-def kind_of(path: str | os.PathLike) -> str:
-    """What lies at ``path``, as far as writing an index there goes.
-
-    Returns
-    -------
-    "missing" (nothing, or an empty file), "index" (a healthy semhash index),
-    "corrupt" (an SQLite file that fails to read or to pass ``quick_check``)
-
-    Raises
-    ------
-    StoreError
-        If it is something else (not SQLite, or an SQLite database that is not a
-        semhash index), which an index must never overwrite; or an index of a
-        newer schema.
-    """
-    path = Path(path)
-    if is_missing(path):
-        return "missing"
-    if not path.is_file():
-        raise StoreError(f"{path} is not a file: choose another -d/--database")
-    with open(path, "rb") as f:
-        is_sqlite = f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    refuse = f"{path} exists and is not a semhash index: choose another -d/--database, or remove it"
-    if not is_sqlite:
-        raise StoreError(refuse)
-    try:
-        conn = sqlite3.connect(_ro_uri(path), uri=True)
-    except sqlite3.Error:
-        return "corrupt"
-    try:
-        try:
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
-                raise StoreError(refuse)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError:
-            return "corrupt"
-        if row is None:
-            raise StoreError(refuse)
-        _schema_version(row[0], str(path))
-        try:
-            ok = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        except sqlite3.DatabaseError:
-            ok = False
-        return "index" if ok else "corrupt"
-    finally:
-        conn.close()
-
-
-def write_index(
-    path: str | os.PathLike,
-    *,
-    meta: dict,
-    words: list[str],
-    df: np.ndarray,
-    arrays: dict[str, np.ndarray],
-    documents: Iterable[DocumentRow],
-    addresses: np.ndarray,
-    codes: np.ndarray,
-    terms: Sequence[str] = (),
-    idf: np.ndarray | None = None,
-) -> None:
-    """Write a complete index to ``path``, replacing any index there in one step.
-
-    Nothing there: the index is written to a temporary file and moved into place.
-    A healthy index there: it is rebuilt in one transaction, so queries keep reading
-    the old one until the commit. A corrupt index: replaced like nothing. Anything
-    else there is never overwritten (``StoreError``, see :func:`kind_of`).
-
-    Parameters
-    ----------
-    meta : dict
-        JSON-serialisable metadata; ``schema_version`` is added.
-    words, df : vocabulary, in column order, and document frequencies
-    arrays : dict of name -> float32 ndarray
-        Model weights.
-    documents : iterable of DocumentRow, in the same order as ``addresses``/``codes``
-    addresses : ndarray of int64, shape (n,)
-    codes : ndarray of uint64, shape (n, n_words)
-    terms, idf : every term (id = position) and its inverse document frequency
-    """
-    path = Path(path)
-    with writer_lock(path, wait=True):
-        tables = (meta, words, df, arrays, documents, addresses, codes, terms, idf)
-        if kind_of(path) == "index":
-            conn = _connect_writer(path)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for table in TABLES:
-                    conn.execute(f"DROP TABLE IF EXISTS {table}")  # constant names, not input
-                _fill(conn, *tables)
-                conn.execute("COMMIT")
-                _empty_wal(conn)
-            except sqlite3.DatabaseError as e:
-                raise StoreError(f"cannot write {path} ({e})") from None
-            finally:
-                conn.close()  # without COMMIT, closing rolls back
-            return
-        import tempfile  # here, not at the top: 7 ms of every query's start-up
-
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an index is an ordinary file
-        try:
-            conn = _connect_writer(tmp, wal=False)
-            try:
-                conn.execute("BEGIN")
-                _fill(conn, *tables)
-                conn.execute("COMMIT")
-                conn.execute("PRAGMA journal_mode=WAL")
-            finally:
-                conn.close()
-            # A -wal or -shm left by an index that was deleted or corrupt would be
-            # read as part of the new file: they go first (we hold the writer lock).
-            for suffix in ("-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            os.replace(tmp, path)
-            _fsync_directory(path.parent)
-        except BaseException as e:
-            for leftover in (tmp, f"{tmp}-journal"):  # a full disk left the journal behind
-                Path(leftover).unlink(missing_ok=True)
-            if isinstance(e, sqlite3.DatabaseError):  # "database or disk is full" was a traceback
-                raise StoreError(f"cannot write {path} ({e}): nothing was written") from None
-            raise
-
-
-def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf) -> None:
-    """Create the current schema's tables in ``conn`` (inside a transaction) and fill them."""
-    for statement in _SCHEMA:
-        conn.execute(statement)
-    _set_meta(conn, {**meta, "schema_version": SCHEMA_VERSION})
-    conn.executemany(
-        'INSERT INTO vocabulary ("column", word, df) VALUES (?, ?, ?)',
-        ((i, w, int(d)) for i, (w, d) in enumerate(zip(words, df))),
-    )
-    conn.executemany(
-        "INSERT INTO weights (name, dtype, shape, data) VALUES (?, ?, ?, ?)",
-        ((k, "float32", json.dumps(list(a.shape)), _le_f32(a).tobytes()) for k, a in arrays.items()),
-    )
-    conn.executemany(
-        "INSERT INTO terms (id, term, idf) VALUES (?, ?, ?)", zip(range(len(terms)), terms, np.asarray(idf).tolist())
-    )
-    _insert_documents(conn, documents, addresses, codes)
-    _store_derived(conn)
-    for statement in _TRIGGERS + _POSTINGS_TRIGGERS:  # after the inserts, which need not fire them
-        conn.execute(statement)
-
-
-def _store_derived(conn: sqlite3.Connection, if_missing: bool = False, before: dict | None = None) -> None:
-    """Write what the writers derive from the documents: the typical length, the
-    packed codes and the postings (with ``if_missing``, only what an older index
-    lacks). ``before``: what the documents' terms were before a writer that found
-    the postings current changed them (:func:`_update_postings`)."""
-    _store_typical_length(conn, if_missing)
-    _store_code_blocks(conn, if_missing)
-    if before is None or not _update_postings(conn, before):
-        _store_postings(conn, if_missing)
-
-
 def typical_length(lengths: np.ndarray) -> float:
     """The length a short query is read as: the median number of vocabulary words
     of the indexed documents (1 for none)."""
     return float(np.median(lengths)) if lengths.size else 1.0
 
 
-def _lengths(conn: sqlite3.Connection) -> tuple[int, np.ndarray]:
+def document_lengths(conn: sqlite3.Connection) -> tuple[int, np.ndarray]:
     """(count, every document's number of vocabulary words), read in one row: one
     tuple per document cost 0.6 s at a million."""
     ((n, lengths),) = conn.execute("SELECT count(*), group_concat(n_words) FROM documents").fetchall()
     return n, _integers(lengths)
-
-
-def _store_typical_length(conn: sqlite3.Connection, if_missing: bool = False) -> None:
-    """Keep :func:`typical_length` in meta, written with the documents it describes:
-    computed per query instead, it cost every query at a million documents 0.4 s."""
-    if if_missing and conn.execute("SELECT 1 FROM meta WHERE key = 'typical_length'").fetchone():
-        return
-    _set_meta(conn, {"typical_length": typical_length(_lengths(conn)[1])})
 
 
 def read_codes(conn: sqlite3.Connection, meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -579,116 +142,7 @@ def _check_addresses(addresses: np.ndarray, n: int, meta: dict) -> np.ndarray:
     return addresses
 
 
-def _store_code_blocks(conn: sqlite3.Connection, if_missing: bool = False) -> None:
-    """Rewrite ``code_blocks`` from the documents (inside the writer's transaction).
-    An index without documents gets one empty block: no block means out of date."""
-    if if_missing and conn.execute("SELECT 1 FROM code_blocks LIMIT 1").fetchone():
-        return
-    meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-    rowids, addresses, codes = read_codes(conn, meta)
-    conn.execute("DELETE FROM code_blocks")
-    conn.executemany(
-        "INSERT INTO code_blocks (block, rowids, addresses, codes) VALUES (?, ?, ?, ?)",
-        (
-            (b, rowids[s : s + BLOCK_DOCUMENTS].astype("<i8").tobytes(),
-             addresses[s : s + BLOCK_DOCUMENTS].astype("<i8").tobytes(),
-             codes[s : s + BLOCK_DOCUMENTS].astype("<u8").tobytes())
-            for b, s in enumerate(range(0, max(len(rowids), 1), BLOCK_DOCUMENTS))
-        ),
-    )
-
-
-def _store_postings(conn: sqlite3.Connection, if_missing: bool = False) -> None:
-    """Rewrite ``postings`` from the documents' stored vectors (inside the writer's
-    transaction): one pass, 65,536 documents at a time, keeping the (term, rowid)
-    pairs only of terms seen in at most ``POSTINGS_MAX_DF`` documents so far."""
-    from semhash import rerank  # (the writers' module; a query that only reads never needs it here)
-
-    if if_missing and _postings_current(conn):
-        return
-    (last_term,) = conn.execute("SELECT MAX(id) FROM terms").fetchone()
-    n_terms = 0 if last_term is None else int(last_term) + 1
-    df = np.zeros(0, np.int64)
-    kept_terms, kept_rowids = [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
-    cursor = conn.execute("SELECT rowid, terms FROM documents ORDER BY rowid")
-    while chunk := cursor.fetchmany(rerank._BLOBS_AT_ONCE):
-        blobs = [b if isinstance(b, bytes) else b"" for _, b in chunk]
-        starts, ids, _ = rerank.pack_blobs(blobs, sum(map(len, blobs)))
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_terms):  # (an id of 2**31 - 1: 16 GB of df)
-            raise ValueError(f"a stored TF-IDF vector names a term the index does not have; {REBUILD}")
-        rowids = np.repeat(np.fromiter((r for r, _ in chunk), np.int64, len(chunk)), np.diff(starts))
-        df = np.bincount(ids, minlength=df.shape[0]) + np.pad(df, (0, max(0, int(ids.max(initial=-1)) + 1 - df.shape[0])))
-        rare = df[ids] <= POSTINGS_MAX_DF
-        kept_terms.append(ids[rare])
-        kept_rowids.append(rowids[rare])
-        if len(kept_terms) > 16:  # the pairs of terms that have grown common since go
-            terms, held = np.concatenate(kept_terms), np.concatenate(kept_rowids)
-            rare = df[terms] <= POSTINGS_MAX_DF
-            kept_terms, kept_rowids = [terms[rare]], [held[rare]]
-    terms, held = np.concatenate(kept_terms), np.concatenate(kept_rowids)
-    rare = df[terms] <= POSTINGS_MAX_DF
-    terms, held = terms[rare], held[rare]
-    order = np.argsort(terms, kind="stable")  # each term's rowids stay ascending
-    terms, held = terms[order], held[order]
-    bounds = np.searchsorted(terms, np.arange(df.shape[0] + 1))
-    conn.execute("DELETE FROM postings")
-    conn.executemany(
-        "INSERT INTO postings (term, df, rowids) VALUES (?, ?, ?)",
-        (
-            (t, int(df[t]), held[bounds[t] : bounds[t + 1]].astype("<i4").tobytes() if df[t] <= POSTINGS_MAX_DF else None)
-            for t in np.flatnonzero(df).tolist()
-        ),
-    )
-    _set_meta(conn, {"postings_max_df": POSTINGS_MAX_DF})
-
-
-def _postings_current(conn: sqlite3.Connection) -> bool:
-    """Whether ``postings`` hold the documents' terms as they are, kept for terms of
-    up to this version's ``POSTINGS_MAX_DF`` documents (another limit: rewritten)."""
-    row = conn.execute("SELECT value FROM meta WHERE key = 'postings_max_df'").fetchone()
-    return row is not None and row[0] == json.dumps(POSTINGS_MAX_DF)
-
-
-def _update_postings(conn: sqlite3.Connection, before: dict[int, bytes | None]) -> bool:
-    """Bring ``postings`` from the documents as they were (``before``: {rowid: its
-    stored vector blob, or None where there was no document}) to the documents
-    those rowids hold now; False, changing nothing, when a term that was too
-    common to have its rowids kept has become rare enough to need them."""
-    after = dict(_select_in(conn, "SELECT rowid, terms FROM documents WHERE rowid IN ({})", list(before)))
-    removed, added = _holders_of(before), _holders_of(after)
-    terms = sorted(set(removed) | set(added))
-    stored = {t: (df, blob) for t, df, blob in _select_in(conn, "SELECT term, df, rowids FROM postings WHERE term IN ({})", terms)}
-    rows = []
-    for term in terms:
-        df, blob = stored.get(term, (0, b""))
-        if not isinstance(df, int):  # damaged: the rewrite repairs it
-            return False
-        gone, new = removed.get(term, set()), added.get(term, set())
-        df = df - len(gone) + len(new)
-        if df > POSTINGS_MAX_DF:
-            rows.append((term, df, None))
-        elif not isinstance(blob, bytes):  # too common before (or damaged): its holders are not known
-            return False
-        else:
-            held = (set(np.frombuffer(blob, "<i4", len(blob) // 4).tolist()) - gone) | new
-            rows.append((term, len(held), np.array(sorted(held), "<i4").tobytes()))
-    conn.executemany("DELETE FROM postings WHERE term = ?", ((t,) for t, df, _ in rows if df == 0))
-    conn.executemany("INSERT OR REPLACE INTO postings (term, df, rowids) VALUES (?, ?, ?)", (r for r in rows if r[1]))
-    _set_meta(conn, {"postings_max_df": POSTINGS_MAX_DF})
-    return True
-
-
-def _holders_of(vectors: dict[int, bytes | None]) -> dict[int, set[int]]:
-    """{term id: rowids} of stored vector blobs by rowid."""
-    out: dict[int, set[int]] = {}
-    for rowid, blob in vectors.items():
-        ids = np.frombuffer(blob, "<i4", len(blob) // 8) if isinstance(blob, bytes) else ()
-        for term in ids.tolist() if len(ids) else ():
-            out.setdefault(term, set()).add(rowid)
-    return out
-
-
-def _select_in(conn: sqlite3.Connection, sql: str, values: list) -> list[tuple]:
+def select_in(conn: sqlite3.Connection, sql: str, values: list) -> list[tuple]:
     """The rows of ``sql`` whose ``IN ({})`` takes ``values``, 900 at a time
     (SQLite's limit on bound variables)."""
     out: list[tuple] = []
@@ -698,150 +152,11 @@ def _select_in(conn: sqlite3.Connection, sql: str, values: list) -> list[tuple]:
     return out
 
 
-def _insert_documents(conn: sqlite3.Connection, documents, addresses, codes) -> None:
-    codes_le = codes.astype("<u8", copy=False)
-    columns = ", ".join(DOCUMENT_COLUMNS)
-    marks = ", ".join(f":{c}" for c in DOCUMENT_COLUMNS)
-    conn.executemany(
-        f"INSERT INTO documents ({columns}) VALUES ({marks})",
-        (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
-    )
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary files of earlier writers that were killed (under the lock)."""
-    for stale in glob.glob(os.path.join(glob.escape(str(path.parent)), glob.escape(f".{path.name}.") + "*.tmp*")):
-        Path(stale).unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _le_f32(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype="<f4")
-
-
-def _set_meta(conn: sqlite3.Connection, meta: dict) -> None:
+def set_meta(conn: sqlite3.Connection, meta: dict) -> None:
     conn.executemany(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         ((k, json.dumps(v)) for k, v in meta.items()),
     )
-
-
-class IndexWriter:
-    """Change an existing index in one transaction: all the changes, or none.
-
-    Use it as a context manager; leaving the block normally commits, an exception
-    (or Ctrl-C, or ``kill -9``) rolls back, so an interrupted update leaves the
-    previous index as it was. Queries keep reading the committed index meanwhile
-    (WAL). An index of an older schema is migrated (:data:`MIGRATIONS`) inside the
-    same transaction. Callers should hold :func:`writer_lock`.
-
-    Examples
-    --------
-    >>> with IndexWriter("semhash.db") as w:        # doctest: +SKIP
-    ...     w.delete(["old/doc.txt"])
-    ...     w.set_meta({"n_documents": 59})
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise StoreError(f"no index at {self.path}: run `semhash index PATH` first, or pass -d/--database")
-        try:
-            self.conn = _connect_writer(self.path)
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise StoreError(f"cannot write to {self.path} ({e})") from None
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path} is not a semhash index ({e})") from None
-        self._documents_changed = False
-        self._before: dict[int, bytes | None] = {}  # rowid -> its terms when this writer began
-        try:
-            migrate(self.conn)
-            self._postings_current = _postings_current(self.conn)
-        except BaseException as e:
-            self.conn.close()  # rolls back
-            if _is_read_only(e):  # a read-only file opens and BEGINs; its first write fails
-                raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
-            if isinstance(e, sqlite3.DatabaseError):
-                raise StoreError(f"{self.path} is not a semhash index, or is corrupt ({e}): {REBUILD}") from None
-            raise
-
-    def __enter__(self) -> IndexWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type:
-                self.conn.execute("ROLLBACK")
-            else:
-                # (an index written before they were kept gets them now)
-                before = self._before if self._postings_current else None
-                self._run(_store_derived, self.conn, not self._documents_changed, before)
-                try:
-                    self.conn.execute("COMMIT")
-                except sqlite3.DatabaseError as e:
-                    raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
-                _empty_wal(self.conn)
-        finally:
-            self.conn.close()
-
-    def upsert(self, documents: Iterable[DocumentRow], addresses: np.ndarray, codes: np.ndarray) -> None:
-        """Insert documents, or replace those whose id is already stored (keeping their rowid)."""
-        self._documents_changed = True
-        documents = list(documents)
-        ids = [d.id for d in documents]
-        self._run(self._remember, ids)  # before the change
-        codes_le = codes.astype("<u8", copy=False)
-        columns = ", ".join(DOCUMENT_COLUMNS)
-        marks = ", ".join(f":{c}" for c in DOCUMENT_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in DOCUMENT_COLUMNS if c != "id")
-        self._run(
-            self.conn.executemany,
-            f"INSERT INTO documents ({columns}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
-            (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
-        )
-        self._run(self._remember, ids, True)
-
-    def _remember(self, ids: list[str], inserted: bool = False) -> None:
-        """Note the terms the documents of these ids had when this writer began (for
-        :func:`_update_postings`): before it first changes them, their stored
-        terms; after it inserted them, none (a rowid not noted before it was not
-        in use: it would have been noted by this writer's change of its document)."""
-        query = "SELECT rowid, terms FROM documents WHERE id IN ({})"
-        for rowid, terms in _select_in(self.conn, query, ids):
-            self._before.setdefault(rowid, None if inserted else terms)
-
-    def set_neighbours(self, rows: Iterable[tuple[int, bytes]]) -> None:
-        """Store neighbour lists: (rowid, ``semhash.rerank.neighbours_to_blob``) pairs."""
-        self._run(self.conn.executemany, "UPDATE documents SET neighbours = ? WHERE rowid = ?", ((b, r) for r, b in rows))
-
-    def delete(self, ids: Iterable[str]) -> None:
-        self._documents_changed = True
-        ids = list(ids)
-        self._run(self._remember, ids)
-        self._run(self.conn.executemany, "DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
-
-    def set_meta(self, meta: dict) -> None:
-        self._run(_set_meta, self.conn, meta)
-
-    def _run(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except (sqlite3.DatabaseError, ValueError) as e:  # ValueError: read_codes found a bad row
-            raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None
 
 
 def _postings_ok(df, blob, max_df) -> bool:
@@ -857,17 +172,17 @@ def _postings_ok(df, blob, max_df) -> bool:
     return bool(rowids[0] >= 1 and (rowids[1:] > rowids[:-1]).all())
 
 
-def _is_read_only(e: BaseException) -> bool:
+def is_read_only(e: BaseException) -> bool:
     """Whether SQLite failed for want of write access (the file, its folder, or its
     -shm file), not because the database is damaged."""
     return isinstance(e, sqlite3.OperationalError) and "readonly database" in str(e)
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+def columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]  # constant names, not input
 
 
-def _ro_uri(path: str | os.PathLike) -> str:
+def ro_uri(path: str | os.PathLike) -> str:
     """A read-only SQLite URI for ``path``, percent-encoded: names with ``?``, ``#``
     or ``%`` open the right file."""
     return Path(path).absolute().as_uri() + "?mode=ro"
@@ -943,12 +258,12 @@ class StoredIndex:
             raise StoreError(f"no index at {self.path}: run `semhash index PATH` first, or pass -d/--database")
         self.conn = None
         try:
-            pairs = self._connect(_ro_uri(self.path))
+            pairs = self._connect(ro_uri(self.path))
         except _DAMAGE as e:
             # WAL: a reader too needs the -shm and -wal files, and makes them if they are
             # missing. In a folder it may not write, SQLite 3.40 says "unable to open":
             # not damage, which "not a semhash index" had users believe of a healthy index.
-            if _is_read_only(e) or "unable to open" in str(e):
+            if is_read_only(e) or "unable to open" in str(e):
                 pairs = self._read_only_copy(e)
             else:
                 raise self._unreadable(e) from None
@@ -956,7 +271,7 @@ class StoredIndex:
             self.meta = {k: json.loads(v) for k, v in pairs}
         except (TypeError, ValueError):
             raise self._corrupt("its metadata is not JSON") from None
-        _schema_version(json.dumps(self.meta.get("schema_version")), str(self.path))
+        schema_version(json.dumps(self.meta.get("schema_version")), str(self.path))
         self._data_version = None
         for key, low, high in (("address_bits", 1, 63), ("code_bits", 1, None)):
             value = self.meta.get(key)
@@ -986,7 +301,7 @@ class StoredIndex:
         if self.conn is not None:
             self.conn.close()
         try:
-            return self._connect(_ro_uri(self.path) + "&immutable=1")
+            return self._connect(ro_uri(self.path) + "&immutable=1")
         except _DAMAGE as again:
             raise self._unreadable(again) from None
 
@@ -1047,7 +362,7 @@ class StoredIndex:
     def _all_in(self, sql: str, values: list) -> list[tuple]:
         """:func:`_select_in` as one read: a damaged file is a StoreError."""
         try:
-            return _select_in(self.conn, sql, values)
+            return select_in(self.conn, sql, values)
         except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
 
@@ -1113,7 +428,7 @@ class StoredIndex:
         if isinstance(stored, (int, float)) and not isinstance(stored, bool) and stored > 0:
             return float(stored)
         try:
-            n, lengths = _lengths(self.conn)
+            n, lengths = document_lengths(self.conn)
         except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
         if lengths.shape[0] != n:
@@ -1148,7 +463,7 @@ class StoredIndex:
         """{rowid: (id, path, labels, title, address)} of the given rowids, in one read per 900."""
         rowids = [int(r) for r in rowids]
         try:
-            has_title = "title" in _columns(self.conn, "documents")
+            has_title = "title" in columns(self.conn, "documents")
         except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
         title = "title" if has_title else "''"  # schema 1 has none
@@ -1240,7 +555,7 @@ class StoredIndex:
         """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids (a
         blob is None where there is none, every list before schema 4)."""
         try:
-            neighbours = "neighbours" if "neighbours" in _columns(self.conn, "documents") else "NULL"
+            neighbours = "neighbours" if "neighbours" in columns(self.conn, "documents") else "NULL"
         except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
         query = f"SELECT rowid, terms, {neighbours} FROM documents WHERE rowid IN ({{}})"

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import semhash
-from semhash import store
+from semhash import encoding, filters, graph, shortlists
 from semhash.api import BuildError, DocumentNotFound, EmptyQuery, Hit, Index, ModelMismatch, QueryError, build_index
 from semhash.store import StoreError
 from semhash.tokenize import content_words
+from semhash.writer import IndexWriter
 from semhash.vocab import count_words
 
 TINY = dict(
@@ -89,7 +90,7 @@ def test_interrupted_update_leaves_the_index_intact(copy, monkeypatch):
     def interrupted(self, ids):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.IndexWriter, "delete", interrupted)
+    monkeypatch.setattr(IndexWriter, "delete", interrupted)
     with Index.open(copy / "index.db") as index, pytest.raises(KeyboardInterrupt):
         index.add([str(copy / "corpus")], prune=True)  # the new document was written before this
     assert sqlite3.connect(copy / "index.db").execute(query).fetchall() == before
@@ -173,7 +174,7 @@ def test_a_query_of_words_only_the_terms_know_is_answered_by_them(corpus_and_db)
         terms, _ = index.stored.all_terms()
         holders = {}  # term -> ids of the documents whose text holds it
         for doc_id, path in index.stored.conn.execute("SELECT id, path FROM documents"):
-            for t in set(tokenize(index._read([open(path, encoding="latin-1").read()])[0])):
+            for t in set(tokenize(encoding.read(index, [open(path, encoding="latin-1").read()])[0])):
                 holders.setdefault(t, set()).add(doc_id)
         word = next(t for t in sorted(terms) if t not in index.words and t.isalpha() and 2 <= len(holders.get(t, ())) <= 5)
         hits = index.query(word, k=10)
@@ -251,12 +252,12 @@ def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_a
         rare = next(
             t for t, (df, rowids) in sorted(held.items())
             if df == 1 and terms[t] not in index.words and terms[t].isalpha()
-            and index._positions(rowids)[0] not in ball[0, : counts[0]]
+            and shortlists.positions(index, rowids)[0] not in ball[0, : counts[0]]
         )
-        holder = index._positions(held[rare][1])[0]
+        holder = shortlists.positions(index, held[rare][1])[0]
         ranked = []  # the shortlists the ranking gets
-        rank = index._rank_shortlists
-        monkeypatch.setattr(index, "_rank_shortlists", lambda rows, d, counts, *a: ranked.append(rows[:, : counts.max()]) or rank(rows, d, counts, *a))
+        rank = shortlists.rank
+        monkeypatch.setattr(shortlists, "rank", lambda index, rows, d, counts, *a: ranked.append(rows[:, : counts.max()]) or rank(index, rows, d, counts, *a))
         query = f"{text} {terms[rare]}"
         hits = index.query(query, k=10)
         assert holder in ranked[-1][0] and len(ranked[-1][0]) > 10  # (and holders of its other terms: 60 posts)
@@ -287,11 +288,11 @@ def test_a_bounded_query_adds_no_rare_term_holder_outside_its_bounds(corpus_and_
         rare, holder = next(
             (t, p) for t, (df, rowids) in sorted(held.items())
             if df == 1 and terms[t] not in index.words and terms[t].isalpha()
-            and (p := index._positions(rowids)[0]) not in ball[0, : counts[0]] and distance[p] > 0
+            and (p := shortlists.positions(index, rowids)[0]) not in ball[0, : counts[0]] and distance[p] > 0
         )
         ranked = []
-        rank = index._rank_shortlists
-        monkeypatch.setattr(index, "_rank_shortlists", lambda rows, d, counts, *a: ranked.append(rows[0, : counts[0]]) or rank(rows, d, counts, *a))
+        rank = shortlists.rank
+        monkeypatch.setattr(shortlists, "rank", lambda index, rows, d, counts, *a: ranked.append(rows[0, : counts[0]]) or rank(index, rows, d, counts, *a))
         query = f"{text} {terms[rare]}"
         index.query(query, k=10, max_distance=int(distance[holder]))
         assert holder in ranked[0]
@@ -404,7 +405,7 @@ def test_a_document_s_neighbours_come_from_its_ball_and_its_rarest_terms_holders
             conn.commit()
             conn.close()
             index._reopen()
-            index._fill_neighbours()
+            graph.fill_neighbours(index)
             balls, _, counts, _ = search.search_many(index.table, index.codes, index.table.addresses, index.codes, 10, shortlist=10)
             ids = index.stored.ids(index.rowids.tolist())
         lists = _neighbour_lists(copy / "index.db")
@@ -444,11 +445,11 @@ def test_an_update_finds_the_neighbours_of_new_and_changed_documents(copy):
 @pytest.mark.parametrize("by_table", [True, False])
 def test_the_ranking_reads_neighbours_among_the_shortlisted(copy, monkeypatch, by_table):
     if not by_table:  # rowids too sparse for a table: binary searches
-        monkeypatch.setattr(semhash.api, "_TABLE_SPAN_PER_DOCUMENT", 0)
-        monkeypatch.setattr(semhash.api, "_TABLE_SPAN_MIN", 0)
+        monkeypatch.setattr(shortlists, "_TABLE_SPAN_PER_DOCUMENT", 0)
+        monkeypatch.setattr(shortlists, "_TABLE_SPAN_MIN", 0)
     with Index.open(copy / "index.db") as index:
         gone = index.query("space shuttle orbit launch", k=1)[0].id
-        with store.IndexWriter(copy / "index.db") as writer:  # what `semhash index --prune` does
+        with IndexWriter(copy / "index.db") as writer:  # what `semhash index --prune` does
             writer.delete([gone])
         index.query("space shuttle orbit launch", k=1)  # reloads the index
         lists = _neighbour_lists(copy / "index.db")
@@ -456,7 +457,7 @@ def test_the_ranking_reads_neighbours_among_the_shortlisted(copy, monkeypatch, b
         # _neighbour_lists leaves a removed document's rowid as an int.
         assert len(ids) == 59 and sum(isinstance(n, int) for found in lists.values() for n in found) > 0
         shortlisted = np.arange(0, 59, 2)  # every other document
-        _, neighbours = index._ranking_rows(shortlisted)
+        _, neighbours = shortlists.ranking_rows(index, shortlisted)
         local = {ids[p]: i for i, p in enumerate(shortlisted.tolist())}
         for i, p in enumerate(shortlisted.tolist()):
             # A removed document, or one outside the shortlist, is no neighbour (-1).
@@ -511,7 +512,7 @@ def _allowed_hits(hits, labels, k):
 def test_labels_keep_the_ranking_s_allowed_hits(corpus_and_db, monkeypatch, in_full):
     """--label: the ranking's hits carrying a label, in its order, k of them; the
     unfiltered ranking (every post) then holds every allowed one."""
-    monkeypatch.setattr(semhash.api, "LABELS_RANKED_IN_FULL", 2000 if in_full else 0)
+    monkeypatch.setattr(filters, "LABELS_RANKED_IN_FULL", 2000 if in_full else 0)
     with Index.open(corpus_and_db / "index.db") as index:
         for codes_only in (False, True):
             for text in LABELLED:

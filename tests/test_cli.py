@@ -13,6 +13,8 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from semhash import batches as query_batches
+from semhash import options, output
 from semhash import cli as cli_module
 from semhash import rerank, store
 from semhash.cli import cli
@@ -575,7 +577,7 @@ def test_formats(db, tiny_corpus):
 @pytest.fixture
 def on_a_terminal(monkeypatch):
     """stdout a terminal 100 columns wide, as CliRunner's never is."""
-    monkeypatch.setattr(cli_module, "_stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(options, "_stdout_is_terminal", lambda: True)
     monkeypatch.setenv("COLUMNS", "100")
 
 
@@ -602,7 +604,7 @@ def test_a_format_or_fields_wins_over_the_table(db, tiny_corpus, on_a_terminal, 
     args = ("query", text, "-d", str(db), "-n", "3")
     as_given = {extra: run(*args, *extra).stdout for extra in [("--fields", "id,distance"), ("--nl",), ("--csv",)]}
     batch = run("query", "-", "-d", str(db), "-n", "3", input=text + "\n").stdout
-    monkeypatch.setattr(cli_module, "_stdout_is_terminal", lambda: False)
+    monkeypatch.setattr(options, "_stdout_is_terminal", lambda: False)
     plain = run(*args).stdout
     assert as_given[("--fields", "id,distance")] == plain and plain.count("\t") == 3
     assert as_given[("--nl",)] == run(*args, "--nl").stdout and as_given[("--csv",)] == run(*args, "--csv").stdout
@@ -820,6 +822,7 @@ def test_short_queries_are_read_as_a_typical_document(db):
     encoded as they are."""
     import numpy as np
 
+    from semhash import encoding
     from semhash.api import Index
     from semhash.autoencoder import LIFT
     from semhash.vocab import count_words
@@ -831,15 +834,15 @@ def test_short_queries_are_read_as_a_typical_document(db):
         typical = idx.typical_length()
         assert counts.sum() == 2 < typical
         scaled = counts.copy()
-        idx._lift(scaled)
+        encoding.lift_counts(idx, scaled)
         assert scaled.sum() == pytest.approx(2 ** (1 - LIFT) * typical**LIFT, rel=1e-5)
         np.testing.assert_allclose(scaled / scaled.sum(), counts / 2, rtol=1e-6)  # the same distribution
-        lifted = idx._encode_counts(counts * (typical / 2) ** LIFT)
+        lifted = encoding.encode_counts(idx, counts * (typical / 2) ** LIFT)
         addresses, codes, known = idx.encode([text], lift=True)
         assert known.tolist() == [2]
         np.testing.assert_array_equal(addresses, lifted[0])
         np.testing.assert_array_equal(codes, lifted[1])
-        plain = idx._encode_counts(counts)
+        plain = encoding.encode_counts(idx, counts)
         np.testing.assert_array_equal(idx.encode([text])[1], plain[1])
 
 
@@ -865,7 +868,7 @@ def test_batch_queries_stream_in_batches_like_one(db, monkeypatch, fmt):
     lines = "space shuttle orbit\ngod bible church\nzzqx qqzz\nimage graphics file\norbit launch\n"
     args = ["query", "-", "-d", str(db), "-n", "3"] + ([fmt] if fmt else [])
     whole = run(*args, input=lines)
-    monkeypatch.setattr(cli_module, "BATCH_QUERIES", 2)
+    monkeypatch.setattr(query_batches, "BATCH_QUERIES", 2)
     batched = run(*args, input=lines)
     assert batched.exit_code == whole.exit_code == 0
     assert batched.stdout == whole.stdout
@@ -881,8 +884,8 @@ def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
     # `tail -f questions | semhash query -`: what has come is answered while the
     # next line is awaited (after a pause; or, from a stdin too busy to pause,
     # once the first line has waited long enough), not once 10,000 lines have come.
-    monkeypatch.setattr(cli_module, "STDIN_PAUSE", pause)
-    monkeypatch.setattr(cli_module, "STDIN_WAIT", wait)
+    monkeypatch.setattr(query_batches, "STDIN_PAUSE", pause)
+    monkeypatch.setattr(query_batches, "STDIN_WAIT", wait)
     gate = threading.Event()
 
     def lines():
@@ -891,21 +894,21 @@ def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
         yield "c"
         raise ValueError("line 4 of stdin is not valid JSON")
 
-    batches = cli_module._ready_batches(lines(), 10_000)
+    batches = query_batches.ready_batches(lines(), 10_000)
     assert next(batches) == ["a", "b"]
     gate.set()
     assert next(batches) == ["c"]  # what came before a bad line, then its error
     with pytest.raises(ValueError, match="line 4"):
         next(batches)
-    assert list(cli_module._ready_batches(iter(range(5)), 2)) == [[0, 1], [2, 3], [4]]
+    assert list(query_batches.ready_batches(iter(range(5)), 2)) == [[0, 1], [2, 3], [4]]
 
 
 def test_the_first_batch_is_small():
     # `yes x | semhash query - | head -1`: the first answer waited for a batch of
     # 10,000 queries; a file's lines still come in batches of the full size.
-    sizes = [len(b) for b in cli_module._ready_batches(iter(range(100)), 16, 2)]
+    sizes = [len(b) for b in query_batches.ready_batches(iter(range(100)), 16, 2)]
     assert sizes == [2, 16, 16, 16, 16, 16, 16, 2]
-    assert [len(b) for b in cli_module._ready_batches(iter(range(5)), 2, 64)] == [2, 2, 1]  # never above the size
+    assert [len(b) for b in query_batches.ready_batches(iter(range(5)), 2, 64)] == [2, 2, 1]  # never above the size
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
@@ -1024,10 +1027,10 @@ def test_batch_lines_match_the_generic_rows(capsys, fmt, fields):
         (1, [Hit(d.id, dist, d.path, d.labels, d.title, d.address) for d, dist in zip(docs, (3, 17, 255))]),
         ('q "é"', [Hit(d.id, dist, d.path, d.labels, d.title, d.address) for d, dist in zip(docs[::-1], (0, 1, 2))]),
     ]
-    rows = [{"query": name, "rank": r, **cli_module._hit_row(h, 7)} for name, hits in answered for r, h in enumerate(hits, 1)]
-    cli_module._emit(rows, fmt, ["query", "rank", *fields])
+    rows = [{"query": name, "rank": r, **output.hit_row(h, 7)} for name, hits in answered for r, h in enumerate(hits, 1)]
+    output.emit(rows, fmt, ["query", "rank", *fields])
     expected = capsys.readouterr().out
-    lines = cli_module._HitLines(fmt == "nl", fields, 7)
+    lines = output.HitLines(fmt == "nl", fields, 7)
     assert lines.format(answered[:1]) + lines.format(answered[1:]) == expected.splitlines()
     assert len(lines.cells) == 3  # each document formatted once
 

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from semhash.api import UPDATE_WRITTEN
+from semhash.update import UPDATE_WRITTEN
 from semhash.store import TABLES
 from tests.conftest import TINY_MODEL, run
 

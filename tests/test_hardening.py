@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from semhash import store
+from semhash import store, writer
 from tests.conftest import TINY_MODEL, run, write_non_utf8_name
 from tests.test_reliability import dump
 
@@ -106,14 +106,14 @@ def test_a_query_line_is_capped(work, jsonl):
 
 def test_a_full_disk_on_a_first_build_is_one_line_and_leaves_nothing(work, monkeypatch):
     """SQLite's file is limited to a few pages, as a disk that fills while it is written."""
-    connect = store._connect_writer
+    connect = writer._connect_writer
 
     def small_disk(path, wal=True):
         conn = connect(path, wal)
         conn.execute("PRAGMA max_page_count = 20")
         return conn
 
-    monkeypatch.setattr(store, "_connect_writer", small_disk)
+    monkeypatch.setattr(writer, "_connect_writer", small_disk)
     before = sorted(p.name for p in work.iterdir())
     result = run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL)
     _one_error_line(result, f"cannot write {work / 'new.db'} (database or disk is full): nothing was written")

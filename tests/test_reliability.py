@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from semhash import codes, store
+from semhash import codes, encoding, migrations, shortlists, store, writer
 from semhash.api import EmptyQuery, Index
 from semhash.corpus import BadLine, iter_jsonl
-from semhash.store import IndexWriter, StoreError
+from semhash.store import StoreError
+from semhash.writer import IndexWriter
 from semhash.tokenize import WORD_RE, tokenize
 from semhash.vocab import count_words
 from tests.conftest import TINY_MODEL, run, write_non_utf8_name
@@ -572,7 +573,7 @@ def test_rebuild_keeps_readers_and_stays_wal(work):
 
 
 def test_migrations_are_numbered_and_an_update_never_downgrades(work):
-    assert sorted(store.MIGRATIONS) == list(range(store.OLDEST_SCHEMA + 1, store.SCHEMA_VERSION + 1))
+    assert sorted(migrations.MIGRATIONS) == list(range(store.OLDEST_SCHEMA + 1, store.SCHEMA_VERSION + 1))
     db = work / "index.db"
     conn = sqlite3.connect(db)
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
@@ -586,7 +587,7 @@ def test_migrations_are_numbered_and_an_update_never_downgrades(work):
 PAUSED_SEMHASH = """
 import os, sys, time
 from pathlib import Path
-from semhash import store
+from semhash import writer
 
 def pause():
     Path(os.environ["PAUSE_READY"]).write_text(str(os.getpid()))
@@ -596,11 +597,11 @@ def pause():
 
 # Pause inside the write transaction, once every document is written, before COMMIT.
 if os.environ["PAUSE_IN"] == "build":
-    insert = store._insert_documents
-    store._insert_documents = lambda *a: (insert(*a), pause())
+    insert = writer._insert_documents
+    writer._insert_documents = lambda *a: (insert(*a), pause())
 else:
-    upsert = store.IndexWriter.upsert
-    store.IndexWriter.upsert = lambda self, *a: (upsert(self, *a), pause())
+    upsert = writer.IndexWriter.upsert
+    writer.IndexWriter.upsert = lambda self, *a: (upsert(self, *a), pause())
 
 from semhash.cli import cli
 cli(sys.argv[1:], prog_name="semhash")
@@ -760,8 +761,8 @@ def test_a_read_only_index_says_it_cannot_be_written_or_read(work, monkeypatch):
     the first write fails."""
     db = work / "index.db"
     before = dump(db)
-    monkeypatch.setattr(store, "_connect_writer", lambda path, wal=True: sqlite3.connect(
-        store._ro_uri(path), uri=True, isolation_level=None))
+    monkeypatch.setattr(writer, "_connect_writer", lambda path, wal=True: sqlite3.connect(
+        store.ro_uri(path), uri=True, isolation_level=None))
     result = run("index", work / "corpus", "-d", db, "-s")
     assert result.exit_code == 2 and result.stderr == (
         f"Error: cannot write to {db} (attempt to write a readonly database): the index is unchanged\n")
@@ -886,7 +887,7 @@ def opened(built):
 @example("\x00\ud800")
 def test_a_query_of_any_text_finds_hits_or_says_it_has_no_words(opened, text):
     in_vocabulary = count_words([text], opened.vocabulary, stem=opened.stem).sum() > 0
-    is_term = opened._query_vectors(opened._read([text]))[1].size > 0  # a word of the indexed documents
+    is_term = shortlists.query_vectors(opened, encoding.read(opened, [text]))[1].size > 0  # a word of the indexed documents
     try:
         hits = opened.query(text, k=5)
     except EmptyQuery:

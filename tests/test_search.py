@@ -454,7 +454,7 @@ def test_search_max_radius_by_address_scan_matches_shells(path, monkeypatch):
     for k, max_radius in [(1, 5), (40, 4), (2000, 3)]:
         expected = search.search(table, codes, query_address, query, k, max_radius=max_radius)
         with monkeypatch.context() as m:
-            m.setattr(search, "_shell_cost", lambda table, distance: float("inf"))  # shells never pay
+            m.setattr(search, "shell_cost", lambda table, distance: float("inf"))  # shells never pay
             got = search.search(table, codes, query_address, query, k, max_radius=max_radius)
         for a, b in zip(got[:2], expected[:2]):
             np.testing.assert_array_equal(a, b)

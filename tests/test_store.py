@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from semhash import api, rerank, store
+from semhash import api, locks, rerank, store
+from semhash import writer as index_writer
 from semhash.api import Index
 from semhash.cli import cli
-from semhash.store import SCHEMA_VERSION, IndexWriter, StoredIndex
+from semhash.store import SCHEMA_VERSION, StoredIndex
+from semhash.writer import IndexWriter
 from semhash.tokenize import content_words
 from tests.conftest import TINY_MODEL
 
@@ -219,8 +221,8 @@ def test_the_postings_follow_every_change_of_the_documents(tiny_corpus, tmp_path
     assert built == _postings_of_the_documents(db, most) and built[shuttle][1] is not None
     assert {df <= most for df, _ in built.values()} == {True, False}
     calls = []  # each writer's way: changed in place (True), or rewritten (False)
-    update = store._update_postings
-    monkeypatch.setattr(store, "_update_postings", lambda *a: calls.append(update(*a)) or calls[-1])
+    update = index_writer._update_postings
+    monkeypatch.setattr(index_writer, "_update_postings", lambda *a: calls.append(update(*a)) or calls[-1])
     new = tmp_path / "more"
     new.mkdir()
     update_args = ["index", str(tiny_corpus), str(new), "-d", str(db), "-s"]
@@ -323,13 +325,13 @@ def test_writer_lock_removes_its_file_and_never_locks_a_removed_one(tmp_path):
     import threading
 
     db = tmp_path / "x.db"
-    lock = store.lock_path(db)
+    lock = locks.lock_path(db)
     holder = os.open(lock, os.O_RDWR | os.O_CREAT)
     fcntl.flock(holder, fcntl.LOCK_EX)  # another run holds it
     seen = {}
 
     def second_run():
-        with store.writer_lock(db, wait=True):
+        with locks.writer_lock(db, wait=True):
             seen["file"] = os.stat(lock)
             seen["pid"] = lock.read_text()
 

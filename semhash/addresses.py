@@ -1,0 +1,222 @@
+"""The address table: the documents' short codes sorted and bucketed, for finding
+the Hamming ball around a query's address a shell at a time, or by one scan of the
+addresses when that costs less (the cost model below decides only how, never
+what: the ball is the same either way)."""
+
+import math
+import operator
+from functools import cached_property
+
+import numpy as np
+
+from semhash.lazy import kernels  # loaded on first use: a one-shot query never needs numba
+
+# Rough per-operation costs in nanoseconds, measured on the 2-vCPU EPYC dev VM with
+# uniform 28-bit addresses at 10^5 to 10^7 documents. Only their ratios matter: they
+# turn "buckets visited" and "n" into comparable estimates.
+_NS_PER_BUCKET = 35.0  # one bucket visit of kernels.ball_shell while the table fits in L2/L3 ...
+_NS_PER_BUCKET_PER_DOUBLING = 11.0  # ... plus this per doubling of the table beyond 2 MB (misses)
+_CACHED_TABLE_BYTES = 2**21
+_NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
+_SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
+
+
+def _prefix_bits(n: int, n_bits: int) -> int:
+    """Directory width for ``n`` addresses: ``floor(log2(n)) - 2`` bits, within ``[0, n_bits]``."""
+    return min(n_bits, max(0, n.bit_length() - 1 - _SPARE_BITS))
+
+
+def shell_cost(table: "AddressTable", distance: int) -> float:
+    """Estimated cost of ``table.shell(query, distance)``, for addresses spread evenly.
+
+    The shell visits every bucket whose prefix differs from the query's in ``j``
+    bits, for each ``j`` that leaves at most the low bits to flip.
+    """
+    p, low_bits = table.prefix_bits, table.n_bits - table.prefix_bits
+    visits = sum(math.comb(p, j) for j in range(max(0, distance - low_bits), min(distance, p) + 1))
+    table_bytes = 8 * (len(table) + 2**p + 1)  # the sorted addresses and the directory
+    doublings = max(0.0, math.log2(max(table_bytes, 1) / _CACHED_TABLE_BYTES))
+    return visits * (_NS_PER_BUCKET + doublings * _NS_PER_BUCKET_PER_DOUBLING)
+
+
+def address_scan_cost(n: int) -> float:
+    return n * _NS_PER_ADDRESS
+
+
+def check_int(value, name: str, minimum: int = 0) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (no copy)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class AddressTable:
+    """Sorted table of document addresses for Hamming-ball lookup.
+
+    Build it once per loaded index. The sorted addresses are bucketed by their top
+    ``prefix_bits`` bits (about ``log2(n_docs) - 2``, so 4 to 8 addresses per
+    bucket), and a directory holds where each bucket starts. A shell lookup visits
+    the buckets whose prefix is near enough to the query's and scans each one, so
+    it costs about two cache misses per bucket visited, whatever the number of
+    documents (see :func:`semhash.kernels.ball_shell`).
+
+    Parameters
+    ----------
+    addresses : integer array, shape (n_docs,)
+        Address of each document (row), each in ``[0, 2**n_bits)``.
+    n_bits : int
+        Address width, at most 63.
+
+    Attributes
+    ----------
+    n_bits : int
+    addresses : int64 array, shape (n_docs,)
+        The addresses in row order.
+    sorted_addresses : int64 array, shape (n_docs,)
+        The addresses sorted ascending.
+    order : int64 array, shape (n_docs,)
+        Row of each entry of ``sorted_addresses`` (a stable argsort, so rows that
+        share an address stay in ascending order).
+    prefix_bits : int
+        Width of the directory key: the top ``prefix_bits`` bits of an address.
+    bucket_starts : int64 array, shape (2**prefix_bits + 1,)
+        Bucket ``b`` is ``sorted_addresses[bucket_starts[b]:bucket_starts[b + 1]]``.
+
+    Examples
+    --------
+    >>> table = AddressTable(np.array([0b101, 0b001, 0b111, 0b101]), n_bits=3)
+    >>> table.shell(0b101, 0)
+    array([0, 3])
+    >>> table.ball(0b101, 1)
+    array([0, 3, 1, 2])
+    """
+
+    def __init__(self, addresses: np.ndarray, n_bits: int):
+        n_bits = check_int(n_bits, "n_bits")
+        if n_bits > 63:
+            raise ValueError(f"n_bits must be at most 63 so addresses fit an int64, got {n_bits}")
+        addresses = np.asarray(addresses)
+        if addresses.ndim != 1:
+            raise ValueError(f"addresses must be 1-d (one per document), got shape {addresses.shape}")
+        if addresses.size and not np.issubdtype(addresses.dtype, np.integer):
+            raise ValueError(
+                f"addresses must be integers, got {addresses.dtype}; "
+                "build them with semhash.codes.to_addresses"
+            )
+        if addresses.size and (addresses.min() < 0 or addresses.max() >= 2**n_bits):
+            raise ValueError(
+                f"addresses must lie in [0, 2**{n_bits}), got values from "
+                f"{addresses.min()} to {addresses.max()}; check n_bits"
+            )
+        self.n_bits = n_bits
+        self.addresses = np.ascontiguousarray(addresses, dtype=np.int64)
+        self.prefix_bits = _prefix_bits(self.addresses.shape[0], n_bits)
+
+    # The sorted table is built on first use: a query answered by numpy scans
+    # `addresses` and never needs it (a sort of 10^7 addresses takes about a second).
+    @cached_property
+    def order(self) -> np.ndarray:
+        return np.argsort(self.addresses, kind="stable").astype(np.int64)
+
+    @cached_property
+    def sorted_addresses(self) -> np.ndarray:
+        return np.ascontiguousarray(self.addresses[self.order])
+
+    @cached_property
+    def bucket_starts(self) -> np.ndarray:
+        per_bucket = np.bincount(self.sorted_addresses >> (self.n_bits - self.prefix_bits), minlength=2**self.prefix_bits)
+        starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
+        np.cumsum(per_bucket, out=starts[1:])
+        return starts
+
+    def __len__(self) -> int:
+        return self.addresses.shape[0]
+
+    def __repr__(self) -> str:
+        return f"AddressTable(n_docs={len(self)}, n_bits={self.n_bits}, prefix_bits={self.prefix_bits})"
+
+    def _check_address(self, query_address) -> int:
+        query_address = check_int(query_address, "query_address")
+        if query_address >= 2**self.n_bits:
+            raise ValueError(f"query_address must lie in [0, 2**{self.n_bits}), got {query_address}")
+        return query_address
+
+    def shell(self, query_address: int, distance: int) -> np.ndarray:
+        """Rows whose address is at exactly Hamming distance ``distance``.
+
+        Parameters
+        ----------
+        query_address : int
+        distance : int
+            Non-negative; above ``n_bits`` the shell is empty.
+
+        Returns
+        -------
+        int64 array
+            The rows, ascending.
+        """
+        query_address = self._check_address(query_address)
+        distance = check_int(distance, "distance")
+        return np.sort(self._shell(query_address, min(distance, self.n_bits + 1)))
+
+    def _shell(self, query_address: int, distance: int) -> np.ndarray:
+        """The rows of a shell in the kernel's (bucket) order; arguments already checked."""
+        return kernels.ball_shell(
+            self.sorted_addresses,
+            self.order,
+            self.bucket_starts,
+            self.prefix_bits,
+            query_address,
+            self.n_bits,
+            distance,
+        )
+
+    def ball(self, query_address: int, radius: int) -> np.ndarray:
+        """Rows whose address is within Hamming distance ``radius``.
+
+        Visits the ball shell by shell while that is estimated to be cheaper than
+        scanning every address, and scans otherwise; both give the same rows.
+
+        Parameters
+        ----------
+        query_address : int
+        radius : int
+            Non-negative; ``radius >= n_bits`` returns every row.
+
+        Returns
+        -------
+        int64 array
+            Rows sorted by address distance, then by row.
+        """
+        query_address = self._check_address(query_address)
+        radius = min(check_int(radius, "radius"), self.n_bits)
+        shells_cost = sum(shell_cost(self, d) for d in range(radius + 1))
+        if shells_cost <= address_scan_cost(len(self)):
+            return self._ball_by_shells(query_address, radius)
+        return self._ball_by_scan(query_address, radius)
+
+    def _ball_by_shells(self, query_address: int, radius: int) -> np.ndarray:
+        return np.concatenate([np.sort(self._shell(query_address, d)) for d in range(radius + 1)])
+
+    def _ball_by_scan(self, query_address: int, radius: int) -> np.ndarray:
+        return self._scan_with_distances(query_address, radius)[0]
+
+    def _scan_with_distances(self, query_address: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows within ``radius`` and their address distances, sorted by (distance, row)."""
+        rows = kernels.address_scan(self.addresses, query_address, radius)
+        # an address is a one-word code, so the code kernel measures its distance
+        as_codes = read_only(self.addresses.view(np.uint64).reshape(-1, 1))
+        query = np.array([query_address], dtype=np.uint64)
+        distances = kernels.hamming_distances_subset(as_codes, rows, query)
+        by_distance = np.argsort(distances, kind="stable")  # rows are ascending: ties stay by row
+        return rows[by_distance], distances[by_distance]

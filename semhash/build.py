@@ -1,0 +1,252 @@
+"""Building a new index: read the corpus once, choose the vocabulary, train the
+model (on a sample of a large corpus), encode every document, write the file.
+
+The neighbour lists are computed afterwards, from the written index
+(:mod:`semhash.graph`); :func:`semhash.api.build_index` holds the writer lock
+around both.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from semhash import codes, neighbours, reading, rerank
+from semhash.corpus import Document, ReadStats, first_line
+from semhash.errors import BuildError
+from semhash.results import BuildSummary
+from semhash.store import StoreError, StoredIndex
+from semhash.writer import DocumentRow, write_index
+from semhash.version import __version__
+
+MIN_DOCUMENTS = 10
+TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
+MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
+MAX_LAYER = 100_000  # widest hidden layer
+MAX_VOCAB = 1_000_000
+
+
+def check_build_options(
+    vocab_size: int, address_bits: int, code_bits: int, hidden_sizes: Sequence[int],
+    n_epochs_pretrain: int, n_epochs_finetune: int, random_state: int, train_sample: int | None = None,
+) -> None:
+    """Raise :class:`BuildError` for a model option out of range (named as the CLI names it)."""
+    checks = [
+        ("--address-bits", address_bits, 1, 63),
+        ("--code-bits", code_bits, 1, MAX_CODE_BITS),
+        ("--vocab-size", vocab_size, 2, MAX_VOCAB),
+        ("--epochs-pretrain", n_epochs_pretrain, 0, None),
+        ("--epochs-finetune", n_epochs_finetune, 0, None),
+        ("--seed", random_state, 0, 2**32 - 1),
+    ]
+    if train_sample is not None:
+        checks.append(("--train-sample", train_sample, MIN_DOCUMENTS, None))
+    if not hidden_sizes:
+        raise BuildError("--hidden needs at least one layer width")
+    checks += [("--hidden", width, 1, MAX_LAYER) for width in hidden_sizes]
+    for name, value, low, high in checks:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise BuildError(f"{name} must be an integer, got {value!r}")
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise BuildError(f"{name} must be {bounds}, got {value}")
+
+
+def build(
+    paths, database, *, files, vocab_size, address_bits, code_bits, hidden_sizes,
+    n_epochs_pretrain, n_epochs_finetune, random_state, stem, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
+) -> BuildSummary:
+    """:func:`semhash.api.build_index`, its options checked and the writer lock held
+    (the summary's ``seconds`` is left for it: it times the whole run)."""
+    previous = _previous_index(database)
+    read = _Pass(stem, previous)
+    found = lambda: reading.read_documents(paths, files, read.stats, stdin, max_bytes, skip_bad_lines, database)  # noqa: E731
+    terms, full, words, df, X = _count(read, found, vocab_size, verbose, paths)
+    n_trained = X.shape[0] if train_sample is None else min(train_sample, X.shape[0])
+    hasher = _train(
+        X, full, n_trained, (address_bits, code_bits), hidden_sizes, n_epochs_pretrain, n_epochs_finetune,
+        random_state, verbose,
+    )
+    addresses, long_codes = _encode_all(hasher, X, verbose)
+
+    idf = rerank.fit_idf(full)
+    rows = (
+        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title, rerank.to_blob(vector))
+        for i, ((doc_id, path, labels, digest, title), vector) in enumerate(zip(read.docs, rerank.csr_vectors(full, idf)))
+    )
+    options = {
+        "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
+        "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,
+        "n_epochs_finetune": n_epochs_finetune, "random_state": random_state, "stem": stem,
+    }
+    write_index(
+        database,
+        meta=_meta(hasher, read, options, len(words), len(terms), n_trained),
+        words=words,
+        df=df,
+        arrays=hasher.get_arrays(),
+        documents=reading.progress(rows, verbose, "writing", total=len(read.docs), unit="doc"),
+        addresses=addresses,
+        codes=long_codes,
+        terms=terms,
+        idf=idf,
+    )
+    return BuildSummary(
+        n_documents=len(read.docs),
+        n_binary=read.stats.n_binary,
+        n_unreadable=read.stats.n_unreadable,
+        n_truncated=read.stats.n_truncated,
+        n_duplicates=read.n_duplicates,
+        vocabulary_size=len(words),
+        seconds=0.0,
+        bimodality=hasher.bimodality_,
+        oov_share=read.corpus.oov_share,
+        drift=read.drift.oov_share,
+        previous_oov_share=None if previous is None else previous[2],
+        bad_lines=read.stats.bad_lines,
+        n_trained=n_trained,
+        n_numbered=read.stats.n_numbered,
+    )
+
+
+class _Pass:
+    """One streamed pass over the corpus: documents are read, tokenized once and
+    vectorized together; only their metadata is kept, never the corpus text. It
+    counts the corpus's words the vocabulary knows and, against the ``previous``
+    index's vocabulary, the new and changed documents' (the drift)."""
+
+    def __init__(self, stem: bool, previous) -> None:
+        self.stats = ReadStats()
+        self.docs: list[tuple[str, str | None, tuple[str, ...], str, str]] = []
+        self.seen: set[str] = set()
+        self.n_duplicates = 0
+        self.corpus, self.drift = reading.Coverage(stem=stem), reading.Coverage(stem=stem)
+        self.previous = previous
+
+    def content_words(self, found: Callable[[], Iterable[Document]], verbose: bool) -> Iterator[list[str]]:
+        for doc in reading.progress(found(), verbose, "reading", unit="doc"):
+            if doc.id in self.seen:
+                self.n_duplicates += 1
+                continue
+            self.seen.add(doc.id)
+            self.docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
+            words = self.corpus.words(doc.text)
+            self.corpus.n_words += len(words)
+            if self.previous is not None and self.previous[1].get(doc.id) != doc.content_hash:
+                self.drift.add(words, self.previous[0])
+            yield words
+
+
+def _count(read: _Pass, found, vocab_size: int, verbose: bool, paths):
+    """(terms, term counts, vocabulary, its document frequencies, vocabulary counts)
+    of the documents ``found()`` gives, read in one pass; :class:`BuildError` when
+    too few have a word to index."""
+    from semhash.vocab import count_terms, top_words
+
+    try:
+        terms, full = count_terms(read.content_words(found, verbose))
+    except ValueError as e:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
+        if "empty vocabulary" not in str(e):
+            raise
+        words, X = [], None
+    else:
+        words, df, X = top_words(terms, full, vocab_size)
+    n_usable = 0 if X is None else int((np.diff(X.indptr) > 0).sum())
+    if not read.docs:
+        raise BuildError(
+            f"no text documents in {', '.join(paths) or 'the files listed'} ({read.stats.n_binary} binary and "
+            f"{read.stats.n_unreadable} unreadable files skipped): at least {MIN_DOCUMENTS} are needed to train a model"
+        )
+    if n_usable < MIN_DOCUMENTS:
+        raise BuildError(
+            f"found {len(read.docs)} documents, {n_usable} with indexable words "
+            "(not only stop words, numbers or punctuation): "
+            f"at least {MIN_DOCUMENTS} are needed to train a model"
+        )
+    read.corpus.n_known = int(X.sum())
+    return terms, full, words, df, X
+
+
+def _train(X, full, n_trained, widths, hidden_sizes, n_epochs_pretrain, n_epochs_finetune, random_state, verbose):
+    """The model, trained on ``n_trained`` rows of ``X`` (all, or a seeded sample)."""
+    from semhash.hasher import SemanticHasher
+
+    hasher = SemanticHasher(
+        widths,
+        hidden_sizes=tuple(hidden_sizes),
+        n_epochs_pretrain=n_epochs_pretrain,
+        n_epochs_finetune=n_epochs_finetune,
+        random_state=random_state,
+        verbose=verbose,
+    )
+    sample = slice(None) if n_trained == X.shape[0] else _sample_rows(X, n_trained, random_state)
+    # The codes learn from each document's neighbours by every term (semhash.neighbours).
+    bar = functools.partial(reading.progress, verbose=verbose, desc="comparing documents", unit="block")
+    hasher.fit(X[sample], neighbours=neighbours.by_words(full[sample], progress=bar))
+    return hasher
+
+
+def _meta(hasher, read: _Pass, options: dict, n_words: int, n_terms: int, n_trained: int) -> dict:
+    """The index's metadata: the model's options and widths, what it was built from."""
+    return {
+        "semhash_version": __version__,
+        "created": reading.now(),
+        "address_bits": options["address_bits"],
+        "code_bits": options["code_bits"],
+        "vocab_size": n_words,
+        "n_terms": n_terms,
+        "hidden_sizes": options["hidden_sizes"],
+        "n_documents": len(read.docs),
+        "n_trained": n_trained,
+        "text": TEXT_READ,
+        "stem": options["stem"],
+        "messages": [read.corpus.n_messages, len(read.docs)],  # read as Subject + body, of the documents built from
+        "params": {k: v for k, v in hasher.get_params().items() if k != "verbose"},
+        "build_options": options,
+        "oov_share": read.corpus.oov_share,
+        "bimodality": hasher.bimodality_,
+        "finetune_loss": hasher.finetune_loss_,
+    }
+
+
+def _sample_rows(X, size: int, seed: int) -> np.ndarray:
+    """``size`` rows of ``X`` drawn without replacement (seeded), in corpus order,
+    from those with at least one vocabulary word when there are enough of them."""
+    usable = np.flatnonzero(np.diff(X.indptr) > 0)
+    pool = usable if usable.shape[0] >= size else np.arange(X.shape[0])
+    return np.sort(np.random.default_rng(seed).choice(pool, size, replace=False))
+
+
+def _previous_index(database) -> tuple[set[str], dict[str, str], float | None] | None:
+    """(vocabulary, {id: content_hash}, oov share at build) of the index a build replaces."""
+    if not Path(database).is_file():
+        return None
+    try:
+        old = StoredIndex(database)
+    except StoreError:
+        return None  # not an index: nothing to compare with
+    try:
+        return set(old.words()), {i: h for i, (h, *_) in old.fingerprints().items()}, old.meta.get("oov_share")
+    finally:
+        old.close()
+
+
+def _encode_all(hasher, X, verbose: bool, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses and packed long codes of every row of ``X``, in chunks (bounded memory)."""
+    addresses, long_codes = [], []
+    for start in reading.progress(range(0, X.shape[0], chunk), verbose, "encoding", unit="chunk"):
+        address_bits, code_bits = hasher.encode(X[start : start + chunk])
+        addresses.append(codes.to_addresses(address_bits))
+        long_codes.append(codes.pack_codes(code_bits))
+    return np.concatenate(addresses), np.concatenate(long_codes)
+
+
+def _counts_dict(X, row: int, words: list[str]) -> dict[str, int]:
+    """One document's counts as {word: count}, most frequent first (readable in SQL)."""
+    lo, hi = X.indptr[row], X.indptr[row + 1]
+    cols, vals = X.indices[lo:hi], X.data[lo:hi]
+    order = np.lexsort((cols, -vals))
+    return {words[cols[j]]: int(vals[j]) for j in order}
