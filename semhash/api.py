@@ -232,7 +232,7 @@ class Index:
         self.words = {w: i for i, w in enumerate(self.vocabulary)}
         self.stem = bool(self.meta.get("stem"))  # its words are stems; queries are stemmed too
         # Terms rank the shortlist (semhash.rerank); 0 for an index built before.
-        self.n_terms = int(self.meta.get("n_terms") or 0)
+        self.n_terms = self.stored.n_terms()
         self._terms: tuple[list[str], np.ndarray] | None = None  # loaded by the first batch
         self._typical_length: float | None = None  # read by the first short query
         # Neighbour lists smooth the ranking (semhash.rerank); 0 before they are computed.

@@ -19,7 +19,7 @@ Last, each document's cosine is smoothed by its neighbours' (the cluster
 hypothesis: a document whose nearest documents match the query is likely to be
 relevant too, even if its own words match less well; Diaz, "Regularizing ad hoc
 retrieval scores", CIKM 2005). Every indexed document keeps the ``NEIGHBOURS``
-documents nearest to it (``Index._fill_neighbours``, once at index time),
+documents nearest to it (``graph.fill_neighbours``, once at index time),
 and its score becomes its cosine plus ``NEIGHBOUR_WEIGHT`` times the mean smoothed
 score of those of its neighbours that are in the same shortlist, ``HOPS`` times
 over. On 20 Newsgroups (bydate; train indexed, test posts as queries;
@@ -100,7 +100,7 @@ NEIGHBOUR_SHORTLIST = 1000
 #: line). The codes of a few words say little, and a document holding them all had
 #: been ranked below hundreds holding one (a Debian package catalogue: openssh-server
 #: at rank 308 for "ssh server"). So its shortlist takes every holder of each of its
-#: terms that has postings (``Index._with_rare_holders``), and each candidate's score
+#: terms that has postings (``shortlists.with_rare_holders``), and each candidate's score
 #: gains HELD_WEIGHT times the query's best score times the share of the query's
 #: term weights it holds (:func:`held_shares`): a bonus bounded by the query's own
 #: scale, so that the words and codes can still outweigh it, and weighed by idf, so

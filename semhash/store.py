@@ -37,12 +37,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from semhash import stored_values
 
 SCHEMA_VERSION = 7  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
 # 5: the address index also holds the code and n_words; 6: code_blocks; 7: postings
@@ -104,7 +105,7 @@ def document_lengths(conn: sqlite3.Connection) -> tuple[int, np.ndarray]:
     """(count, every document's number of vocabulary words), read in one row: one
     tuple per document cost 0.6 s at a million."""
     ((n, lengths),) = conn.execute("SELECT count(*), group_concat(n_words) FROM documents").fetchall()
-    return n, _integers(lengths)
+    return n, stored_values.integers(lengths)
 
 
 def read_codes(conn: sqlite3.Connection, meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,9 +129,9 @@ def read_codes(conn: sqlite3.Connection, meta: dict) -> tuple[np.ndarray, np.nda
     # A NULL is left out of the concatenation, a UTF-16 database would convert it.
     if shortest != size or longest != size or len(blob or b"") != size * n:
         raise ValueError(f"a stored code is not {size} bytes long")
-    addresses = _check_addresses(_integers(addresses), n, meta)
+    addresses = _check_addresses(stored_values.integers(addresses), n, meta)
     codes = np.frombuffer(blob, dtype="<u8").reshape(n, n_words).astype(np.uint64)
-    rowids = _integers(rowids)
+    rowids = stored_values.integers(rowids)
     order = np.argsort(rowids, kind="stable")
     return rowids[order], addresses[order], codes[order]
 
@@ -159,19 +160,6 @@ def set_meta(conn: sqlite3.Connection, meta: dict) -> None:
     )
 
 
-def _postings_ok(df, blob, max_df) -> bool:
-    """Whether a row of ``postings`` is as the writers write it: ``df`` documents,
-    their rowids (positive, ascending) for a term of at most ``max_df``, else NULL."""
-    if not isinstance(df, int) or df < 1:
-        return False
-    if blob is None:
-        return not isinstance(max_df, int) or df > max_df
-    if not isinstance(blob, bytes) or len(blob) != 4 * df:
-        return False
-    rowids = np.frombuffer(blob, "<i4")
-    return bool(rowids[0] >= 1 and (rowids[1:] > rowids[:-1]).all())
-
-
 def is_read_only(e: BaseException) -> bool:
     """Whether SQLite failed for want of write access (the file, its folder, or its
     -shm file), not because the database is damaged."""
@@ -188,57 +176,9 @@ def ro_uri(path: str | os.PathLike) -> str:
     return Path(path).absolute().as_uri() + "?mode=ro"
 
 
-def _integers(text: str | None) -> np.ndarray:
-    """int64 array of comma-separated integers, cut short at the first token that is
-    not one (the caller checks the count)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # numpy's word for "cut short"
-            return np.fromstring(text or "", np.int64, sep=",")  # text mode: not deprecated
-    except ValueError:
-        return np.zeros(0, np.int64)
-
-
 # What reading a damaged file raises: SQLite's errors, and UnicodeDecodeError where
 # the sqlite3 module decodes text that is no longer UTF-8 (a flipped bit).
 _DAMAGE = (sqlite3.DatabaseError, UnicodeDecodeError)
-
-
-def _idf(value) -> float:
-    """A stored idf as a float; NaN for what is not a number (text, a blob) or does
-    not fit the float32 the rankers weigh with (it would be inf there)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return value if abs(value) <= np.finfo(np.float32).max else float("nan")
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _pair(check):
-    return lambda value: isinstance(value, list) and len(value) == 2 and all(v is None or check(v) for v in value)
-
-
-# What each meta value must be, beyond JSON (None: not kept, as by older indexes): a
-# damaged one was used as it came, and a float unpacked as a pair, or a number
-# iterated as a list, was a traceback.
-_META_CHECKS = {
-    **dict.fromkeys(("semhash_version", "created", "updated", "text"), lambda v: isinstance(v, str)),
-    **dict.fromkeys(("vocab_size", "n_terms", "n_documents", "n_trained", "n_neighbours", "postings_max_df"), _count),
-    **dict.fromkeys(("oov_share", "typical_length"), _number),
-    **dict.fromkeys(("params", "build_options"), lambda v: isinstance(v, dict)),
-    "hidden_sizes": lambda v: isinstance(v, list) and all(_count(x) for x in v),
-    "messages": _pair(_count),
-    "bimodality": _pair(_number),
-    "finetune_loss": lambda v: isinstance(v, list),
-}
 
 
 class StoredIndex:
@@ -277,7 +217,7 @@ class StoredIndex:
             value = self.meta.get(key)
             if not isinstance(value, int) or value < low or (high is not None and value > high):
                 raise self._corrupt(f"meta {key} is {value!r}")
-        for key, ok in _META_CHECKS.items():
+        for key, ok in stored_values.META_CHECKS.items():
             if self.meta.get(key) is not None and not ok(self.meta[key]):
                 raise self._corrupt(f"meta {key} is {self.meta[key]!r:.40}")
 
@@ -348,6 +288,14 @@ class StoredIndex:
     def changed(self) -> bool:
         """Whether another connection has committed a change since :meth:`mark`."""
         return self._all("PRAGMA data_version")[0][0] != self._data_version
+
+    def n_terms(self) -> int:
+        """How many terms the index has (0 for an index built before terms): the
+        rankers size arrays by it, so a damaged count (2**31) allocated 16 GiB."""
+        n = self.meta.get("n_terms") or 0
+        if n and self._all("SELECT max(id) FROM terms")[0][0] != n - 1:  # the key's last entry: no scan
+            raise self._corrupt("its term count does not match its terms")
+        return n
 
     def _corrupt(self, what: str) -> StoreError:
         return StoreError(f"{self.path} is corrupt ({what}): {REBUILD}")
@@ -498,7 +446,7 @@ class StoredIndex:
         # (an id past the end indexed the rankers' arrays: an IndexError traceback)
         if not all(isinstance(term_id, int) and 0 <= term_id < n_terms for term_id, _, _ in rows):
             raise self._corrupt(f"a term's id is not in [0, {n_terms})")
-        found = {term: (term_id, _idf(idf)) for term_id, term, idf in rows}
+        found = {term: (term_id, stored_values.idf(idf)) for term_id, term, idf in rows}
         if not all(np.isfinite(idf) for _, idf in found.values()):
             raise self._corrupt("a term's idf is not a number")
         return found
@@ -511,7 +459,7 @@ class StoredIndex:
             raise self._corrupt("its terms are not numbered 0 to n_terms - 1")
         if not all(isinstance(t, str) for _, t, _ in rows):  # (NULL or a blob was a traceback where it was counted)
             raise self._corrupt("a term is not text")
-        idf = np.array([_idf(i) for _, _, i in rows], np.float64)
+        idf = np.array([stored_values.idf(i) for _, _, i in rows], np.float64)
         if not np.isfinite(idf).all():
             raise self._corrupt("a term's idf is not a number")
         return [t for _, t, _ in rows], idf.astype(np.float32)
@@ -546,7 +494,7 @@ class StoredIndex:
             return {}
         out = {}
         for term, df, blob in self._all_in("SELECT term, df, rowids FROM postings WHERE term IN ({})", [int(t) for t in term_ids]):
-            if not _postings_ok(df, blob, self.meta["postings_max_df"]):
+            if not stored_values.postings_ok(df, blob, self.meta["postings_max_df"]):
                 raise self._corrupt("a term's postings are damaged")
             out[term] = (df, blob)
         return out
@@ -592,7 +540,7 @@ class StoredIndex:
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {name: self._json(shape, f"the shape of weight {name!r}") for name, shape in self._all("SELECT name, shape FROM weights")}
         for name, shape in shapes.items():
-            if not isinstance(shape, list) or not all(_count(n) for n in shape):
+            if not isinstance(shape, list) or not all(stored_values.count(n) for n in shape):
                 raise self._corrupt(f"the shape of weight {name!r} is {shape!r:.40}")
         return {name: tuple(shape) for name, shape in shapes.items()}
 

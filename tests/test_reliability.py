@@ -338,6 +338,9 @@ BAD_INPUT = [
      "is corrupt (a vocabulary word is not text)"),
     ("term not text", _edit([UNSTEMMED, "UPDATE terms SET term = NULL WHERE id = 5"]), 2, "is corrupt (a term is not text)"),
     ("idf past float32", _edit("UPDATE terms SET idf = 1e308"), 2, "is corrupt (a term's idf is not a number)"),
+    # (the rankers size arrays by the count: 2**31 asked for 16 GiB)
+    ("term count past its terms", _edit("UPDATE meta SET value = '2147483648' WHERE key = 'n_terms'"), 2,
+     "is corrupt (its term count does not match its terms)"),
     ("text not UTF-8, quoted", _edit("UPDATE meta SET key = CAST(x'6162ff0a1b5b326a' AS TEXT) WHERE key = 'created'"), 2,
      "\\n\\x1b[2j"),
     ("--retrain over a text file", _index_over("notes.txt", lambda p: p.write_text("notes")), 2,
