@@ -18,8 +18,8 @@ from semhash.corpus import iter_documents
 from semhash.reading import own_files
 from semhash.results import EncodedDocument
 from semhash.store import StoreError
-from semhash.tokenize import content
-from semhash.vocab import count_words
+from semhash.tokenize import content, content_words
+from semhash.vocab import count_tokens, count_words
 
 ENCODE_BATCH = 1000  # documents encoded at once (update, encode_documents; bounded memory)
 
@@ -63,9 +63,28 @@ def read(index, texts: Sequence[str]) -> list[str]:
     return list(texts) if index.whole_text else [content(t) for t in texts]
 
 
+def content_tokens(index, read: list[str]) -> list[list[str]]:
+    """Each read text's stemmed content words, for an index that stems. Python
+    tokenizes and stems them (the kernels match whole words), so a batch does it once
+    (:func:`semhash.plan.found_many` keeps ``index.tokens`` for its texts): the codes
+    count these words and the ranking weighs them. A 20NG batch of 7,532 posts took
+    1.27x the CPU of an unstemmed index's when it did it twice, 1.17x once (medians of
+    3 alternated runs); the rest is Python's tokenizing (1.0 s) and stemming (1.0 s)."""
+    memo = getattr(index, "tokens", None)
+    if memo is None:
+        return [content_words(t, index.stem) for t in read]
+    return [memo[t] if t in memo else memo.setdefault(t, content_words(t, index.stem)) for t in read]
+
+
 def encode_read(index, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`Index.encode` of texts already :func:`read`."""
-    counts = count_words(read, index.words, whole_text=True, stem=index.stem)
+    if index.stem:
+        tokens = content_tokens(index, read)
+        counts = np.zeros((len(read), len(index.words)), np.float32)
+        for row, words in enumerate(tokens):
+            counts[row] = count_tokens(words, index.words)
+    else:
+        counts = count_words(read, index.words, whole_text=True)
     known = counts.sum(axis=1).astype(np.int64)
     if lift:
         lift_counts(index, counts)

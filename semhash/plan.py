@@ -27,6 +27,14 @@ _NO_WORDS = "has no words in the index vocabulary (only stop words, or words it 
 def found_many(index, texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed=None):
     """:meth:`Index.query_many`'s hits as (rowids, code distances, scores or None)
     per text (None: no hit)."""
+    index.tokens = {} if index.stem else None  # each text tokenized once (encoding.content_tokens)
+    try:
+        return _found_many(index, texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed)
+    finally:
+        index.tokens = None
+
+
+def _found_many(index, texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed):
     read = encoding.read(index, texts)
     addresses, query_codes, known = encoding.encode_read(index, read, lift)
     found: list[tuple | None] = [None] * len(texts)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from semhash import lazy, rerank, search, store
+from semhash import encoding, lazy, rerank, search, store
 from semhash.tokenize import content_words
 from semhash.vocab import _PYTHON_NS_PER_CHAR, word_ids
 
@@ -213,8 +213,10 @@ def query_vectors(index, texts: Sequence[str]) -> rerank.Packed:
     word by word; many (or any once the kernels are loaded) are tokenized by a
     kernel against every term, like :func:`count_words` (unless the index stems:
     the kernel matches whole words)."""
-    if index.stem or not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="ascii_word_ids"):
-        return term_vectors(index, [content_words(t, index.stem) for t in texts])
+    if index.stem:
+        return term_vectors(index, encoding.content_tokens(index, list(texts)))
+    if not lazy.use_kernels(_PYTHON_NS_PER_CHAR * sum(map(len, texts)), kernel="ascii_word_ids"):
+        return term_vectors(index, [content_words(t) for t in texts])
     if index._terms is None:
         index._terms = index.stored.all_terms()
     terms, idf = index._terms

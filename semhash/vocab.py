@@ -119,11 +119,14 @@ def count_words(
     if len(rest) < len(texts):
         out[ascii_rows] = _count_ascii([texts[i] for i in ascii_rows], index)
     for row in rest:
-        tokens = content_words(texts[row], stem=True) if stem else tokenize(texts[row])
-        cols = [index[t] for t in tokens if t in index]
-        if cols:
-            out[row] = np.bincount(cols, minlength=len(index))
+        out[row] = count_tokens(content_words(texts[row], stem=True) if stem else tokenize(texts[row]), index)
     return out
+
+
+def count_tokens(tokens: list[str], index: dict[str, int]) -> np.ndarray:
+    """float32 counts over the vocabulary ``{word: column}`` of one text's tokens."""
+    cols = [index[t] for t in tokens if t in index]
+    return np.bincount(cols, minlength=len(index)).astype(np.float32) if cols else np.zeros(len(index), np.float32)
 
 
 # Python tokenizes and counts about 12 MB of text a second (20NG test posts): the
