@@ -350,6 +350,15 @@ def test_an_index_reads_texts_as_it_was_built_to(copy):
         assert len(index.query("space shuttle orbit", k=3)) == 3
 
 
+def test_an_index_keeps_the_encoders_only(corpus_and_db):
+    conn = sqlite3.connect(corpus_and_db / "index.db")
+    names = [name for (name,) in conn.execute("SELECT name FROM weights")]
+    conn.close()
+    assert names and all(".encoder" in name for name in names)  # nothing reads the decoders
+    with Index.open(corpus_and_db / "index.db") as index:
+        assert index.query("space shuttle orbit", k=3)
+
+
 def test_added_documents_are_ranked_by_their_words_too(copy):
     text = "The shuttle launch put the satellite in orbit. Shuttle orbit again: zzunknownword."
     (copy / "corpus" / "sci.space" / "zz-new").write_text(text)
