@@ -150,11 +150,27 @@ def loss_and_gradients(
     """
     n = counts.shape[0]
     m = n if reconstructed is None else reconstructed
-    # The bottom layer's products read counts as they came (sparse or dense).
     dense = to_dense(counts[:m] if target is None else target)
-    # Forward, keeping each layer's input for the backward pass.
+    inputs, activations, code, log_q = _forward(ae, counts, noise, code_penalty, uniform, m)
+    loss = float(-(dense * log_q).sum() / max(m, 1))
+    if code_penalty:
+        loss += float(code_penalty * (code * (1 - code)).sum() / n)
+    code_grad = np.zeros_like(activations)
+    if pair_weight:
+        for anchors, positives in pairs:
+            pair, grad = pair_loss(activations, anchors, positives, temperature)
+            loss += pair_weight * pair
+            code_grad += pair_weight * grad
+    # d loss / d logits = (N q - target) / m, N the target's length.
+    delta = (np.exp(log_q) * dense.sum(axis=1, keepdims=True) - dense) / max(m, 1)
+    return loss, _backward(ae, inputs, delta, code_grad, activations, code, code_penalty / n)
+
+
+def _forward(ae: Autoencoder, counts, noise, code_penalty: float, uniform, m: int):
+    """(each layer's input, the code activations, their noise-free values if
+    ``code_penalty`` else None, log softmax of the first ``m`` rows' logits)."""
     inputs = []
-    a = counts
+    a = counts  # the bottom layer's products read counts as they came (sparse or dense)
     for k, (W, b) in enumerate(ae.encoder):
         inputs.append(a)
         z = a @ W + b  # (batch, n_out)
@@ -175,19 +191,14 @@ def loss_and_gradients(
     logits = a @ W_out + b_out  # (m, n_words)
     log_q = logits - logits.max(axis=1, keepdims=True)
     log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
-    loss = float(-(dense * log_q).sum() / max(m, 1))
-    if code_penalty:
-        loss += float(code_penalty * (code * (1 - code)).sum() / n)
-    code_grad = np.zeros_like(activations)
-    if pair_weight:
-        for anchors, positives in pairs:
-            pair, grad = pair_loss(activations, anchors, positives, temperature)
-            loss += pair_weight * pair
-            code_grad += pair_weight * grad
+    return inputs, activations, code, log_q
 
-    # Backward. d loss / d logits = (N q - target) / m, N the target's length.
-    length = dense.sum(axis=1, keepdims=True)
-    delta = (np.exp(log_q) * length - dense) / max(m, 1)
+
+def _backward(ae: Autoencoder, inputs, delta, code_grad, activations, code, penalty: float) -> list[np.ndarray]:
+    """Gradients of every parameter from the logits' ``delta`` down; ``code_grad``
+    (every row's, updated in place) holds what other terms add at the code units,
+    ``penalty`` the code penalty's weight per row."""
+    m = delta.shape[0]
     layers = ae.encoder + ae.decoder
     grads: list[np.ndarray] = [None] * (2 * len(layers))  # type: ignore[list-item]
     for k in range(len(layers) - 1, -1, -1):
@@ -200,11 +211,11 @@ def loss_and_gradients(
         if k == len(ae.encoder):  # from the decoded rows back to every row's code units
             code_grad[:m] += delta @ W.T
             delta = code_grad * activations * (1.0 - activations)  # straight through any draw
-            if code_penalty:
-                delta += code_penalty / n * (1 - 2 * code) * code * (1 - code)
+            if penalty:
+                delta += penalty * (1 - 2 * code) * code * (1 - code)
         else:
             delta = (delta @ W.T) * x * (1.0 - x)  # x is the previous layer's sigmoid output
-    return loss, grads
+    return grads
 
 
 def pair_loss(
