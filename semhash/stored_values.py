@@ -34,6 +34,9 @@ def integers(text: str | None) -> np.ndarray:
         return np.zeros(0, np.int64)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # a Python float: comparing with 1e308 casts nothing
+
+
 def idf(value) -> float:
     """A stored idf as a float; NaN for what is not a number (text, a blob) or does
     not fit the float32 the rankers weigh with (it would be inf there)."""
@@ -41,7 +44,7 @@ def idf(value) -> float:
         value = float(value)
     except (TypeError, ValueError):
         return float("nan")
-    return value if abs(value) <= np.finfo(np.float32).max else float("nan")
+    return value if abs(value) <= _FLOAT32_MAX else float("nan")
 
 
 def count(value) -> bool:
