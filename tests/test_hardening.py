@@ -159,3 +159,51 @@ def test_a_killed_builds_temporary_goes_at_the_next_update(work):
     result = run("index", "-", "-d", work / "index.db", "-s", input=json.dumps({"id": "n", "text": "orbit"}) + "\n")
     assert result.exit_code == 0, result.output
     assert not stale.exists()
+
+
+def test_a_model_larger_than_memory_is_refused_before_reading(work, monkeypatch):
+    from semhash import build, reading
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the corpus was read")
+
+    monkeypatch.setattr(reading, "read_documents", unread)
+    before = sorted(p.name for p in work.iterdir())
+    # The case, on any machine: 10 billion weights.
+    result = run("index", work / "corpus", "-d", work / "new.db", "-s", "--hidden", "100000,100000")
+    _one_error_line(result, "a model of 10,228,400,000 weights (--vocab-size, --hidden, code bits) needs about 869.7 GB")
+    # The default model, where 100 MB is all there is.
+    monkeypatch.setattr(build, "available_memory", lambda: 100_000_000)
+    result = run("index", work / "corpus", "-d", work / "new.db", "-s")
+    _one_error_line(result, "needs about 0.4 GB of memory to train, and 0.1 GB is available: choose smaller layers")
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+@pytest.mark.parametrize("stage", ["training", "neighbours"])
+def test_running_out_of_memory_in_a_first_build_is_one_line_and_leaves_nothing(work, monkeypatch, stage):
+    from semhash import graph
+    from semhash.hasher import SemanticHasher
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(*((SemanticHasher, "fit") if stage == "training" else (graph, "fill_neighbours")), out_of_memory)
+    before = sorted(p.name for p in work.iterdir())
+    result = run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL)
+    _one_error_line(result, f"out of memory while building {work / 'new.db'}: nothing was written")
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+def test_running_out_of_memory_in_a_rebuild_keeps_the_index(work, monkeypatch):
+    from semhash.hasher import SemanticHasher
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    db = work / "index.db"
+    before = dump(db)
+    monkeypatch.setattr(SemanticHasher, "fit", out_of_memory)
+    result = run("index", work / "corpus", "-d", db, "-s", "--retrain", *TINY_MODEL)
+    _one_error_line(result, "nothing was written")
+    assert dump(db) == before
+
