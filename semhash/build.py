@@ -164,7 +164,9 @@ def build(
         n_binary=read.stats.n_binary,
         n_unreadable=read.stats.n_unreadable,
         n_truncated=read.stats.n_truncated,
-        n_duplicates=read.n_duplicates,
+        n_duplicates=read.stats.n_duplicates,
+        first_duplicate=read.stats.first_duplicate,
+        n_folders=read.stats.n_folders,
         vocabulary_size=len(words),
         seconds=0.0,
         bimodality=hasher.bimodality_,
@@ -186,17 +188,11 @@ class _Pass:
     def __init__(self, stem: bool, previous) -> None:
         self.stats = ReadStats()
         self.docs: list[tuple[str, str | None, tuple[str, ...], str, str]] = []
-        self.seen: set[str] = set()
-        self.n_duplicates = 0
         self.corpus, self.drift = reading.Coverage(stem=stem), reading.Coverage(stem=stem)
         self.previous = previous
 
     def content_words(self, found: Callable[[], Iterable[Document]], verbose: bool) -> Iterator[list[str]]:
         for doc in reading.progress(found(), verbose, "reading", unit="doc"):
-            if doc.id in self.seen:
-                self.n_duplicates += 1
-                continue
-            self.seen.add(doc.id)
             self.docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
             words = self.corpus.words(doc.text)
             self.corpus.n_words += len(words)

@@ -207,3 +207,54 @@ def test_running_out_of_memory_in_a_rebuild_keeps_the_index(work, monkeypatch):
     _one_error_line(result, "nothing was written")
     assert dump(db) == before
 
+
+WIDE = [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-32-le", b"\xff\xfe\0\0"), ("utf-32-be", b"\0\0\xfe\xff")]
+
+
+@pytest.mark.parametrize("encoding, bom", WIDE)
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_decoded(tmp_path, encoding, bom):
+    from semhash.corpus import read_text
+
+    text = "Orbit of the shuttle, café ☃\n" * 1000
+    path = tmp_path / "wide.txt"
+    path.write_bytes(bom + text.encode(encoding))
+    assert read_text(path) == (text, False)
+    # Cut inside a character: its incomplete tail is dropped, not decoded as U+FFFD.
+    cut, truncated = read_text(path, len(bom) + 5 * len("x".encode(encoding)) + 1)
+    assert (cut, truncated) == ("Orbit", True)
+
+
+def test_a_utf16_file_is_indexed_not_skipped_as_binary(work):
+    (work / "more").mkdir()
+    (work / "more" / "windows.txt").write_bytes(b"\xff\xfe" + "The shuttle reached orbit after launch".encode("utf-16-le"))
+    result = run("index", work / "more", "-d", work / "index.db")
+    assert result.exit_code == 0, result.output
+    assert "added 1," in result.stderr and "skipped 0 files (0 binary, 0 unreadable)" in result.stderr
+    title = sqlite3.connect(work / "index.db").execute("SELECT title FROM documents WHERE id = 'windows.txt'").fetchone()
+    assert title == ("The shuttle reached orbit after launch",)
+
+
+def test_a_folder_named_in_files_from_is_counted_as_skipped(work, monkeypatch):
+    monkeypatch.chdir(work)
+    (work / "listed").mkdir()
+    (work / "listed" / "a.txt").write_text("The shuttle reached orbit after launch")
+    result = run("index", "-d", "index.db", "--files-from", "-", input="listed\nlisted/a.txt\n")
+    assert result.exit_code == 0, result.output
+    assert "added 1," in result.stderr
+    assert "1 folder named in --files-from skipped (list files, as find -type f does)" in result.stderr
+
+
+def test_two_folders_with_the_same_names_are_said_in_one_warning(work):
+    for folder in ("one", "two"):
+        for name in ("a.txt", "b.txt"):
+            (work / folder).mkdir(exist_ok=True)
+            (work / folder / name).write_text(f"The shuttle reached orbit, {folder} {name}")
+    result = run("index", work / "one", work / "two", "-d", work / "index.db", "-s")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: 2 documents not indexed, their id met before (e.g. a.txt): a file's id is its path under the "
+        "folder given, so two folders holding the same names clash; index their common parent instead\n"
+    )
+    ids = sqlite3.connect(work / "index.db").execute("SELECT id, path FROM documents WHERE id LIKE '_.txt'").fetchall()
+    assert sorted(ids) == [("a.txt", str(work / "one" / "a.txt")), ("b.txt", str(work / "one" / "b.txt"))]
+
