@@ -258,3 +258,17 @@ def test_two_folders_with_the_same_names_are_said_in_one_warning(work):
     ids = sqlite3.connect(work / "index.db").execute("SELECT id, path FROM documents WHERE id LIKE '_.txt'").fetchall()
     assert sorted(ids) == [("a.txt", str(work / "one" / "a.txt")), ("b.txt", str(work / "one" / "b.txt"))]
 
+
+def test_a_long_text_is_tokenized_in_pieces_each_word_held_once(monkeypatch):
+    """A 200 MB file held 33 million token objects; in pieces each distinct word is one
+    object, and the words are those of the text read whole."""
+    from semhash import tokenize
+
+    text = "ΟΔΟΣ The shuttle's orbit, NASA\tlaunch x11r5 mp3 images\n" * 40 + "shuttle"
+    whole = tokenize._content_words(text, stem=True)
+    monkeypatch.setattr(tokenize, "PIECE_CHARS", 37)
+    for stem in (False, True):
+        words = tokenize.content_words(text, stem)
+        assert words == tokenize._content_words(text, stem)
+        assert len({id(w) for w in words}) == len(set(words)) < len(words) / 10
+    assert tokenize.content_words(text, stem=True) == whole
