@@ -140,16 +140,27 @@ def build_index(
         # Refuse a foreign file, or one this user may not write, before minutes of training.
         if writer.kind_of(database) != "missing" and not os.access(database, os.W_OK):
             raise store.StoreError(f"cannot write to {database} (permission denied): the index is unchanged")
-        summary = build.build(
+        summary = _build_and_link(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
             n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
             verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines,
         )
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _build_and_link(paths, database, *, verbose, **options) -> BuildSummary:
+    """:func:`semhash.build.build`, then the neighbour lists; running out of memory in
+    either is a :class:`BuildError` (a traceback minutes into the work)."""
+    first, summary = writer.is_missing(database), None
+    try:
+        summary = build.build(paths, database, verbose=verbose, **options)
         # Once the build's count matrices are freed: the graph holds every vector.
         with Index.open(database) as index:
             graph.fill_neighbours(index, verbose)
-    summary.seconds = time.perf_counter() - start
+    except MemoryError:
+        raise build.out_of_memory(database, first, written=summary is not None) from None
     return summary
 
 

@@ -9,6 +9,7 @@ around both.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +28,14 @@ TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokeni
 MAX_CODE_BITS = 4096  # widest long code; the paper's widest is 128
 MAX_LAYER = 100_000  # widest hidden layer
 MAX_VOCAB = 1_000_000
+#: Peak resident memory of a build: a fixed part (interpreter, libraries, the shipped
+#: 2,000-document sample) plus so many bytes per model weight, each held by the trunk's
+#: RBM and, with its gradient and Adam's two moments, by both heads' encoder and
+#: decoder. Fitted (least squares, within 5%) to the peaks /usr/bin/time -v gave on
+#: the sample, 1 + 1 epochs, one run each: --hidden 500,250,125 (1.19 M weights)
+#: 0.42 GB, 4000,1000,500 (12.6 M) 1.46 GB, 8000,2000,500 (33.1 M) 3.13 GB.
+BYTES_PER_PARAMETER = 85
+FIXED_BYTES = 320_000_000
 
 
 def check_build_options(
@@ -53,6 +62,62 @@ def check_build_options(
         if value < low or (high is not None and value > high):
             bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise BuildError(f"{name} must be {bounds}, got {value}")
+    check_memory(vocab_size, (address_bits, code_bits), hidden_sizes)
+
+
+def model_parameters(vocab_size: int, code_widths: Sequence[int], hidden_sizes: Sequence[int]) -> int:
+    """Weights of the trunk (vocabulary -> hidden layers) and of the code heads on its top."""
+    sizes = [vocab_size, *hidden_sizes]
+    return sum(a * b for a, b in zip(sizes, sizes[1:])) + sizes[-1] * sum(code_widths)
+
+
+def check_memory(vocab_size: int, code_widths: Sequence[int], hidden_sizes: Sequence[int]) -> None:
+    """Raise :class:`BuildError` when training such a model would need more memory than
+    is available, before anything is read: a --hidden of 100,000 ended in a
+    MemoryError traceback minutes into the work. The estimate leaves out the corpus,
+    which is not read yet, so it errs low: only a model that cannot fit is refused."""
+    n = model_parameters(vocab_size, code_widths, hidden_sizes)
+    needed = FIXED_BYTES + BYTES_PER_PARAMETER * n
+    available = available_memory()
+    if available is not None and needed > available:
+        raise BuildError(
+            f"a model of {n:,} weights (--vocab-size, --hidden, code bits) needs about {needed / 1e9:,.1f} GB of memory "
+            f"to train, and {available / 1e9:,.1f} GB is available: choose smaller layers; nothing was read or written"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (``MemAvailable``), else
+    its free pages; None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def out_of_memory(database, first: bool, written: bool) -> BuildError:
+    """The error of a build that ran out of memory anyway (the estimate leaves out the
+    corpus). A first build's index, written before its neighbour lists, goes too, so
+    nothing is left; a rebuild's stays, as it was committed."""
+    if written and not first:
+        return BuildError(
+            f"out of memory while listing the neighbours of {database}: the rebuilt index was written without "
+            "them; the next `semhash index` update lists them"
+        )
+    if written:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{os.fspath(database)}{suffix}").unlink(missing_ok=True)
+    return BuildError(
+        f"out of memory while building {database}: nothing was written; smaller layers (--hidden, --vocab-size) "
+        "or a smaller --train-sample need less"
+    )
 
 
 def build(
@@ -99,7 +164,9 @@ def build(
         n_binary=read.stats.n_binary,
         n_unreadable=read.stats.n_unreadable,
         n_truncated=read.stats.n_truncated,
-        n_duplicates=read.n_duplicates,
+        n_duplicates=read.stats.n_duplicates,
+        first_duplicate=read.stats.first_duplicate,
+        n_folders=read.stats.n_folders,
         vocabulary_size=len(words),
         seconds=0.0,
         bimodality=hasher.bimodality_,
@@ -121,17 +188,11 @@ class _Pass:
     def __init__(self, stem: bool, previous) -> None:
         self.stats = ReadStats()
         self.docs: list[tuple[str, str | None, tuple[str, ...], str, str]] = []
-        self.seen: set[str] = set()
-        self.n_duplicates = 0
         self.corpus, self.drift = reading.Coverage(stem=stem), reading.Coverage(stem=stem)
         self.previous = previous
 
     def content_words(self, found: Callable[[], Iterable[Document]], verbose: bool) -> Iterator[list[str]]:
         for doc in reading.progress(found(), verbose, "reading", unit="doc"):
-            if doc.id in self.seen:
-                self.n_duplicates += 1
-                continue
-            self.seen.add(doc.id)
             self.docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
             words = self.corpus.words(doc.text)
             self.corpus.n_words += len(words)

@@ -240,6 +240,13 @@ def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip
         verbose=0 if silent else 2 if verbose else 1,
         max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, **model_options,
     )
+    if summary.n_duplicates:  # documents not indexed: said even with --silent
+        click.echo(
+            f"warning: {summary.n_duplicates} document{'s' * (summary.n_duplicates != 1)} not indexed, their id met "
+            f"before (e.g. {output.tsv_cell(summary.first_duplicate)}): a file's id is its path under the folder given, "
+            "so two folders holding the same names clash; index their common parent instead",
+            err=True,
+        )
     if not silent:
         click.echo(f"{summary.line()} -> {database}", err=True)
 

@@ -33,6 +33,12 @@ __all__ = [
 DEFAULT_MAX_BYTES = 10_000_000
 # Same sniffing window as git and grep: a NUL byte early on means "not text".
 BINARY_SNIFF_BYTES = 8192
+# Text in UTF-16 or UTF-32 (Windows' "Unicode" files) is known by its byte order mark;
+# UTF-32's first, as UTF-32LE's mark begins with UTF-16LE's.
+WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
 READ_PIECE = 1 << 24  # bytes read from a file at once: the default --max-bytes fits in one
 EXPECTED_JSON = 'one object per line like {"id": "a", "text": "...", "labels": ["x"]}'
 SKIP_HINT = "fix it, or pass --skip-bad-lines to skip such lines"
@@ -56,8 +62,8 @@ def iter_listed_files(
     stats : ReadStats, optional
         Counters to fill in. A listed path that is missing, unreadable or not a
         regular file counts as unreadable; binary files count as binary.
-        Directories are skipped without being counted: ``find`` lists them next to
-        their files.
+        Directories are skipped and counted apart (``n_folders``): ``find`` lists
+        them next to their files, which reading them would read twice.
     skip : real paths of files not to read, as for :func:`iter_documents`.
 
     Yields
@@ -72,7 +78,10 @@ def iter_listed_files(
     for path in paths:
         if not path.strip():
             continue
-        if os.path.isdir(path) or skipped(path):
+        if os.path.isdir(path):
+            stats.n_folders += 1
+            continue
+        if skipped(path):
             continue
         if not _is_regular_file(path, stats):
             continue
@@ -182,8 +191,10 @@ def read_text(
     -------
     text : str or None
         The decoded text, or None if the file is binary (a NUL byte in its
-        first 8 KiB). Decoding tries UTF-8 (dropping a leading BOM) and falls
-        back to latin-1, which accepts any byte, so decoding never fails.
+        first 8 KiB). A file that begins with a UTF-16 or UTF-32 byte order mark
+        is decoded as such (bad units become U+FFFD); any other tries UTF-8
+        (dropping a leading BOM) and falls back to latin-1, which accepts any
+        byte, so decoding never fails.
     truncated : bool
         True if the file was longer than ``max_bytes``.
 
@@ -205,6 +216,9 @@ def read_text(
     data = b"".join(parts)
     truncated = len(data) > max_bytes
     data = data[:max_bytes]
+    wide = next((encoding for bom, encoding in WIDE_BOMS if data.startswith(bom)), None)
+    if wide is not None:  # half its bytes are NUL: the sniff below would call it binary
+        return codecs.getincrementaldecoder(wide)("replace").decode(data, final=not truncated), truncated
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         return None, truncated
     return _decode(data, truncated), truncated
@@ -214,8 +228,8 @@ def _decode(data: bytes, truncated: bool) -> str:
     """Decode as UTF-8, or latin-1 if that fails.
 
     When the data was truncated, the cut may split a multi-byte character.
-    Decoding with ``final=False`` drops that incomplete tail instead of
-    treating the whole file as latin-1.
+    Decoding with ``final=False`` drops that incomplete tail (a wide encoding's
+    too) instead of treating the whole file as latin-1.
     """
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:

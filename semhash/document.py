@@ -59,6 +59,12 @@ class ReadStats:
         Numbers of the JSON lines skipped as malformed (``skip_bad_lines``).
     n_numbered : int
         JSON documents without an id, named by their line number instead.
+    n_folders : int
+        Folders named in a list of files (``--files-from``), skipped: ``find`` lists
+        each folder beside its files, which reading it would read twice.
+    n_duplicates, first_duplicate : int, str or None
+        Documents whose id was met before (two folders given hold the same relative
+        path), dropped: only the first document of an id is kept; the first such id.
     """
 
     n_documents: int = 0
@@ -67,6 +73,9 @@ class ReadStats:
     n_truncated: int = 0
     bad_lines: list[int] = field(default_factory=list)
     n_numbered: int = 0
+    n_folders: int = 0
+    n_duplicates: int = 0
+    first_duplicate: str | None = None
 
 
 class CorpusError(ValueError):

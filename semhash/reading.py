@@ -68,7 +68,8 @@ def read_documents(
     database: str | os.PathLike | None = None,
 ) -> Iterator[Document]:
     """Documents under ``paths`` (see ``iter_documents``), then those of the ``files``
-    list; never the files of the index at ``database``."""
+    list, the first of each id only (the others counted in ``stats``); never the
+    files of the index at ``database``."""
     if max_bytes < 1:
         raise BuildError(f"--max-bytes must be at least 1, got {max_bytes}")
     skip = own_files(database) if database is not None else ()
@@ -79,7 +80,20 @@ def read_documents(
     )
     if files is not None:
         found = itertools.chain(found, iter_listed_files(files, stats, max_bytes=max_bytes, skip=skip))
-    return found
+    return _first_of_each_id(found, stats)
+
+
+def _first_of_each_id(docs: Iterable[Document], stats: ReadStats) -> Iterator[Document]:
+    """Ids are paths relative to the folder given, so two folders holding the same
+    names give the same ids: the later documents are dropped, and counted."""
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.id in seen:
+            stats.n_duplicates += 1
+            stats.first_duplicate = stats.first_duplicate or doc.id
+            continue
+        seen.add(doc.id)
+        yield doc
 
 
 def own_files(database: str | os.PathLike) -> frozenset[str]:

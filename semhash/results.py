@@ -23,10 +23,12 @@ def _skipped(n_binary: int, n_unreadable: int) -> str:
     return f"skipped {n_binary + n_unreadable} files ({n_binary} binary, {n_unreadable} unreadable)"
 
 
-def _input_notes(bad_lines: list[int], n_truncated: int, n_duplicates: int, n_numbered: int) -> list[str]:
+def _input_notes(bad_lines: list[int], n_truncated: int, n_duplicates: int, n_numbered: int, n_folders: int) -> list[str]:
     """The summary's notes on input that was skipped, cut, ignored or named by its
     line number (both summaries)."""
     notes = [_bad_lines(bad_lines)] if bad_lines else []
+    if n_folders:
+        notes.append(f"{n_folders} folder{'s' * (n_folders != 1)} named in --files-from skipped (list files, as find -type f does)")
     if n_truncated:
         notes.append(f"{n_truncated} truncated")
     if n_duplicates:
@@ -72,11 +74,13 @@ class BuildSummary:
     bad_lines: list[int] = field(default_factory=list)
     n_trained: int | None = None
     n_numbered: int = 0
+    n_folders: int = 0
+    first_duplicate: str | None = None
 
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
         parts = [f"indexed {self.n_documents} documents", _skipped(self.n_binary, self.n_unreadable)]
-        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates, self.n_numbered)
+        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates, self.n_numbered, self.n_folders)
         if self.n_trained is not None and self.n_trained < self.n_documents:
             parts.append(f"model trained on a sample of {self.n_trained}")
         vocabulary = f"vocabulary {self.vocabulary_size} words"
@@ -116,6 +120,8 @@ class UpdateSummary:
     oov_share: float | None = None
     bad_lines: list[int] = field(default_factory=list)
     n_numbered: int = 0
+    n_folders: int = 0
+    first_duplicate: str | None = None
 
     def line(self) -> str:
         """The one-line summary ``semhash index`` prints at the end."""
@@ -126,7 +132,7 @@ class UpdateSummary:
         ]
         if self.n_missing > self.n_removed:
             parts.append(f"{self.n_missing - self.n_removed} missing kept (--prune removes them)")
-        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates, self.n_numbered)
+        parts += _input_notes(self.bad_lines, self.n_truncated, self.n_duplicates, self.n_numbered, self.n_folders)
         drift = _drift(self.drift, self.oov_share, previous=False)
         if drift:
             parts.append(drift)

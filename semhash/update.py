@@ -43,7 +43,7 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
     stats = ReadStats()
     stored = index.stored.fingerprints()
     seen: set[str] = set()
-    n_added = n_updated = n_unchanged = n_duplicates = 0
+    n_added = n_updated = n_unchanged = 0
     coverage = reading.Coverage(index.whole_text, index.stem)
     batch: list[Document] = []
 
@@ -68,9 +68,6 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
 
         found = reading.read_documents(paths, files, stats, stdin, max_bytes, skip_bad_lines, index.stored.path)
         for doc in reading.progress(found, verbose, "reading and encoding", unit="doc"):
-            if doc.id in seen:
-                n_duplicates += 1
-                continue
             seen.add(doc.id)
             old = stored.get(doc.id)
             # Same text, new labels (a JSON line relabelled): stored anew, else the old
@@ -109,7 +106,9 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
         n_binary=stats.n_binary,
         n_unreadable=stats.n_unreadable,
         n_truncated=stats.n_truncated,
-        n_duplicates=n_duplicates,
+        n_duplicates=stats.n_duplicates,
+        first_duplicate=stats.first_duplicate,
+        n_folders=stats.n_folders,
         seconds=time.perf_counter() - start,
         drift=coverage.oov_share,
         oov_share=index.meta.get("oov_share"),

@@ -451,7 +451,8 @@ def test_files_from_stdin(work):
     result = run("index", "--files-from", "-", "-d", "files.db", *TINY_MODEL, input="corpus\n" + listing)
     assert result.exit_code == 0, result.output
     assert last_line(result).startswith(
-        f"indexed 60 documents, skipped 0 files (0 binary, 0 unreadable), vocabulary 300 words ({OOV_BUILD} of words outside)"
+        "indexed 60 documents, skipped 0 files (0 binary, 0 unreadable), 1 folder named in --files-from skipped "
+        f"(list files, as find -type f does), vocabulary 300 words ({OOV_BUILD} of words outside)"
     )
     conn = sqlite3.connect("files.db")
     rows = conn.execute("SELECT id, labels FROM documents ORDER BY rowid").fetchall()

@@ -159,3 +159,116 @@ def test_a_killed_builds_temporary_goes_at_the_next_update(work):
     result = run("index", "-", "-d", work / "index.db", "-s", input=json.dumps({"id": "n", "text": "orbit"}) + "\n")
     assert result.exit_code == 0, result.output
     assert not stale.exists()
+
+
+def test_a_model_larger_than_memory_is_refused_before_reading(work, monkeypatch):
+    from semhash import build, reading
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the corpus was read")
+
+    monkeypatch.setattr(reading, "read_documents", unread)
+    before = sorted(p.name for p in work.iterdir())
+    # The issue's case, on any machine: 10 billion weights.
+    result = run("index", work / "corpus", "-d", work / "new.db", "-s", "--hidden", "100000,100000")
+    _one_error_line(result, "a model of 10,228,400,000 weights (--vocab-size, --hidden, code bits) needs about 869.7 GB")
+    # The default model, where 100 MB is all there is.
+    monkeypatch.setattr(build, "available_memory", lambda: 100_000_000)
+    result = run("index", work / "corpus", "-d", work / "new.db", "-s")
+    _one_error_line(result, "needs about 0.4 GB of memory to train, and 0.1 GB is available: choose smaller layers")
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+@pytest.mark.parametrize("stage", ["training", "neighbours"])
+def test_running_out_of_memory_in_a_first_build_is_one_line_and_leaves_nothing(work, monkeypatch, stage):
+    from semhash import graph
+    from semhash.hasher import SemanticHasher
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(*((SemanticHasher, "fit") if stage == "training" else (graph, "fill_neighbours")), out_of_memory)
+    before = sorted(p.name for p in work.iterdir())
+    result = run("index", work / "corpus", "-d", work / "new.db", "-s", *TINY_MODEL)
+    _one_error_line(result, f"out of memory while building {work / 'new.db'}: nothing was written")
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+def test_running_out_of_memory_in_a_rebuild_keeps_the_index(work, monkeypatch):
+    from semhash.hasher import SemanticHasher
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    db = work / "index.db"
+    before = dump(db)
+    monkeypatch.setattr(SemanticHasher, "fit", out_of_memory)
+    result = run("index", work / "corpus", "-d", db, "-s", "--retrain", *TINY_MODEL)
+    _one_error_line(result, "nothing was written")
+    assert dump(db) == before
+
+
+WIDE = [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-32-le", b"\xff\xfe\0\0"), ("utf-32-be", b"\0\0\xfe\xff")]
+
+
+@pytest.mark.parametrize("encoding, bom", WIDE)
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_decoded(tmp_path, encoding, bom):
+    from semhash.corpus import read_text
+
+    text = "Orbit of the shuttle, café ☃\n" * 1000
+    path = tmp_path / "wide.txt"
+    path.write_bytes(bom + text.encode(encoding))
+    assert read_text(path) == (text, False)
+    # Cut inside a character: its incomplete tail is dropped, not decoded as U+FFFD.
+    cut, truncated = read_text(path, len(bom) + 5 * len("x".encode(encoding)) + 1)
+    assert (cut, truncated) == ("Orbit", True)
+
+
+def test_a_utf16_file_is_indexed_not_skipped_as_binary(work):
+    (work / "more").mkdir()
+    (work / "more" / "windows.txt").write_bytes(b"\xff\xfe" + "The shuttle reached orbit after launch".encode("utf-16-le"))
+    result = run("index", work / "more", "-d", work / "index.db")
+    assert result.exit_code == 0, result.output
+    assert "added 1," in result.stderr and "skipped 0 files (0 binary, 0 unreadable)" in result.stderr
+    title = sqlite3.connect(work / "index.db").execute("SELECT title FROM documents WHERE id = 'windows.txt'").fetchone()
+    assert title == ("The shuttle reached orbit after launch",)
+
+
+def test_a_folder_named_in_files_from_is_counted_as_skipped(work, monkeypatch):
+    monkeypatch.chdir(work)
+    (work / "listed").mkdir()
+    (work / "listed" / "a.txt").write_text("The shuttle reached orbit after launch")
+    result = run("index", "-d", "index.db", "--files-from", "-", input="listed\nlisted/a.txt\n")
+    assert result.exit_code == 0, result.output
+    assert "added 1," in result.stderr
+    assert "1 folder named in --files-from skipped (list files, as find -type f does)" in result.stderr
+
+
+def test_two_folders_with_the_same_names_are_said_in_one_warning(work):
+    for folder in ("one", "two"):
+        for name in ("a.txt", "b.txt"):
+            (work / folder).mkdir(exist_ok=True)
+            (work / folder / name).write_text(f"The shuttle reached orbit, {folder} {name}")
+    result = run("index", work / "one", work / "two", "-d", work / "index.db", "-s")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: 2 documents not indexed, their id met before (e.g. a.txt): a file's id is its path under the "
+        "folder given, so two folders holding the same names clash; index their common parent instead\n"
+    )
+    ids = sqlite3.connect(work / "index.db").execute("SELECT id, path FROM documents WHERE id LIKE '_.txt'").fetchall()
+    assert sorted(ids) == [("a.txt", str(work / "one" / "a.txt")), ("b.txt", str(work / "one" / "b.txt"))]
+
+
+def test_a_long_text_is_tokenized_in_pieces_each_word_held_once(monkeypatch):
+    """A 200 MB file held 33 million token objects; in pieces each distinct word is one
+    object, and the words are those of the text read whole."""
+    from semhash import tokenize
+
+    text = "ΟΔΟΣ The shuttle's orbit, NASA\tlaunch x11r5 mp3 images\n" * 40 + "shuttle"
+    whole = tokenize._content_words(text, stem=True)
+    monkeypatch.setattr(tokenize, "PIECE_CHARS", 37)
+    for stem in (False, True):
+        words = tokenize.content_words(text, stem)
+        assert words == tokenize._content_words(text, stem)
+        assert len({id(w) for w in words}) == len(set(words)) < len(words) / 10
+    assert tokenize.content_words(text, stem=True) == whole
