@@ -73,16 +73,16 @@ def content_tokens(index, read: list[str]) -> list[list[str]]:
     memo = getattr(index, "tokens", None)
     if memo is None:
         return [content_words(t, index.stem) for t in read]
-    return [memo[t] if t in memo else memo.setdefault(t, content_words(t, index.stem)) for t in read]
+    for text in read:
+        if text not in memo:
+            memo[text] = content_words(text, index.stem)
+    return [memo[text] for text in read]
 
 
 def encode_read(index, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`Index.encode` of texts already :func:`read`."""
     if index.stem:
-        tokens = content_tokens(index, read)
-        counts = np.zeros((len(read), len(index.words)), np.float32)
-        for row, words in enumerate(tokens):
-            counts[row] = count_tokens(words, index.words)
+        counts = count_tokens(content_tokens(index, read), index.words)
     else:
         counts = count_words(read, index.words, whole_text=True)
     known = counts.sum(axis=1).astype(np.int64)

@@ -118,15 +118,19 @@ def count_words(
     out = np.zeros((len(texts), len(index)), dtype=np.float32)
     if len(rest) < len(texts):
         out[ascii_rows] = _count_ascii([texts[i] for i in ascii_rows], index)
-    for row in rest:
-        out[row] = count_tokens(content_words(texts[row], stem=True) if stem else tokenize(texts[row]), index)
+    rest = list(rest)
+    out[rest] = count_tokens([content_words(texts[r], stem=True) if stem else tokenize(texts[r]) for r in rest], index)
     return out
 
 
-def count_tokens(tokens: list[str], index: dict[str, int]) -> np.ndarray:
-    """float32 counts over the vocabulary ``{word: column}`` of one text's tokens."""
-    cols = [index[t] for t in tokens if t in index]
-    return np.bincount(cols, minlength=len(index)).astype(np.float32) if cols else np.zeros(len(index), np.float32)
+def count_tokens(token_lists: list[list[str]], index: dict[str, int]) -> np.ndarray:
+    """float32 counts over the vocabulary ``{word: column}`` of each text's tokens."""
+    out = np.zeros((len(token_lists), len(index)), dtype=np.float32)
+    for row, tokens in enumerate(token_lists):
+        cols = [index[t] for t in tokens if t in index]
+        if cols:
+            out[row] = np.bincount(cols, minlength=len(index))
+    return out
 
 
 # Python tokenizes and counts about 12 MB of text a second (20NG test posts): the
