@@ -150,9 +150,9 @@ def loss_and_gradients(
     """
     n = counts.shape[0]
     m = n if reconstructed is None else reconstructed
-    dense = to_dense(counts[:m] if target is None else target)
-    inputs, activations, code, log_q = _forward(ae, counts, noise, code_penalty, uniform, m)
-    loss = float(-(dense * log_q).sum() / max(m, 1))
+    inputs, activations, code, logits = _forward(ae, counts, noise, code_penalty, uniform, m)
+    # d loss / d logits = (N q - target) / m, N the target's length.
+    loss, delta = softmax_xent(logits, counts[:m] if target is None else target, 1 / max(m, 1))
     if code_penalty:
         loss += float(code_penalty * (code * (1 - code)).sum() / n)
     code_grad = np.zeros_like(activations)
@@ -161,8 +161,6 @@ def loss_and_gradients(
             pair, grad = pair_loss(activations, anchors, positives, temperature)
             loss += pair_weight * pair
             code_grad += pair_weight * grad
-    # d loss / d logits = (N q - target) / m, N the target's length.
-    delta = (np.exp(log_q) * dense.sum(axis=1, keepdims=True) - dense) / max(m, 1)
     return loss, _backward(ae, inputs, delta, code_grad, activations, code, code_penalty / n)
 
 
@@ -188,10 +186,24 @@ def _forward(ae: Autoencoder, counts, noise, code_penalty: float, uniform, m: in
         a = sigmoid(a @ W + b)
     inputs.append(a)
     W_out, b_out = ae.decoder[-1]
-    logits = a @ W_out + b_out  # (m, n_words)
+    return inputs, activations, code, a @ W_out + b_out  # the logits, (m, n_words)
+
+
+def softmax_xent(logits: np.ndarray, target, scale: float) -> tuple[float, np.ndarray]:
+    """(``scale`` times the summed ``-sum(target * log softmax(logits))``, its gradient
+    with respect to ``logits``, which it overwrites). A sparse target (training's)
+    takes the one-pass kernel; a dense one (tests', or a caller's) numpy, its twin."""
+    if hasattr(target, "indptr"):
+        from semhash import kernels  # training only: the query path never loads numba for this
+
+        target = target.tocsr()
+        loss = kernels.softmax_xent(logits, target.indptr, target.indices, target.data.astype(logits.dtype), scale)
+        return float(loss * scale), logits
+    dense = to_dense(target)
     log_q = logits - logits.max(axis=1, keepdims=True)
     log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
-    return inputs, activations, code, log_q
+    delta = (np.exp(log_q) * dense.sum(axis=1, keepdims=True) - dense) * scale
+    return float(-(dense * log_q).sum() * scale), delta
 
 
 def _backward(ae: Autoencoder, inputs, delta, code_grad, activations, code, penalty: float) -> list[np.ndarray]:

@@ -1430,13 +1430,15 @@ def counts_times(counts, W):
 
 # ---------------------------------------------------------------- training
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
     """One Adam update of ``param`` in place, in one pass over the four arrays.
 
     numpy needs ten passes and their temporaries for the same update; on the
     20NG fine-tuning (2.3 M parameters a head, batches of 100) that was 37% of
-    the fine-tuning time.
+    the fine-tuning time. numpy's error model, not Python's: Python's checks each
+    division for a zero divisor (here never zero: eps > 0), which kept LLVM from
+    vectorizing the loop; the same bits come out 5.6x faster (8.7 -> 1.5 ms a step).
     """
     b1, b2, s, e = np.float32(beta1), np.float32(beta2), np.float32(scale), np.float32(eps)
     for i in range(param.shape[0]):
@@ -1444,3 +1446,38 @@ def adam_step(param, grad, m, v, beta1, beta2, scale, eps):
         m[i] = b1 * m[i] + (np.float32(1) - b1) * g
         v[i] = b2 * v[i] + (np.float32(1) - b2) * g * g
         param[i] -= s * m[i] / (np.sqrt(v[i]) + e)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_xent(logits, t_indptr, t_indices, t_data, scale):
+    """Multinomial cross-entropy of each row's softmax against its sparse target
+    counts (CSR), turning ``logits`` in place into the loss's gradient, ``scale``
+    times ``N q - target`` (N the row's target total); returns the summed
+    ``-sum(target * log q)``.
+
+    One exp per logit and no dense copy of the target: numpy's log-softmax, loss and
+    gradient took ten passes over the (batch, 2000) logits, 3.4 ms of a 20NG
+    fine-tuning step, and the target's densifying with them.
+    """
+    loss = 0.0
+    for i in range(logits.shape[0]):
+        row = logits[i]
+        top = row[0]
+        for j in range(1, row.shape[0]):
+            if row[j] > top:
+                top = row[j]
+        total, dot, s = 0.0, 0.0, 0.0  # sums in float64 whatever the rows' dtype
+        for k in range(t_indptr[i], t_indptr[i + 1]):
+            total += t_data[k]
+            dot += t_data[k] * (row[t_indices[k]] - top)
+        for j in range(row.shape[0]):
+            e = np.exp(row[j] - top)
+            row[j] = e
+            s += e
+        loss += total * math.log(s) - dot
+        f = scale * total / s
+        for j in range(row.shape[0]):
+            row[j] *= f
+        for k in range(t_indptr[i], t_indptr[i + 1]):
+            row[t_indices[k]] -= scale * t_data[k]
+    return loss

@@ -397,3 +397,20 @@ def test_progress_is_one_training_bar_that_reaches_its_end_or_a_bar_per_layer(to
     assert ("training: 100%" in err) == (verbose == 1)  # its units of work add up to the plan
     assert ("pretrain 40-20" in err and "fine-tune 16-bit" in err) == (verbose == 2)
     assert verbose or err == ""
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_xent_kernel_matches_its_numpy_twin(dtype):
+    import scipy.sparse
+
+    rng = np.random.default_rng(12)
+    logits = (4 * rng.standard_normal((9, 40))).astype(dtype)
+    counts = np.ceil(4 * rng.random((9, 40)) * (rng.random((9, 40)) < 0.3)).astype(dtype)
+    counts[4] = 0  # a row with nothing to reconstruct: no loss, no gradient
+    target = scipy.sparse.csr_matrix(counts)
+    loss, delta = autoencoder.softmax_xent(logits.copy(), target, 1 / 9)  # the kernel
+    dense_loss, dense_delta = autoencoder.softmax_xent(logits.copy(), target.toarray(), 1 / 9)  # numpy
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert loss == pytest.approx(dense_loss, rel=tol)
+    np.testing.assert_allclose(delta, dense_delta, rtol=tol, atol=tol * np.abs(dense_delta).max())
+    assert not delta[4].any()
