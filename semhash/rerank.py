@@ -30,7 +30,9 @@ setting in BENCHMARKS.md).
 A query of a few words (``SHORT_QUERY``) takes every holder of its terms that
 have postings, and each candidate gains a bonus for the share of its words it
 holds (``HELD_WEIGHT``), so that a document holding them all is not ranked below
-hundreds holding one.
+hundreds holding one; against documents many times longer (``FEW_WORDS``), its
+code, lifted from those few words, only chooses the shortlist, and the smoothing
+takes fewer hops.
 
 Term weights are fixed when the index is built: ``idf = ln((1 + n) / (1 + df)) + 1``
 and a term count ``tf`` weighs ``1 + ln(tf)``; vectors have unit length. Documents
@@ -84,10 +86,14 @@ FEEDBACK_WEIGHT = 4.0  # 2 / 4 -> 0.629 / 0.629 (chosen without neighbours: 0.58
 FEEDBACK_TERMS = 100
 #: Neighbours kept per document (30 / 50 -> 0.626 / 0.629), the weight of their
 #: mean score (2 / 4 / 8 -> 0.627 / 0.629 / 0.629), and how many times the
-#: smoothing is applied (0 / 1 / 2 / 3 -> 0.587 / 0.620 / 0.629 / 0.624).
+#: smoothing is applied (0 / 1 / 2 / 3 -> 0.587 / 0.620 / 0.629 / 0.624, unstemmed
+#: 20NG alone). On every corpus, stemmed (20NG posts / StackOverflow / Biomedical
+#: P@100), HOPS 1 / 2 / 3 / 4: - / 0.6556 / 0.6562 / -, 0.5514 / 0.5784 / 0.6018 /
+#: 0.6160, 0.4175 / 0.4277 / 0.4314 / 0.4291: 3 (short titles lean on their
+#: neighbours most); a few words against long documents keep 2 (FEW_WORDS).
 NEIGHBOURS = 50
 NEIGHBOUR_WEIGHT = 4.0
-HOPS = 2
+HOPS = 3
 #: Each document's neighbours are the best of its own ball of this many documents,
 #: ranked by the first pass (words and codes, no feedback): in the prototype nearly
 #: as good as its exact TF-IDF nearest neighbours (0.616 against 0.618, 30
@@ -111,6 +117,17 @@ NEIGHBOUR_SHORTLIST = 1000
 #: 0.5795 / 0.5750, 20NG and Biomedical within 0.0012: 0.5 has the best mean.
 SHORT_QUERY = 8
 HELD_WEIGHT = 0.5
+#: A short query of fewer terms than this share of the index's typical document
+#: (:meth:`semhash.api.Index.typical_length`) is ranked by its words alone, its code
+#: having chosen the shortlist, and smoothed over FEW_WORDS_HOPS hops: a code lifted
+#: from three words is a guess, and the graph drifts from them. A title against
+#: titles keeps both. Stemmed indexes (20NG Subject lines P@10 / StackOverflow /
+#: Biomedical P@100 / whole 20NG posts): HOPS 2 and the codes for all, 0.6075 /
+#: 0.5784 / 0.4277 / 0.6556; code weight 0 for all, Subject 0.6224; HOPS 3 for all,
+#: 0.5931 / 0.6018 / 0.4314 / 0.6562; HOPS 3 and FEW_WORDS 0.25 / 0.5 / 1.0, 0.6222
+#: / 0.6017 / 0.4314 / 0.6561 (0.5: SO 0.5994, Bio 0.4309; 1.0: 0.5829, 0.4274).
+FEW_WORDS = 0.25
+FEW_WORDS_HOPS = 2
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
@@ -255,6 +272,7 @@ def rerank(
     neighbours: np.ndarray | None = None,
     feedback: bool = True,
     held_bonus: bool = False,
+    typical: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reorder each query's shortlist by words and codes; keep the best ``k``.
 
@@ -277,6 +295,9 @@ def rerank(
     feedback : whether to run the feedback round
     held_bonus : whether the short queries' candidates gain the share of the
         query's words they hold (:data:`HELD_WEIGHT`)
+    typical : the index's typical document length in vocabulary words (0: not
+        given): short queries of fewer terms than :data:`FEW_WORDS` times it are
+        ranked without the codes and with :data:`FEW_WORDS_HOPS` hops
 
     Returns
     -------
@@ -295,14 +316,19 @@ def rerank(
     # The short queries ranked in full, for the bonus to reorder; the others as asked.
     out = np.full((candidates.shape[0], k), -1, np.int64)
     out_scores = np.full((candidates.shape[0], k), np.nan)
+    few = short & (np.diff(queries[0]) < FEW_WORDS * typical) if typical else np.zeros_like(short)
     # (_HELD_CHUNK short queries at a time: a full ranking is a row as wide as the shortlist.)
-    long_ones, short_ones = np.flatnonzero(~short), np.flatnonzero(short)
-    chunks = [(long_ones, False)] + [(short_ones[lo : lo + _HELD_CHUNK], True) for lo in range(0, short_ones.size, _HELD_CHUNK)]
-    for which, gains in chunks:
+    chunks = [(np.flatnonzero(~short), False, ())]
+    for group, options in ((short & ~few, ()), (few, (0.0, FEW_WORDS_HOPS))):
+        at = np.flatnonzero(group)
+        chunks += [(at[lo : lo + _HELD_CHUNK], True, options) for lo in range(0, at.size, _HELD_CHUNK)]
+    for which, gains, options in chunks:
         if which.size == 0:
             continue
         part = (take(queries, which), candidates[which], distances[which], counts[which])
-        order, scores = _rerank(*part, documents, n_terms, code_bits, candidates.shape[1] if gains else k, neighbours, feedback)
+        order, scores = _rerank(
+            *part, documents, n_terms, code_bits, candidates.shape[1] if gains else k, neighbours, feedback, *options
+        )
         if gains:
             given = documents.given if isinstance(documents, KernelDocuments) else documents
             order, scores = with_held_bonus(order, scores, held_shares(part[0], part[1], part[3], given), k)
@@ -310,15 +336,21 @@ def rerank(
     return out, out_scores
 
 
-def _rerank(queries, candidates, distances, counts, documents, n_terms: int, code_bits: int, k: int, neighbours, feedback: bool):
-    """:func:`rerank` without the held bonus."""
+def _rerank(
+    queries, candidates, distances, counts, documents, n_terms: int, code_bits: int, k: int, neighbours, feedback: bool,
+    code_weight: float | None = None, hops: int | None = None,
+):
+    """:func:`rerank` without the held bonus, with ``code_weight`` and ``hops`` in place
+    of :data:`CODE_WEIGHT` and :data:`HOPS` if given."""
+    code_weight = CODE_WEIGHT if code_weight is None else code_weight
+    hops = HOPS if hops is None else hops
     q_starts, q_ids, q_weights = queries
     n_queries = q_starts.shape[0] - 1
     kernel_view = documents if isinstance(documents, KernelDocuments) else None
     if kernel_view is not None:
         documents = kernel_view.given
     n_docs = documents[0].shape[0] - 1
-    if neighbours is None or HOPS == 0:
+    if neighbours is None or hops == 0:
         neighbours = np.zeros((n_docs, 0), np.int32)
     neighbours = np.ascontiguousarray(neighbours, np.int32)
     n_feedback = FEEDBACK_DOCS if feedback else 0
@@ -337,8 +369,8 @@ def _rerank(queries, candidates, distances, counts, documents, n_terms: int, cod
             lazy.kernels.rerank_batch(
                 q_starts[lo : lo + KERNEL_QUERIES + 1], ids, q_weights, candidates[lo : lo + KERNEL_QUERIES],
                 dists[lo : lo + KERNEL_QUERIES], counts[lo : lo + KERNEL_QUERIES], d_starts, d_ids, d_weights, *posted,
-                kernel_view.original, n_terms, CODE_WEIGHT / code_bits, n_feedback, FEEDBACK_WEIGHT, FEEDBACK_TERMS,
-                neighbours, spread, HOPS, k, numba.get_num_threads(),
+                kernel_view.original, n_terms, code_weight / code_bits, n_feedback, FEEDBACK_WEIGHT, FEEDBACK_TERMS,
+                neighbours, spread, hops, k, numba.get_num_threads(),
             )
             for lo in range(0, max(n_queries, 1), KERNEL_QUERIES)
         ]
@@ -350,10 +382,10 @@ def _rerank(queries, candidates, distances, counts, documents, n_terms: int, cod
         if m == 0:
             continue
         query = (q_ids[q_starts[i] : q_starts[i + 1]], q_weights[q_starts[i] : q_starts[i + 1]])
-        penalty = CODE_WEIGHT / code_bits * distances[i, :m].astype(np.float64)
+        penalty = code_weight / code_bits * distances[i, :m].astype(np.float64)
         cosines = _cosines(query, candidates[i, :m], penalty, documents, n_terms, n_feedback)
         if neighbours.shape[1] and query[0].size:
-            cosines = _smooth(cosines, candidates[i, :m], neighbours, spread)
+            cosines = _smooth(cosines, candidates[i, :m], neighbours, spread, hops)
         scores = cosines - penalty
         chosen = np.argsort(-scores, kind="stable")[:k]
         out[i, : chosen.shape[0]], out_scores[i, : chosen.shape[0]] = chosen, scores[chosen]
@@ -509,15 +541,15 @@ def _cosines(query: Vector, rows, penalty, documents: Packed, n_terms: int, n_fe
     return _dots(dense, terms, values, lengths) / norm
 
 
-def _smooth(cosines: np.ndarray, rows: np.ndarray, neighbours: np.ndarray, spread: float) -> np.ndarray:
+def _smooth(cosines: np.ndarray, rows: np.ndarray, neighbours: np.ndarray, spread: float, hops: int) -> np.ndarray:
     """Each document's cosine plus ``spread`` times the sum of its shortlisted
-    neighbours' smoothed scores, ``HOPS`` times over (neighbours summed in list
+    neighbours' smoothed scores, ``hops`` times over (neighbours summed in list
     order, in float64, those outside the shortlist as 0, as the kernel sums)."""
     none = neighbours.shape[0]  # the -1s read this entry, always 0
     listed = np.where(neighbours[rows] >= 0, neighbours[rows], none)
     by_doc = np.zeros(none + 1)
     scores = cosines
-    for _ in range(HOPS):
+    for _ in range(hops):
         by_doc[rows] = scores
         total = np.zeros(rows.shape[0])
         for j in range(listed.shape[1]):

@@ -465,4 +465,6 @@ def warmup() -> None:
     kernels.counts_times(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
     param = np.zeros(1, np.float32)
     kernels.adam_step(param, param.copy(), param.copy(), param.copy(), 0.9, 0.999, 1.0, 1e-8)
+    target = np.ones(1, np.float32)  # a CSR row of one count, as training's targets come (int32 indices)
+    kernels.softmax_xent(np.zeros((1, 1), np.float32), np.array([0, 1], np.int32), np.zeros(1, np.int32), target, 1.0)
 

@@ -113,7 +113,8 @@ def rank(index, rows, dists, counts, vectors: rerank.Packed, k: int):
     documents, neighbours = ranking_rows(index, shortlisted)
     code_bits = int(index.meta["code_bits"])
     order, scores = rerank.rerank(
-        vectors, local, dists, counts, documents, index.n_terms, code_bits, min(k, n), neighbours, held_bonus=True
+        vectors, local, dists, counts, documents, index.n_terms, code_bits, min(k, n), neighbours, held_bonus=True,
+        typical=index.typical_length(),
     )
     taken = np.maximum(order, 0)
     valid = order >= 0

@@ -166,7 +166,8 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     for name in ("numpy", "kernel"):
         monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None, name=name: name == "kernel")
         results[name] = rerank.rerank(
-            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback, held_bonus
+            rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback, held_bonus,
+            typical=10.0 if held_bonus else 0.0,  # 10: the queries of 1 and 2 terms are a few words (FEW_WORDS)
         )
     (order, scores), (kernel_order, kernel_scores) = results["numpy"], results["kernel"]
     assert np.array_equal(order, kernel_order)
@@ -179,7 +180,8 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     # Ranked a few queries per kernel call (so that Ctrl-C waits less): the same.
     monkeypatch.setattr(rerank, "KERNEL_QUERIES", 7)
     chunked, chunked_scores = rerank.rerank(
-        rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback, held_bonus
+        rerank.pack(queries), candidates, distances, counts, documents, n_terms, 32, k, neighbours, feedback, held_bonus,
+        typical=10.0 if held_bonus else 0.0,
     )
     assert np.array_equal(chunked, kernel_order) and np.array_equal(chunked_scores, kernel_scores, equal_nan=True)
     # The documents prepared once for the kernel serve several calls (index time).
@@ -188,7 +190,8 @@ def test_kernel_agrees_with_numpy(monkeypatch, with_neighbours, feedback, k, pos
     for half in (slice(0, 75), slice(75, None)):
         part = rerank.pack(queries[half])
         again, _ = rerank.rerank(
-            part, candidates[half], distances[half], counts[half], prepared, n_terms, 32, k, neighbours, feedback, held_bonus
+            part, candidates[half], distances[half], counts[half], prepared, n_terms, 32, k, neighbours, feedback, held_bonus,
+            typical=10.0 if held_bonus else 0.0,
         )
         assert np.array_equal(again, order[half])
 
@@ -270,3 +273,27 @@ def test_a_short_query_s_candidates_gain_the_share_of_its_words_they_hold(path, 
     # A long query (SHORT_QUERY terms and more) gains nothing.
     monkeypatch.setattr(rerank, "SHORT_QUERY", 1)
     assert ranked([0, 0, 32])[0] == [0, 1]
+
+
+@pytest.mark.parametrize("path", ["numpy", "kernel"])
+def test_a_few_words_against_long_documents_are_ranked_without_the_codes(path, monkeypatch):
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None: path == "kernel")
+    monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
+    monkeypatch.setattr(rerank, "HELD_WEIGHT", 0.25)
+    # As above: 1 holds both query words but is the whole code apart, 0 and 2 one each.
+    docs = rerank.pack([unit([(0, 1.0)]), unit([(0, 1.0), (1, 1.0), (5, 1.0), (6, 1.0), (7, 1.0)]), unit([(0, 1.0)])])
+    query = rerank.pack([unit([(0, 1.0), (1, 1.0)])])
+
+    def ranked(typical):
+        distances = np.array([[0, 32, 0]], np.int32)
+        order, scores = rerank.rerank(
+            query, np.array([[0, 1, 2]]), distances, np.array([3]), docs, 8, 32, 3, held_bonus=True, typical=typical
+        )
+        return order[0].tolist(), scores[0]
+
+    assert ranked(0.0)[0] == [0, 2, 1]  # no typical length given: the codes count
+    assert ranked(4.0)[0] == [0, 2, 1]  # two terms against documents of 4 words: a title against titles
+    order, scores = ranked(100.0)  # two terms against documents of 100 words: the words alone
+    assert order == [1, 0, 2]
+    top = math.sqrt(0.5)
+    np.testing.assert_allclose(scores, [2 / math.sqrt(10) + 0.25 * top, top + 0.25 * top / 2, top + 0.25 * top / 2], rtol=1e-6)
