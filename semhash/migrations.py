@@ -36,6 +36,22 @@ _SCHEMA = (
 )
 
 
+# A compact index (meta "compact": true; `semhash index --compact`) keeps what a
+# search by codes needs, each once: the documents' ids, paths, labels, content
+# hashes (what an update compares), numbers of vocabulary words (a short query's
+# lift) and titles, and their addresses and codes in code_blocks alone, which a
+# query loads anyway (a million codes in 0.13 s; from the rows, 1.0-1.3 s). Left
+# out: the documents' counts, TF-IDF vectors and neighbour lists, the terms and
+# postings tables, the two other copies of the codes (in the rows and in
+# idx_documents_codes), and idx_documents_content_hash (`similar --file` scans
+# the rows instead: a compact row is small). No triggers: code_blocks holds the
+# only copy of the codes here, which the writers keep.
+_COMPACT_SCHEMA = _SCHEMA[:3] + (
+    "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, n_words INTEGER, title TEXT)",
+    "CREATE TABLE " + _CODE_BLOCKS,
+)
+
+
 # Every document's rowid, address and code, packed in rowid order into blocks of
 # BLOCK_DOCUMENTS (little-endian int64, int64, uint64 words): what a query loads,
 # in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,
