@@ -53,6 +53,10 @@ DOCUMENT_COLUMNS = (
 )
 #: The documents' columns in a compact index (``meta.compact``; see semhash.migrations).
 COMPACT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "title")
+#: Hex digits of a content hash that a compact index keeps: 64 bits, 17 bytes a
+#: document instead of 65 (the most a compact row held beside its title). Two texts
+#: of one id would have to agree on them to be taken for the same: a chance of 2**-64.
+COMPACT_HASH_DIGITS = 16
 TABLES = ("meta", "vocabulary", "weights", "documents", "terms", "code_blocks", "postings")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -419,7 +423,12 @@ class StoredIndex:
         return rows[0][0] if rows else 0
 
     def rowids_with_hash(self, content_hash: str) -> list[int]:
-        return [r for (r,) in self._all("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]
+        query = "SELECT rowid FROM documents WHERE content_hash = ?"
+        return [r for (r,) in self._all(query, (self.stored_hash(content_hash),))]
+
+    def stored_hash(self, content_hash: str) -> str:
+        """A content hash as this index stores it (cut to COMPACT_HASH_DIGITS if compact)."""
+        return content_hash[:COMPACT_HASH_DIGITS] if self.compact else content_hash
 
     def rows(self, rowids: Iterable[int]) -> dict[int, tuple[str, str | None, tuple[str, ...], str, int]]:
         """{rowid: (id, path, labels, title, address)} of the given rowids, in one read per 900

@@ -98,7 +98,7 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
             old = stored.get(doc.id)
             # Same text, new labels (a JSON line relabelled): stored anew, else the old
             # labels stayed for good. (A path is not compared: "./posts" and "posts" differ.)
-            if old is not None and old[0] == doc.content_hash and old[2] == labels_json(doc.labels):
+            if old is not None and old[0] == index.stored.stored_hash(doc.content_hash) and old[2] == labels_json(doc.labels):
                 n_unchanged += 1
                 continue
             n_added += old is None

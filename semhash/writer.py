@@ -76,8 +76,8 @@ def _n_words(d: DocumentRow) -> int:
 
 def _compact_record(d: DocumentRow) -> dict:
     """A document's row in a compact index (its codes go to ``code_blocks``)."""
-    return {"id": d.id, "path": d.path, "labels": labels_json(d.labels), "content_hash": d.content_hash,
-            "n_words": _n_words(d), "title": d.title}
+    digest = d.content_hash[: store.COMPACT_HASH_DIGITS]
+    return {"id": d.id, "path": d.path, "labels": labels_json(d.labels), "content_hash": digest, "n_words": _n_words(d), "title": d.title}
 
 
 def _connect_writer(path: str | os.PathLike, wal: bool = True) -> sqlite3.Connection:

@@ -61,6 +61,8 @@ def test_holds_no_words(both):
     assert "code_blocks" in names
     assert columns == {"id", "path", "labels", "content_hash", "n_words", "title"}
     assert json.loads(meta["compact"]) is True and json.loads(meta["n_terms"]) == 0
+    conn = sqlite3.connect(both / "compact.db")
+    assert {len(h) for (h,) in conn.execute("SELECT content_hash FROM documents")} == {16}
 
 
 @pytest.mark.parametrize("fmt", ["--nl", "--json", "--csv", "--tsv"])
@@ -138,8 +140,9 @@ def test_map_needs_words(both):
 
 
 def test_retrain_keeps_the_kind(copy):
-    result = run("index", copy / "corpus", "-d", copy / "compact.db", "--retrain", "-s", *TINY_MODEL)
+    result = run("index", copy / "corpus", "-d", copy / "compact.db", "--retrain", *TINY_MODEL)
     assert result.exit_code == 0, result.output
+    assert "drift" not in result.stderr  # the same documents: their stored hashes' digits match
     with Index.open(copy / "compact.db") as index:
         assert index.stored.compact and len(index) == 60
     result = run("index", copy / "corpus", "-d", copy / "compact.db", "--retrain", "--no-compact", "-s", *TINY_MODEL)
