@@ -388,7 +388,7 @@ class Index:
     ) -> list[Hit]:
         """The ``k`` best documents for ``text``: a Hamming ball around its address
         gives a shortlist, ranked by words and codes together (:mod:`semhash.rerank`),
-        or with ``codes_only`` (or an index built before terms were stored) by the
+        or with ``codes_only`` (or a compact index, or one built before terms) by the
         distance between long codes (ties by index order).
 
         ``min_distance``/``max_distance`` keep only hits at those code distances

@@ -209,10 +209,15 @@ class _Pass:
             self.docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
             words = self.corpus.words(doc.text)
             self.corpus.n_words += len(words)
-            # (startswith: a compact index keeps the hashes' first digits)
-            if self.previous is not None and not doc.content_hash.startswith(self.previous[1].get(doc.id) or "-"):
+            if self.previous is not None and not _same_hash(doc.content_hash, self.previous[1].get(doc.id)):
                 self.drift.add(words, self.previous[0])
             yield words
+
+
+def _same_hash(content_hash: str, stored) -> bool:
+    """Whether a stored hash (the first digits of one in a compact index; anything in
+    a damaged one) is that of the text hashed ``content_hash``."""
+    return isinstance(stored, str) and bool(stored) and content_hash.startswith(stored)
 
 
 def _count(read: _Pass, found, vocab_size: int, verbose: bool, paths):

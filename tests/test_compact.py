@@ -196,3 +196,13 @@ def test_batches_and_files_as_codes_only(both):
         full.n_terms = full.n_neighbours = 0  # the full index ranked by its codes alone
         path = next((both / "corpus" / "sci.space").iterdir())
         assert compact.similar_to_file(path, 5) == full.similar_to_file(path, 5)
+
+
+def test_rebuild_over_a_damaged_hash(copy):
+    """A rebuild compares the stored hashes' digits with the documents' (the drift):
+    a hash damaged into a blob is a changed document, not a traceback."""
+    with sqlite3.connect(copy / "compact.db") as conn:
+        conn.execute("UPDATE documents SET content_hash = x'00ff' WHERE rowid = 1")
+    result = run("index", copy / "corpus", "-d", copy / "compact.db", "--retrain", *TINY_MODEL)
+    assert result.exit_code == 0, result.output
+    assert "drift: " in result.stderr  # that one document's words, against the old vocabulary
