@@ -90,6 +90,7 @@ def build_index(
     max_bytes: int = DEFAULT_MAX_BYTES,
     skip_bad_lines: bool = False,
     wait: bool = False,
+    compact: bool = False,
 ) -> BuildSummary:
     """Read documents, train the model, encode every document, write the index.
 
@@ -121,6 +122,8 @@ def build_index(
     skip_bad_lines : skip malformed JSON lines (counted) instead of stopping
     wait : if another process is writing ``database``, wait for it instead of
         raising ``IndexLocked``
+    compact : keep only what a search by codes needs, not the words (counts, TF-IDF
+        vectors, neighbours, postings); the same model, queries ranked by codes alone
 
     Returns
     -------
@@ -144,7 +147,7 @@ def build_index(
             paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
             n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
-            verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines,
+            verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, compact=compact,
         )
     summary.seconds = time.perf_counter() - start
     return summary
@@ -178,6 +181,7 @@ def index_documents(
     skip_bad_lines: bool = False,
     wait: bool = False,
     train_sample: int | None = DEFAULT_TRAIN_SAMPLE,
+    compact: bool | None = None,
     **options,
 ) -> BuildSummary | UpdateSummary:
     """What ``semhash index`` does: update the index at ``database`` if there is one
@@ -197,6 +201,11 @@ def index_documents(
         between building and updating, so two runs never both build.
     train_sample
         As for :func:`build_index` when building; an update trains nothing.
+    compact
+        As for :func:`build_index`; None: as the index is (a new one is full). An
+        update that asks for the other kind raises ``StoreError`` (a compact index
+        has no words to make a full one of, and a full one is made compact by
+        ``retrain``), changing nothing.
     **options
         Model options of :func:`build_index`. When updating, options that differ
         from those the index was built with raise :class:`ModelMismatch`.
@@ -204,9 +213,12 @@ def index_documents(
     reading = {"files": files, "verbose": verbose, "stdin": stdin, "max_bytes": max_bytes, "skip_bad_lines": skip_bad_lines}
     with locks.writer_lock(database, wait=wait):
         if retrain or writer.is_missing(database):
-            return build_index(paths, database, train_sample=train_sample, **reading, **options)
+            if compact is None:  # a rebuild keeps the kind of index it replaces
+                compact = update.is_compact(database)
+            return build_index(paths, database, train_sample=train_sample, compact=compact, **reading, **options)
         index = Index.open(database)
         try:
+            update.check_kind(index, compact)
             index.check_options(**options)
             return index.add(paths, prune=prune, prune_limit=prune_limit, **reading)
         finally:
@@ -376,7 +388,7 @@ class Index:
     ) -> list[Hit]:
         """The ``k`` best documents for ``text``: a Hamming ball around its address
         gives a shortlist, ranked by words and codes together (:mod:`semhash.rerank`),
-        or with ``codes_only`` (or an index built before terms were stored) by the
+        or with ``codes_only`` (or a compact index, or one built before terms) by the
         distance between long codes (ties by index order).
 
         ``min_distance``/``max_distance`` keep only hits at those code distances
@@ -412,7 +424,7 @@ class Index:
         plan.check_k(k)
         with self._current():
             allowed = filters.allowed(self, labels)
-            return results.hits(self.stored, 
+            return results.hits(self, 
                 plan.found_many(self, texts, k, skip_empty, min_distance, max_distance, not documents, codes_only, allowed)
             )
 
@@ -432,7 +444,7 @@ class Index:
         """
         plan.check_k(k)
         with self._current():
-            return results.hits(self.stored, [plan.similar(self, doc_id, k, min_distance, max_distance, labels)])[0]
+            return results.hits(self, [plan.similar(self, doc_id, k, min_distance, max_distance, labels)])[0]
 
     def similar_to_text(
         self, text: str, k: int = 10, *, min_distance: int | None = None, max_distance: int | None = None,
@@ -443,7 +455,7 @@ class Index:
         ``labels`` as in :meth:`query`."""
         plan.check_k(k)
         with self._current():
-            return results.hits(self.stored, [plan.similar_to_text(self, text, k, min_distance, max_distance, labels)])[0]
+            return results.hits(self, [plan.similar_to_text(self, text, k, min_distance, max_distance, labels)])[0]
 
     def similar_to_file(self, path: str | os.PathLike, k: int = 10, **filters) -> list[Hit]:
         """:meth:`similar_to_text` for a file, read as indexing reads it."""

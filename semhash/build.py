@@ -123,6 +123,7 @@ def out_of_memory(database, first: bool, written: bool) -> BuildError:
 def build(
     paths, database, *, files, vocab_size, address_bits, code_bits, hidden_sizes,
     n_epochs_pretrain, n_epochs_finetune, random_state, stem, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
+    compact=False,
 ) -> BuildSummary:
     """:func:`semhash.api.build_index`, its options checked and the writer lock held
     (the summary's ``seconds`` is left for it: it times the whole run)."""
@@ -137,11 +138,7 @@ def build(
     )
     addresses, long_codes = _encode_all(hasher, X, verbose)
 
-    idf = rerank.fit_idf(full)
-    rows = (
-        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title, rerank.to_blob(vector))
-        for i, ((doc_id, path, labels, digest, title), vector) in enumerate(zip(read.docs, rerank.csr_vectors(full, idf)))
-    )
+    terms, idf, rows = _document_rows(read, X, full, words, terms, compact)
     options = {
         "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
         "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,
@@ -149,7 +146,7 @@ def build(
     }
     write_index(
         database,
-        meta=_meta(hasher, read, options, len(words), len(terms), n_trained),
+        meta={**_meta(hasher, read, options, len(words), len(terms), n_trained), "compact": compact},
         words=words,
         df=df,
         arrays=_encoders(hasher.get_arrays()),
@@ -158,6 +155,7 @@ def build(
         codes=long_codes,
         terms=terms,
         idf=idf,
+        compact=compact,
     )
     return BuildSummary(
         n_documents=len(read.docs),
@@ -179,6 +177,21 @@ def build(
     )
 
 
+def _document_rows(read, X, full, words: list[str], terms: list[str], compact: bool):
+    """(terms, their idf, the documents' rows) that the index stores: a compact one
+    keeps no terms, and each document's number of vocabulary words only."""
+    if compact:
+        n_words = np.asarray(X.sum(axis=1)).ravel().tolist()
+        rows = (DocumentRow(d, p, labels, digest, {}, title, None, n) for (d, p, labels, digest, title), n in zip(read.docs, n_words))
+        return [], None, rows
+    idf = rerank.fit_idf(full)
+    rows = (
+        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title, rerank.to_blob(vector))
+        for i, ((doc_id, path, labels, digest, title), vector) in enumerate(zip(read.docs, rerank.csr_vectors(full, idf)))
+    )
+    return terms, idf, rows
+
+
 class _Pass:
     """One streamed pass over the corpus: documents are read, tokenized once and
     vectorized together; only their metadata is kept, never the corpus text. It
@@ -196,9 +209,15 @@ class _Pass:
             self.docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
             words = self.corpus.words(doc.text)
             self.corpus.n_words += len(words)
-            if self.previous is not None and self.previous[1].get(doc.id) != doc.content_hash:
+            if self.previous is not None and not _same_hash(doc.content_hash, self.previous[1].get(doc.id)):
                 self.drift.add(words, self.previous[0])
             yield words
+
+
+def _same_hash(content_hash: str, stored) -> bool:
+    """Whether a stored hash (the first digits of one in a compact index; anything in
+    a damaged one) is that of the text hashed ``content_hash``."""
+    return isinstance(stored, str) and bool(stored) and content_hash.startswith(stored)
 
 
 def _count(read: _Pass, found, vocab_size: int, verbose: bool, paths):

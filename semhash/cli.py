@@ -173,6 +173,7 @@ def cli():
 )
 @click.option("--yes", is_flag=True, help="Let --prune remove more than half of the index's documents.")
 @click.option("--retrain", is_flag=True, help="Train a new model and re-encode everything instead of updating.")
+@options.compact_option
 @click.option("--vocab-size", default=2000, show_default=True, type=click.IntRange(2, 1_000_000), help="Words kept.")
 @click.option("--address-bits", default=28, show_default=True, type=click.IntRange(1, 63), help="Width of the address code.")
 @click.option("--code-bits", default=256, show_default=True, type=click.IntRange(1, 4096), help="Width of the long code.")
@@ -197,7 +198,7 @@ def cli():
 @options.silent_option
 @click.option("-v", "--verbose", is_flag=True, help="A progress bar per model layer, with its training loss, instead of one for the training.")
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip_bad_lines, wait, silent, verbose, hidden, train_sample, **model):
+def index(ctx, paths, database, files_from, prune, yes, retrain, compact, max_bytes, skip_bad_lines, wait, silent, verbose, hidden, train_sample, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -207,8 +208,8 @@ def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip
     If the index exists, it is updated with its own model (no retraining): new
     documents are added, changed ones re-encoded, unchanged ones skipped;
     --prune also removes the documents that are gone (more than half of them
-    only with --yes). --retrain builds it again
-    from PATHS alone and says how far the vocabulary has drifted.
+    only with --yes). --retrain builds it again from PATHS alone and says how far
+    the vocabulary has drifted.
 
     The index is changed in one transaction (interrupted, it stays as it was) and
     queries keep working meanwhile. One run writes at a time: a second fails at
@@ -238,7 +239,7 @@ def index(ctx, paths, database, files_from, prune, yes, retrain, max_bytes, skip
     summary = index_documents(
         paths, database, files=files_from, retrain=retrain, prune=prune, prune_limit=None if yes else PRUNE_LIMIT,
         verbose=0 if silent else 2 if verbose else 1,
-        max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, **model_options,
+        max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, compact=compact, **model_options,
     )
     if summary.n_duplicates:  # documents not indexed: said even with --silent
         click.echo(

@@ -9,7 +9,10 @@ import numpy as np
 def info(index) -> dict:
     """What is in ``index``, as a JSON-ready dict (``semhash info --json``).
 
-    Keys: database, size_bytes, schema_version, semhash_version, created,
+    Keys: database, size_bytes, bytes_per_document (the file's size over its
+    documents; None without any), model_bytes (the encoders' weights, which do not
+    grow with the documents), compact (whether it keeps only what a search by
+    codes needs), schema_version, semhash_version, created,
     updated, documents, labels ({label: count}, most common first),
     vocabulary_size, stem (whether its words and terms are Snowball stems),
     oov_share, terms (that rank the shortlist; 0: codes
@@ -41,9 +44,13 @@ def info(index) -> dict:
         for b, n in enumerate(np.bincount(bins).tolist()):
             if n:  # ("0 holding 16-31 documents" said nothing)
                 histogram["1" if b == 0 else f"{2**b}-{2 ** (b + 1) - 1}"] = n
+    size = index.stored.path.stat().st_size
     return {
         "database": str(index.stored.path),
-        "size_bytes": index.stored.path.stat().st_size,
+        "size_bytes": size,
+        "bytes_per_document": round(size / len(index), 1) if len(index) else None,
+        "model_bytes": index.stored.model_bytes(),
+        "compact": index.stored.compact,
         "schema_version": index.meta.get("schema_version"),
         "semhash_version": index.meta.get("semhash_version"),
         "created": index.meta.get("created"),

@@ -49,6 +49,7 @@ class EvalReport:
     n_skipped: int  # queries with no vocabulary word
     n_database: int
     methods: list[MethodResult] = field(default_factory=list)
+    note: str | None = None  # what was not scored, and why
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +58,7 @@ class EvalReport:
             "n_skipped": self.n_skipped,
             "n_database": self.n_database,
             "methods": [m.__dict__ for m in self.methods],
+            "note": self.note,
         }
 
     def table(self) -> str:
@@ -67,7 +69,7 @@ class EvalReport:
         lines += [f"{m.name:<{width}}  {m.precision:>12.4f}  {m.map:>6.4f}" for m in self.methods]
         lines.append(f"{self.n_queries} queries ({self.n_skipped} without vocabulary words skipped), "
                      f"{self.n_database} documents")
-        return "\n".join(lines)
+        return "\n".join(lines + ([self.note] if self.note else []))
 
 
 def _relevance(db_labels: list[set[str]], query_labels: list[set[str]]) -> np.ndarray:
@@ -190,7 +192,10 @@ def evaluate(
     width = min(k, len(index))
     _query_paths(index, score, texts, keep, q_addr, q_code, width, lift, lambda: _relevance(db_labels, [set(lab) for lab in labels]))
     _full_scans(index, score, q_code_bits, q_addr_bits)
-    _tfidf_rankings(index, score, q_counts, q_addr, width, shortlist, baselines, seed)
+    if index.stored.compact:
+        report.note = "compact index (no word counts kept): its codes alone are scored, without TF-IDF, LSA or LSH"
+    else:
+        _tfidf_rankings(index, score, q_counts, q_addr, width, shortlist, baselines, seed)
     return report
 
 
@@ -306,6 +311,7 @@ def _ball_rows(table, address: int, at_least: int) -> np.ndarray:
 
 def _stored_counts(stored, words: dict[str, int]):
     """The indexed documents' word counts (from the ``counts`` column), CSR, rowid order."""
+    stored.need_words("reading the documents' word counts")
     import scipy.sparse as sp
 
     indptr, indices, data = [0], [], []

@@ -37,6 +37,7 @@ def map_coordinates(index, *, sample: int | None = 5000, epochs: int = 20, seed:
 
     from semhash.hasher import SemanticHasher
 
+    index.stored.need_words("`semhash map`")
     counts = _stored_counts(index.stored, index.words)
     labels = [
         (json.loads(x) or [""])[0] for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")

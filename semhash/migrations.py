@@ -36,6 +36,24 @@ _SCHEMA = (
 )
 
 
+# A compact index (meta "compact": true; `semhash index --compact`) keeps what a
+# search by codes needs, each once: the documents' ids, paths, labels, content
+# hashes (what an update compares), numbers of vocabulary words (a short query's
+# lift) and titles, and their addresses and codes in code_blocks alone, which a
+# query loads anyway (a million codes in 0.13 s; from the rows, 1.0-1.3 s). Left
+# out, in bytes per StackOverflow title of the full index (18,000, bench/sizes.py):
+# the documents' counts, TF-IDF vectors, neighbour lists and codes (the rows: 523
+# -> 92 with a 16-digit hash, store.COMPACT_HASH_DIGITS), idx_documents_content_hash
+# (83; `similar --file` scans the rows instead), idx_documents_codes (53: the third
+# copy of the codes), postings (23) and terms (17). Kept: code_blocks (48), the id
+# index (14) and the encoders (524 here; a fixed 9.4 MB). No triggers: code_blocks
+# holds the only copy of the codes here, which the writers keep.
+_COMPACT_SCHEMA = _SCHEMA[:3] + (
+    "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, n_words INTEGER, title TEXT)",
+    "CREATE TABLE " + _CODE_BLOCKS,
+)
+
+
 # Every document's rowid, address and code, packed in rowid order into blocks of
 # BLOCK_DOCUMENTS (little-endian int64, int64, uint64 words): what a query loads,
 # in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,

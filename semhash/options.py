@@ -45,6 +45,14 @@ def limit_option(f):
     )(f)
 
 
+def compact_option(f):
+    return click.option(
+        "--compact/--no-compact", default=None,
+        help="Keep only what a search by codes needs (no word counts, TF-IDF vectors, neighbours or postings): a "
+        "smaller file whose queries rank by codes alone. A rebuild keeps the index's kind unless told; a new index is full.",
+    )(f)
+
+
 def skip_bad_lines_option(f):
     return click.option(
         "--skip-bad-lines", is_flag=True, help="Skip malformed JSON lines on stdin (counted) instead of stopping."

@@ -92,6 +92,8 @@ class HitLines:
 
 def ranking(about: dict) -> str:
     """What ranks the shortlist, as `semhash info` says it."""
+    if about.get("compact"):
+        return "codes alone (compact: no words kept; `semhash index --retrain --no-compact` adds them)"
     if not about.get("terms"):
         return "codes alone (built before ranking by words: `semhash index --retrain` adds them)"
     neighbours = f"{about['neighbours']} neighbours each" if about.get("neighbours") else "no neighbours yet"
@@ -103,7 +105,9 @@ def info_text(about: dict) -> str:
     bimodality = about["bimodality"]
     labels = ", ".join(f"{label} {n}" for label, n in about["labels"].items()) or "(none)"
     lines = [
-        f"database      {about['database']} ({size(about['size_bytes'])}, schema {about['schema_version']})",
+        f"database      {about['database']} ({size(about['size_bytes'])}, schema {about['schema_version']}"
+        + (", compact" if about.get("compact") else "") + ")",
+        f"size          {per_document(about)}",
         f"created       {about['created']} by semhash {about['semhash_version']}"
         + (f", updated {about['updated']}" if about.get("updated") else ""),
         f"documents     {about['documents']}",
@@ -122,6 +126,15 @@ def info_text(about: dict) -> str:
     for bucket, n in about["addresses"]["histogram"].items():
         lines.append(f"  {n} holding {bucket} document{'' if bucket == '1' else 's'}")
     return "\n".join(lines)
+
+
+def per_document(about: dict) -> str:
+    """The file's bytes per document, and those of the documents alone (without the
+    model, whose size does not grow with them)."""
+    n, total, model = about["documents"], about["size_bytes"], about["model_bytes"]
+    if not n:
+        return f"{size(total)}, no documents"
+    return f"{total / n:,.0f} bytes per document; {(total - model) / n:,.0f} without the model's {size(model)}"
 
 
 def size(n: int) -> str:

@@ -177,12 +177,16 @@ class EncodedDocument:
     known_words: int
 
 
-def hits(stored, found: list[tuple | None]) -> list[list[Hit] | None]:
-    """Hits from (rowids, code distances, scores or None) per query (None: no hit)."""
+def hits(index, found: list[tuple | None]) -> list[list[Hit] | None]:
+    """Hits from (rowids, code distances, scores or None) per query (None: no hit),
+    read from the opened :class:`semhash.api.Index` ``index``."""
     # One lookup for the whole batch: per-query round trips to SQLite dominated.
     # (dict.fromkeys: the order of first appearance, at no numpy cost)
-    hit_rowids = dict.fromkeys(r for f in found if f is not None for r in f[0].tolist())
-    rows = stored.rows(list(hit_rowids))
+    hit_rowids = list(dict.fromkeys(r for f in found if f is not None for r in f[0].tolist()))
+    rows = index.stored.rows(hit_rowids)
+    if index.stored.compact:  # its addresses are in the loaded codes alone
+        addresses = index.table.addresses[index.rowids.searchsorted(hit_rowids)].tolist()
+        rows = {r: (*rows[r][:4], a) for r, a in zip(hit_rowids, addresses)}
     out: list[list[Hit] | None] = []
     for f in found:
         if f is None:

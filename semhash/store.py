@@ -51,10 +51,18 @@ OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
 DOCUMENT_COLUMNS = (
     "id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms", "neighbours",
 )
+#: The documents' columns in a compact index (``meta.compact``; see semhash.migrations).
+COMPACT_COLUMNS = ("id", "path", "labels", "content_hash", "n_words", "title")
+#: Hex digits of a content hash that a compact index keeps: 64 bits, 17 bytes a
+#: document instead of 65 (the most a compact row held beside its title). Two texts
+#: of one id would have to agree on them to be taken for the same: a chance of 2**-64.
+COMPACT_HASH_DIGITS = 16
 TABLES = ("meta", "vocabulary", "weights", "documents", "terms", "code_blocks", "postings")
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's own write lock
 SQLITE_HEADER = b"SQLite format 3\x00"
 REBUILD = "rebuild it with `semhash index --retrain PATHS`"
+#: What a compact index cannot do, and the remedy (it keeps no words).
+NO_WORDS = "keeps no words (built with --compact), and {what} needs them: rebuild it from the files with `semhash index --retrain --no-compact PATHS`"
 
 
 #: Documents a term may be held by and still have its rowids kept in ``postings``:
@@ -136,6 +144,26 @@ def read_codes(conn: sqlite3.Connection, meta: dict) -> tuple[np.ndarray, np.nda
     return rowids[order], addresses[order], codes[order]
 
 
+def unpack_blocks(blocks: list[tuple], meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rowids, addresses, codes) of ``code_blocks`` rows (rowids, addresses, codes),
+    checked (``ValueError`` says what is damaged)."""
+    n_words = (int(meta["code_bits"]) + 63) // 64
+    for block in blocks:
+        if not all(isinstance(x, bytes) for x in block) or not (
+            len(block[0]) % 8 == 0 and len(block[1]) == len(block[0]) and len(block[2]) == len(block[0]) * n_words
+        ):
+            raise ValueError("its packed codes (code_blocks) are damaged")
+
+    def column(i: int, dtype: str) -> np.ndarray:  # one copy: writable, native order
+        return np.concatenate([np.frombuffer(b[i], dtype) for b in blocks]).astype(dtype[1:], copy=False)
+
+    rowids, addresses, codes = column(0, "<i8"), column(1, "<i8"), column(2, "<u8")
+    n = rowids.shape[0]
+    if n > 1 and not (rowids[1:] > rowids[:-1]).all():
+        raise ValueError("its packed codes (code_blocks) are damaged")
+    return rowids, _check_addresses(addresses, n, meta), codes.reshape(n, n_words)
+
+
 def _check_addresses(addresses: np.ndarray, n: int, meta: dict) -> np.ndarray:
     limit = 2 ** int(meta["address_bits"])
     if addresses.shape[0] != n or (n and (addresses.min() < 0 or addresses.max() >= limit)):
@@ -213,6 +241,7 @@ class StoredIndex:
             raise self._corrupt("its metadata is not JSON") from None
         schema_version(json.dumps(self.meta.get("schema_version")), str(self.path))
         self._data_version = None
+        self.compact = self.meta.get("compact") is True  # no words: codes rank (see semhash.migrations)
         for key, low, high in (("address_bits", 1, 63), ("code_bits", 1, None)):
             value = self.meta.get(key)
             if not isinstance(value, int) or value < low or (high is not None and value > high):
@@ -297,6 +326,12 @@ class StoredIndex:
             raise self._corrupt("its term count does not match its terms")
         return n
 
+    def need_words(self, what: str) -> None:
+        """Raise :class:`StoreError` if this index is compact: ``what`` needs the
+        documents' words, which it does not keep."""
+        if self.compact:
+            raise StoreError(f"{self.path} {NO_WORDS.format(what=what)}")
+
     def _corrupt(self, what: str) -> StoreError:
         return StoreError(f"{self.path} is corrupt ({what}): {REBUILD}")
 
@@ -348,26 +383,9 @@ class StoredIndex:
         packed = int(self.meta["schema_version"]) >= 6
         blocks = self._all("SELECT rowids, addresses, codes FROM code_blocks ORDER BY block") if packed else []
         try:
-            return self._unpack_blocks(blocks) if blocks else read_codes(self.conn, self.meta)
+            return unpack_blocks(blocks, self.meta) if blocks else read_codes(self.conn, self.meta)
         except (sqlite3.DatabaseError, ValueError) as e:
             raise self._corrupt(str(e)) from None
-
-    def _unpack_blocks(self, blocks: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n_words = (int(self.meta["code_bits"]) + 63) // 64
-        for block in blocks:
-            if not all(isinstance(x, bytes) for x in block) or not (
-                len(block[0]) % 8 == 0 and len(block[1]) == len(block[0]) and len(block[2]) == len(block[0]) * n_words
-            ):
-                raise ValueError("its packed codes (code_blocks) are damaged")
-
-        def column(i: int, dtype: str) -> np.ndarray:  # one copy: writable, native order
-            return np.concatenate([np.frombuffer(b[i], dtype) for b in blocks]).astype(dtype[1:], copy=False)
-
-        rowids, addresses, codes = column(0, "<i8"), column(1, "<i8"), column(2, "<u8")
-        n = rowids.shape[0]
-        if n > 1 and not (rowids[1:] > rowids[:-1]).all():
-            raise ValueError("its packed codes (code_blocks) are damaged")
-        return rowids, _check_addresses(addresses, n, self.meta), codes.reshape(n, n_words)
 
     def typical_length(self) -> float:
         """:func:`typical_length` of the documents, as the writers keep it in meta
@@ -405,22 +423,29 @@ class StoredIndex:
         return rows[0][0] if rows else 0
 
     def rowids_with_hash(self, content_hash: str) -> list[int]:
-        return [r for (r,) in self._all("SELECT rowid FROM documents WHERE content_hash = ?", (content_hash,))]
+        query = "SELECT rowid FROM documents WHERE content_hash = ?"
+        return [r for (r,) in self._all(query, (self.stored_hash(content_hash),))]
+
+    def stored_hash(self, content_hash: str) -> str:
+        """A content hash as this index stores it (cut to COMPACT_HASH_DIGITS if compact)."""
+        return content_hash[:COMPACT_HASH_DIGITS] if self.compact else content_hash
 
     def rows(self, rowids: Iterable[int]) -> dict[int, tuple[str, str | None, tuple[str, ...], str, int]]:
-        """{rowid: (id, path, labels, title, address)} of the given rowids, in one read per 900."""
+        """{rowid: (id, path, labels, title, address)} of the given rowids, in one read per 900
+        (address None in a compact index: its codes are in ``code_blocks`` alone)."""
         rowids = [int(r) for r in rowids]
         try:
-            has_title = "title" in columns(self.conn, "documents")
+            have = columns(self.conn, "documents")
         except _DAMAGE as e:
             raise self._corrupt(str(e)) from None
-        title = "title" if has_title else "''"  # schema 1 has none
-        query = f"SELECT rowid, id, path, labels, {title}, address FROM documents WHERE rowid IN ({{}})"
+        title = "title" if "title" in have else "''"  # schema 1 has none
+        address = "NULL" if self.compact else "address"
+        query = f"SELECT rowid, id, path, labels, {title}, {address} FROM documents WHERE rowid IN ({{}})"
         found = {}
         for rowid, doc_id, path, labels, doc_title, address in self._all_in(query, rowids):
             labels = self._labels(labels)
-            if not (isinstance(doc_id, str) and isinstance(path, (str, type(None))) and isinstance(address, int)
-                    and isinstance(doc_title, (str, type(None)))):
+            if not (isinstance(doc_id, str) and isinstance(path, (str, type(None)))
+                    and isinstance(address, int) != self.compact and isinstance(doc_title, (str, type(None)))):
                 raise self._corrupt("a stored document's id, path, title or address is damaged")
             found[rowid] = (doc_id, path, labels, doc_title or "", address)
         return self._every(rowids, found)
@@ -536,6 +561,10 @@ class StoredIndex:
             list(dict.fromkeys(labels)),
         )
         return sorted({r for r, _ in pairs}), {label for _, label in pairs}
+
+    def model_bytes(self) -> int:
+        """Bytes of the stored model's weights."""
+        return int(self._all("SELECT coalesce(sum(length(data)), 0) FROM weights")[0][0])
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {name: self._json(shape, f"the shape of weight {name!r}") for name, shape in self._all("SELECT name, shape FROM weights")}

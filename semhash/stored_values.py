@@ -67,6 +67,7 @@ META_CHECKS = {
     **dict.fromkeys(("vocab_size", "n_terms", "n_documents", "n_trained", "n_neighbours", "postings_max_df"), count),
     **dict.fromkeys(("oov_share", "typical_length"), number),
     **dict.fromkeys(("params", "build_options"), lambda v: isinstance(v, dict)),
+    "compact": lambda v: isinstance(v, bool),
     "hidden_sizes": lambda v: isinstance(v, list) and all(count(x) for x in v),
     "messages": pair(count),
     "bimodality": pair(number),

@@ -14,7 +14,7 @@ from semhash import encoding, graph, reading, rerank, shortlists
 from semhash.corpus import Document, ReadStats, first_line
 from semhash.errors import BuildError, ModelMismatch
 from semhash.results import UpdateSummary
-from semhash.store import StoreError
+from semhash.store import StoredIndex, StoreError
 from semhash.writer import DocumentRow, IndexWriter, labels_json
 from semhash.vocab import count_words
 
@@ -38,6 +38,31 @@ def check_options(index, **options) -> None:
         )
 
 
+def is_compact(database) -> bool:
+    """Whether ``database`` holds a compact index (False for anything else)."""
+    try:
+        stored = StoredIndex(database)
+    except StoreError:
+        return False
+    try:
+        return stored.compact
+    finally:
+        stored.close()
+
+
+def check_kind(index, compact: bool | None) -> None:
+    """Raise ``StoreError`` if an update asks for the other kind of index than
+    ``index`` is (``compact`` None: either)."""
+    if compact is None or compact == index.stored.compact:
+        return
+    if not compact:
+        index.stored.need_words("a full index (--no-compact)")
+    raise StoreError(
+        f"{index.stored.path} is a full index: make it compact by rebuilding it with "
+        "`semhash index --retrain --compact PATHS`; the index is unchanged"
+    )
+
+
 def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip_bad_lines) -> UpdateSummary:
     start = time.perf_counter()
     stats = ReadStats()
@@ -55,11 +80,12 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
             texts = [d.text for d in batch]
             counts = count_words(texts, index.words, whole_text=index.whole_text, stem=index.stem)
             addresses, long_codes = encoding.encode_counts(index, counts)
-            vectors = shortlists.term_vectors(index, [coverage.words(t) for t in texts])
+            # (a compact index keeps no counts nor TF-IDF vectors: only their number of words)
+            vectors = None if index.stored.compact else shortlists.term_vectors(index, [coverage.words(t) for t in texts])
             rows = [
                 DocumentRow(
-                    d.id, d.path, d.labels, d.content_hash, dense_counts_dict(c, index.vocabulary),
-                    first_line(d.text), rerank.to_blob(rerank.row(vectors, i)),
+                    d.id, d.path, d.labels, d.content_hash, {} if vectors is None else dense_counts_dict(c, index.vocabulary),
+                    first_line(d.text), None if vectors is None else rerank.to_blob(rerank.row(vectors, i)), int(c.sum()),
                 )
                 for i, (d, c) in enumerate(zip(batch, counts))
             ]
@@ -72,7 +98,7 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
             old = stored.get(doc.id)
             # Same text, new labels (a JSON line relabelled): stored anew, else the old
             # labels stayed for good. (A path is not compared: "./posts" and "posts" differ.)
-            if old is not None and old[0] == doc.content_hash and old[2] == labels_json(doc.labels):
+            if old is not None and old[0] == index.stored.stored_hash(doc.content_hash) and old[2] == labels_json(doc.labels):
                 n_unchanged += 1
                 continue
             n_added += old is None

@@ -33,7 +33,7 @@ import numpy as np
 
 from semhash import store
 from semhash.locks import writer_lock
-from semhash.migrations import _POSTINGS_TRIGGERS, _SCHEMA, _TRIGGERS, BLOCK_DOCUMENTS, migrate
+from semhash.migrations import _COMPACT_SCHEMA, _POSTINGS_TRIGGERS, _SCHEMA, _TRIGGERS, BLOCK_DOCUMENTS, migrate
 from semhash.store import StoreError
 
 
@@ -46,6 +46,7 @@ class DocumentRow:
     counts: dict[str, int]
     title: str = ""
     terms: bytes | None = None  # semhash.rerank.to_blob of its TF-IDF vector
+    n_words: int | None = None  # its vocabulary words, when ``counts`` is not given (compact)
 
 
 def labels_json(labels: Sequence[str]) -> str:
@@ -59,7 +60,7 @@ def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
         "path": d.path,
         "labels": labels_json(d.labels),
         "content_hash": d.content_hash,
-        "n_words": int(sum(d.counts.values())),
+        "n_words": _n_words(d),
         "address": int(address),
         "code": code,
         "counts": json.dumps(d.counts),
@@ -67,6 +68,16 @@ def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
         "terms": d.terms,
         "neighbours": None,  # not computed yet (a changed document's old list is dropped)
     }
+
+
+def _n_words(d: DocumentRow) -> int:
+    return int(sum(d.counts.values())) if d.n_words is None else int(d.n_words)
+
+
+def _compact_record(d: DocumentRow) -> dict:
+    """A document's row in a compact index (its codes go to ``code_blocks``)."""
+    digest = d.content_hash[: store.COMPACT_HASH_DIGITS]
+    return {"id": d.id, "path": d.path, "labels": labels_json(d.labels), "content_hash": digest, "n_words": _n_words(d), "title": d.title}
 
 
 def _connect_writer(path: str | os.PathLike, wal: bool = True) -> sqlite3.Connection:
@@ -161,6 +172,7 @@ def write_index(
     codes: np.ndarray,
     terms: Sequence[str] = (),
     idf: np.ndarray | None = None,
+    compact: bool = False,
 ) -> None:
     """Write a complete index to ``path``, replacing any index there in one step.
 
@@ -180,10 +192,12 @@ def write_index(
     addresses : ndarray of int64, shape (n,)
     codes : ndarray of uint64, shape (n, n_words)
     terms, idf : every term (id = position) and its inverse document frequency
+    compact : write a compact index (``semhash.migrations._COMPACT_SCHEMA``): the
+        documents' counts, terms and idf are not stored
     """
     path = Path(path)
     with writer_lock(path, wait=True):
-        tables = (meta, words, df, arrays, documents, addresses, codes, terms, idf)
+        tables = (meta, words, df, arrays, documents, addresses, codes, terms, idf, compact)
         if kind_of(path) == "index":
             conn = _connect_writer(path)
             try:
@@ -228,9 +242,9 @@ def write_index(
             raise
 
 
-def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf) -> None:
+def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf, compact) -> None:
     """Create the current schema's tables in ``conn`` (inside a transaction) and fill them."""
-    for statement in _SCHEMA:
+    for statement in _COMPACT_SCHEMA if compact else _SCHEMA:
         conn.execute(statement)
     store.set_meta(conn, {**meta, "schema_version": store.SCHEMA_VERSION})
     conn.executemany(
@@ -241,6 +255,9 @@ def _fill(conn, meta, words, df, arrays, documents, addresses, codes, terms, idf
         "INSERT INTO weights (name, dtype, shape, data) VALUES (?, ?, ?, ?)",
         ((k, "float32", json.dumps(list(a.shape)), _le_f32(a).tobytes()) for k, a in arrays.items()),
     )
+    if compact:
+        _insert_compact(conn, documents, addresses, codes)
+        return
     conn.executemany(
         "INSERT INTO terms (id, term, idf) VALUES (?, ?, ?)", zip(range(len(terms)), terms, np.asarray(idf).tolist())
     )
@@ -275,7 +292,11 @@ def _store_code_blocks(conn: sqlite3.Connection, if_missing: bool = False) -> No
     if if_missing and conn.execute("SELECT 1 FROM code_blocks LIMIT 1").fetchone():
         return
     meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-    rowids, addresses, codes = store.read_codes(conn, meta)
+    _write_code_blocks(conn, *store.read_codes(conn, meta))
+
+
+def _write_code_blocks(conn: sqlite3.Connection, rowids: np.ndarray, addresses: np.ndarray, codes: np.ndarray) -> None:
+    """Replace ``code_blocks`` with these (rowids ascending, addresses, codes)."""
     conn.execute("DELETE FROM code_blocks")
     conn.executemany(
         "INSERT INTO code_blocks (block, rowids, addresses, codes) VALUES (?, ?, ?, ?)",
@@ -388,6 +409,35 @@ def _insert_documents(conn: sqlite3.Connection, documents, addresses, codes) -> 
     )
 
 
+def _insert_compact(conn: sqlite3.Connection, documents, addresses, codes) -> None:
+    """A new compact index's documents, then their codes as its only ``code_blocks``
+    (and the typical length): each document's rowid is its position plus 1, as a new
+    table numbers its rows."""
+    columns = ", ".join(store.COMPACT_COLUMNS)
+    marks = ", ".join(f":{c}" for c in store.COMPACT_COLUMNS)
+    conn.executemany(f"INSERT INTO documents ({columns}) VALUES ({marks})", map(_compact_record, documents))
+    rowids = np.array([r for (r,) in conn.execute("SELECT rowid FROM documents ORDER BY rowid")], np.int64)
+    if not np.array_equal(rowids, np.arange(1, codes.shape[0] + 1)):
+        raise ValueError("the documents and their codes differ in number")
+    _write_code_blocks(conn, rowids, np.asarray(addresses, np.int64), codes)
+    _store_typical_length(conn)
+
+
+def _merge_code_blocks(conn: sqlite3.Connection, changed: dict[int, tuple[int, np.ndarray]], gone: set[int]) -> None:
+    """A compact index's ``code_blocks`` with the codes of the rowids ``changed``
+    (rowid: (address, code)) put in and those of ``gone`` taken out."""
+    meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    blocks = conn.execute("SELECT rowids, addresses, codes FROM code_blocks ORDER BY block").fetchall()
+    rowids, addresses, codes = store.unpack_blocks(blocks, meta)
+    keep = ~np.isin(rowids, np.fromiter(set(changed) | gone, np.int64))
+    new = np.fromiter(changed, np.int64, len(changed))
+    rowids = np.concatenate([rowids[keep], new])
+    addresses = np.concatenate([addresses[keep], np.array([a for a, _ in changed.values()], np.int64)])
+    codes = np.concatenate([codes[keep], np.array([c for _, c in changed.values()], np.uint64).reshape(len(new), codes.shape[1])])
+    order = np.argsort(rowids, kind="stable")
+    _write_code_blocks(conn, rowids[order], addresses[order], codes[order])
+
+
 def _fsync_directory(directory: Path) -> None:
     """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
     try:
@@ -435,8 +485,12 @@ class IndexWriter:
             raise StoreError(f"{self.path} is not a semhash index ({e})") from None
         self._documents_changed = False
         self._before: dict[int, bytes | None] = {}  # rowid -> its terms when this writer began
+        self._codes: dict[int, tuple[int, np.ndarray]] = {}  # compact: rowid -> its new (address, code)
+        self._gone: set[int] = set()  # compact: rowids deleted
         try:
             migrate(self.conn)
+            (compact,) = self.conn.execute("SELECT value FROM meta WHERE key = 'compact'").fetchone() or ("false",)
+            self.compact = compact == "true"
             self._postings_current = _postings_current(self.conn)
         except BaseException as e:
             self.conn.close()  # rolls back
@@ -456,7 +510,11 @@ class IndexWriter:
             else:
                 # (an index written before they were kept gets them now)
                 before = self._before if self._postings_current else None
-                self._run(_store_derived, self.conn, not self._documents_changed, before)
+                if not self.compact:
+                    self._run(_store_derived, self.conn, not self._documents_changed, before)
+                elif self._documents_changed:
+                    self._run(_store_typical_length, self.conn)
+                    self._run(_merge_code_blocks, self.conn, self._codes, self._gone)
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.DatabaseError as e:
@@ -470,6 +528,8 @@ class IndexWriter:
         self._documents_changed = True
         documents = list(documents)
         ids = [d.id for d in documents]
+        if self.compact:
+            return self._run(self._upsert_compact, documents, addresses, codes)
         self._run(self._remember, ids)  # before the change
         codes_le = codes.astype("<u8", copy=False)
         columns = ", ".join(store.DOCUMENT_COLUMNS)
@@ -481,6 +541,20 @@ class IndexWriter:
             (_document_record(d, a, codes_le[i].tobytes()) for i, (d, a) in enumerate(zip(documents, addresses))),
         )
         self._run(self._remember, ids, True)
+
+    def _upsert_compact(self, documents: list[DocumentRow], addresses: np.ndarray, codes: np.ndarray) -> None:
+        """:meth:`upsert` into a compact index: the rows now, their codes at the commit."""
+        columns = ", ".join(store.COMPACT_COLUMNS)
+        marks = ", ".join(f":{c}" for c in store.COMPACT_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in store.COMPACT_COLUMNS if c != "id")
+        self.conn.executemany(
+            f"INSERT INTO documents ({columns}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
+            map(_compact_record, documents),
+        )
+        rowid_of = dict(store.select_in(self.conn, "SELECT id, rowid FROM documents WHERE id IN ({})", [d.id for d in documents]))
+        for d, address, code in zip(documents, addresses.tolist(), codes.astype(np.uint64, copy=False)):
+            self._codes[rowid_of[d.id]] = (address, code)
+            self._gone.discard(rowid_of[d.id])
 
     def _remember(self, ids: list[str], inserted: bool = False) -> None:
         """Note the terms the documents of these ids had when this writer began (for
@@ -498,14 +572,19 @@ class IndexWriter:
     def delete(self, ids: Iterable[str]) -> None:
         self._documents_changed = True
         ids = list(ids)
-        self._run(self._remember, ids)
+        if self.compact:  # their codes leave code_blocks at the commit
+            for (rowid,) in self._run(store.select_in, self.conn, "SELECT rowid FROM documents WHERE id IN ({})", ids):
+                self._gone.add(rowid)
+                self._codes.pop(rowid, None)
+        else:
+            self._run(self._remember, ids)
         self._run(self.conn.executemany, "DELETE FROM documents WHERE id = ?", ((i,) for i in ids))
 
     def set_meta(self, meta: dict) -> None:
         self._run(store.set_meta, self.conn, meta)
 
-    def _run(self, fn, *args) -> None:
+    def _run(self, fn, *args):
         try:
-            fn(*args)
+            return fn(*args)
         except (sqlite3.DatabaseError, ValueError) as e:  # ValueError: store.read_codes found a bad row
             raise StoreError(f"cannot write to {self.path} ({e}): the index is unchanged") from None

@@ -782,14 +782,16 @@ def test_info(db):
     assert text[0].startswith(f"database      {db} (") and text[0].endswith(f" KiB, schema {store.SCHEMA_VERSION})")
     n_terms = sqlite3.connect(db).execute("SELECT count(*) FROM terms").fetchone()[0]
     assert info["terms"] == n_terms > 300 and info["neighbours"] == rerank.NEIGHBOURS
-    assert text[2:7] == [
+    size = db.stat().st_size
+    assert text[1] == f"size          {size / 60:,.0f} bytes per document; {(size - info['model_bytes']) / 60:,.0f} without the model's {output.size(info['model_bytes'])}"
+    assert text[3:8] == [
         "documents     60",
         "labels        comp.graphics 20, rec.sport.hockey 20, sci.space 20",
         f"vocabulary    300 words, Snowball-stemmed ({OOV_BUILD} of the corpus's words outside); reads messages as Subject + body",
         f"ranking       words ({n_terms:,} terms), {rerank.NEIGHBOURS} neighbours each and codes",
         "model         300-32 trunk; heads: 8-bit address, 32-bit code; trained on 60 documents",
     ]
-    assert text[8] == f"addresses     {len(per_address)} distinct of 2^8"
+    assert text[9] == f"addresses     {len(per_address)} distinct of 2^8"
 
 
 def test_index_stem_is_kept_in_the_index_and_shown_by_info(tiny_corpus, tmp_path):
@@ -797,7 +799,7 @@ def test_index_stem_is_kept_in_the_index_and_shown_by_info(tiny_corpus, tmp_path
     assert run("index", str(tiny_corpus), "-d", str(db), "-s", "--stem", *TINY_MODEL).exit_code == 0
     assert json.loads(sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'stem'").fetchone()[0]) is True
     assert json.loads(run("info", "-d", str(db), "--json").stdout)["stem"] is True
-    assert run("info", "-d", str(db)).stdout.splitlines()[4].startswith("vocabulary    300 words, Snowball-stemmed (")
+    assert run("info", "-d", str(db)).stdout.splitlines()[5].startswith("vocabulary    300 words, Snowball-stemmed (")
     forms = run("query", "Shuttles orbiting", "-d", str(db), "--nl")
     assert forms.exit_code == 0 and forms.stdout == run("query", "shuttle orbit", "-d", str(db), "--nl").stdout
     # An update keeps the index's own reading; asking for the other one is refused in one line.
@@ -809,7 +811,7 @@ def test_index_stem_is_kept_in_the_index_and_shown_by_info(tiny_corpus, tmp_path
     assert run("index", str(tiny_corpus), "-d", str(db), "-s", "--stem").exit_code == 0
     plain = tmp_path / "plain.db"
     assert run("index", str(tiny_corpus), "-d", str(plain), "-s", "--no-stem", *TINY_MODEL).exit_code == 0
-    assert run("info", "-d", str(plain)).stdout.splitlines()[4].startswith("vocabulary    300 words, not stemmed (")
+    assert run("info", "-d", str(plain)).stdout.splitlines()[5].startswith("vocabulary    300 words, not stemmed (")
 
 
 def test_info_missing_index(tmp_path):
