@@ -89,6 +89,30 @@ def test_demo_rows_are_the_sample_s_posts_with_their_titles():
         assert first_line(read_text(post)[0]).startswith(shown) and shown
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_readme_quality_figures_are_the_benchmarks_current_ones():
+    # One source for each figure: the README rounds BENCHMARKS.md's "now" column.
+    bench = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").split("<!-- corpora:start -->")[1]
+    rows = {_cells(line)[0].split(",")[0]: _cells(line)[1:] for line in bench.splitlines() if line.startswith("| ")}
+
+    def now(cell: str) -> float:
+        return float(cell.split("/")[-1].strip(" *"))
+
+    readme = {_cells(line)[0]: _cells(line)[1:] for line in README.splitlines() if line.startswith("| `semhash") or line.startswith("| BM25")}
+    def same(shown: str, measured: float) -> bool:  # shown rounded to 3 places, either way at a half
+        return abs(float(shown) - measured) <= 0.0005 + 1e-9
+
+    for column, corpus in enumerate(["20NG", "StackOverflow", "Biomedical"]):
+        default, codes, _, bm25, prf = (now(c) for c in rows[corpus])
+        assert same(readme["`semhash query` (codes choose, words and codes rank)"][column], default), corpus
+        assert same(readme["`semhash query --codes-only` (the codes alone)"][column], codes), corpus
+        shown_bm25, shown_prf = readme["BM25 / BM25 with pseudo-relevance feedback, same run"][column].split("/")
+        assert same(shown_bm25, bm25) and same(shown_prf, prf), corpus
+
+
 def test_every_bench_section_has_its_markers():
     # Each bench script rewrites the lines between its markers; a missing pair would
     # append a second copy of its section at the end of the file instead.
