@@ -30,17 +30,28 @@ def answered_batches(idx, limit: int, options: dict, jsonl_in: bool, skip_bad_li
         queries = ((d.id, d.text) for d in iter_jsonl(lines, on_error=warn))
     else:
         queries = ((n, line.rstrip("\r\n")) for n, line in enumerate(lines, 1))
+    unknown = 0
     for batch in ready_batches(queries, BATCH_QUERIES, FIRST_BATCH):
         names, texts = zip(*batch)
         # JSON lines are documents (encoded as indexing did); plain lines are queries.
         results = idx.query_many(list(texts), limit, skip_empty=True, documents=jsonl_in, **options)
         answered = []
         for name, hits in zip(names, results):
-            if hits is None:
-                click.echo(f"warning: query {name} has no words in the index vocabulary, skipped", err=True)
-            else:
+            if hits is not None:
                 answered.append((name, hits))
+                continue
+            unknown += 1
+            if unknown <= WARNED_QUERIES:
+                click.echo(f"warning: query {name} has no words in the index vocabulary, skipped", err=True)
+            if unknown == WARNED_QUERIES:
+                click.echo("warning: the next queries with no known words are skipped without a word", err=True)
         yield answered
+
+
+#: Queries skipped for having no known word that get a warning line each: `yes x |
+#: semhash query -` on an index that does not know x drew a line per input line,
+#: millions of them, burying everything else on stderr.
+WARNED_QUERIES = 10
 
 
 BATCH_QUERIES = 10_000  # stdin lines answered at once by `semhash query -`, at most

@@ -882,6 +882,17 @@ def test_batch_queries_stream_in_batches_like_one(db, monkeypatch, fmt):
         assert {json.loads(l)["query"] for l in batched.stdout.splitlines()} == set(range(1, 6)) - skipped
 
 
+def test_queries_without_known_words_warn_a_few_times_not_once_a_line(db):
+    # `yes x | semhash query -` on an index that does not know x: a line per query
+    # would fill stderr; the first few warn, then one line says the rest will not.
+    result = run("query", "-", "-d", str(db), input="zzqx qqzz\n" * 50 + "space shuttle orbit\n")
+    assert result.exit_code == 0
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: query ")]
+    assert warned == [f"warning: query {n} has no words in the index vocabulary, skipped" for n in range(1, query_batches.WARNED_QUERIES + 1)]
+    assert result.stderr.count("skipped without a word") == 1
+    assert {line.split("\t")[0] for line in result.stdout.splitlines()} == {"51"}
+
+
 @pytest.mark.parametrize("pause, wait", [(0.5, 100), (100, 0.5)])
 def test_stdin_lines_are_answered_when_stdin_pauses(monkeypatch, pause, wait):
     # `tail -f questions | semhash query -`: what has come is answered while the
