@@ -287,7 +287,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
 @options.label_option
 @options.output_options(table=True)
 @click.option("--jsonl", "jsonl_in", is_flag=True, help='With TEXT "-": each stdin line is a document {"id": ..., "text": ...}, encoded as indexing encodes documents (short plain-text queries are read as a typical-length document).')
-@click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by code distance alone, not by words and codes: faster, less precise.")
+@click.option("--codes-only", is_flag=True, help="Rank the Hamming ball by the codes alone (distance, then the bits its nearest codes share), not by words and codes: faster, less precise.")
 @options.skip_bad_lines_option
 @options.silent_option
 def query(words, database, limit, min_distance, max_distance, labels, fmt, no_headers, fields, jsonl_in, codes_only, skip_bad_lines, silent):
@@ -298,7 +298,7 @@ def query(words, database, limit, min_distance, max_distance, labels, fmt, no_he
     the query's rarest words join it, and words and codes rank them. On a
     terminal, prints a table, best first: rank, score (what ranks the hits,
     higher is better: word similarity plus the neighbours' share, less a little
-    per differing bit; with --codes-only the distance ranks instead), id and
+    per differing bit; with --codes-only the codes rank and it is empty), id and
     title. Piped, or with a format or --fields, prints id<TAB>distance lines
     (distance: differing bits of the long codes; it need not ascend). TEXT "-" reads one query per stdin line,
     answered as they come; each hit is then a row

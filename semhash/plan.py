@@ -102,16 +102,23 @@ def among(
     not at rows ``exclude``: every allowed document is ranked. With words, each
     query's shortlist (as :func:`ranked_shortlists` makes it) is joined by them all and ranked
     whole, so that they are ranked as an unfiltered query ranks them once its
-    shortlist holds them; with the codes alone, they are ranked by code distance
-    (ties by index order)."""
+    shortlist holds them; with the codes alone, all by code distance (ties by index
+    order), then by the bits the nearest share (:func:`shortlists.by_shared_bits`)."""
     positions = np.flatnonzero(allowed)
     words = index.n_terms > 0 and not codes_only
     out = []
     if not words:
+        # The bits' weights of the unfiltered ranking (its shortlist's nearest codes).
+        width = min(index.shortlist, len(index))
+        near, _, near_counts, _ = search.search_many(index.table, index.codes, addresses, query_codes, width, shortlist=width)
+        weights = shortlists.shared_bit_weights(index, near, near_counts, query_codes)
         for i in range(query_codes.shape[0]):
             d = shortlists.code_distances(index, positions, query_codes[i])
             order = np.argsort(d, kind="stable")
-            r, d = positions[order], d[order]
+            ranked_rows, ranked_dists, _ = shortlists.by_shared_bits(
+                index, positions[order][None], d[order][None], np.array([positions.size]), positions.size, weights[i : i + 1]
+            )
+            r, d = ranked_rows[0], ranked_dists[0]
             keep = ~np.isin(r, exclude) & filters.within(d, *bounds)
             out.append((index.rowids[r[keep][:k]], d[keep][:k].astype(np.int32), None))
         return out
@@ -178,13 +185,17 @@ def ranked_shortlists(
     """
     n = len(index)
     words = index.n_terms > 0 and not codes_only
-    width = min(max(k, rerank.SHORTLIST if words else k), n)
+    # Words rank rerank.SHORTLIST documents; the codes, the ball grown to
+    # Index.shortlist, all of it (shortlists.by_shared_bits).
+    width = min(max(k, rerank.SHORTLIST if words else index.shortlist), n)
     # One call for the whole batch: the kernel runs the queries in parallel.
     rows, dists, counts, _ = search.search_many(
         index.table, index.codes, addresses, query_codes, width, shortlist=min(max(width, index.shortlist), n)
     )
+    ranks_all = bounds != (None, None) or rank_all or joined is not None
     if not words:
-        return rows, dists, counts, None
+        weights = shortlists.shared_bit_weights(index, rows, counts, query_codes)
+        return (*shortlists.by_shared_bits(index, rows, dists, counts, rows.shape[1] if ranks_all else k, weights), None)
     if vectors is None:
         vectors = shortlists.query_vectors(index, texts)
     if width < n:
@@ -195,8 +206,7 @@ def ranked_shortlists(
             rows, dists, counts = search.join(index.codes, rows, dists, counts, query_codes, starts, np.tile(joined, n_q), *bounds)
     # Bounded: every candidate ranked, for ranked() to keep those within the bounds
     # (the best k by words alone could all lie outside: none kept, and no growing).
-    n_ranked = rows.shape[1] if bounds != (None, None) or rank_all or joined is not None else k
-    return shortlists.rank(index, rows, dists, counts, vectors, n_ranked)
+    return shortlists.rank(index, rows, dists, counts, vectors, rows.shape[1] if ranks_all else k)
 
 
 def by_words(index, read: list[str] | None, query_codes, k: int, min_distance=None, max_distance=None, vectors=None, allowed=None):

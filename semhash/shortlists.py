@@ -91,6 +91,55 @@ def code_distances(index, positions: np.ndarray, query_codes: np.ndarray) -> np.
     return np.bitwise_count(index.codes[positions] ^ query_codes).sum(axis=1)
 
 
+#: The codes alone rank a shortlist by the bits that the query's nearest
+#: FEEDBACK_CODES codes (at most a tenth of the index) agree on, and the query's own
+#: with weight QUERY_BITS (:func:`shared_bit_weights`). Chosen on the mean over the
+#: corpora (docs/trials.md): precision +0.013 to +0.027 over the distance alone on
+#: each of them; 50 / 200 codes, or the query's bits left out, within 0.002.
+FEEDBACK_CODES = 100
+QUERY_BITS = 0.2
+
+
+def shared_bit_weights(index, rows, counts, query_codes) -> np.ndarray:
+    """Per query, a weight for each bit of the long code (-1 to 1, float32): the
+    share of its nearest codes (``rows``: shortlists by code distance, padded with
+    -1) holding the bit less the share lacking it, mixed with the query's own bit
+    (as +1 or -1). Pseudo-relevance feedback in the space of the codes: a bit on
+    which the neighbourhood agrees says more than one on which it splits, and a
+    short query's code, lifted from a few words, is a guess the neighbourhood
+    corrects."""
+    m = min(FEEDBACK_CODES, max(1, len(index) // 10))
+    own = 2 * _bits(query_codes) - 1
+    weights = own.copy()
+    for i in range(rows.shape[0]):
+        if counts[i]:
+            shared = 2 * _bits(index.codes[rows[i, : min(counts[i], m)]]).mean(axis=0) - 1
+            weights[i] = QUERY_BITS * own[i] + (1 - QUERY_BITS) * shared
+    return weights
+
+
+def by_shared_bits(index, rows, dists, counts, n_ranked: int, weights: np.ndarray):
+    """Each shortlist (positions, padded with -1) ranked by the sum of its hits'
+    bits' ``weights`` (:func:`shared_bit_weights`), each bit counted +1 if set and -1
+    if not; ties keep the shortlist's order. Returns the first ``n_ranked`` of
+    each (rows, dists, counts)."""
+    width = min(rows.shape[1], n_ranked)
+    out_rows = np.full((rows.shape[0], width), -1, np.int64)
+    out_dists = np.full((rows.shape[0], width), -1, np.int32)
+    for i in range(rows.shape[0]):
+        hits = rows[i, : counts[i]]
+        order = np.argsort(-((2 * _bits(index.codes[hits]) - 1) @ weights[i]), kind="stable")[:width]
+        out_rows[i, : order.size] = hits[order]
+        out_dists[i, : order.size] = dists[i, order]
+    return out_rows, out_dists, np.minimum(counts, width)
+
+
+def _bits(codes: np.ndarray) -> np.ndarray:
+    """Packed codes (n, words) as their bits (n, 64 words), float32 0 or 1, in a
+    fixed order (the same for queries and documents)."""
+    return np.unpackbits(np.ascontiguousarray(codes).view(np.uint8), axis=-1).astype(np.float32)
+
+
 def positions(index, rowids: bytes) -> np.ndarray:
     """The positions of the documents whose rowids ``rowids`` holds (int32,
     little-endian, as postings store them)."""

@@ -97,3 +97,24 @@ def held_shares(queries, candidates, counts, documents):
             if sum(weights) > 0:
                 out[i, j] = sum(w for t, w in zip(terms, weights) if t in holds) / sum(weights)
     return out
+
+
+def shared_bit_scores(words, query, shortlist, m, query_weight):
+    """The score of each row of ``shortlist`` (positions, by code distance) by the
+    bits its first ``m`` agree on, mixed with the query's: a bit weighs the share
+    of the m codes holding it less the share lacking it, times 1 - query_weight,
+    plus query_weight times +1 / -1 for the query's bit; a row scores its set
+    bits' weights less its unset bits'."""
+    n_bits = 64 * words.shape[1]
+    values = [code_value_words(words[r]) for r in shortlist]
+    own = code_value_words(query)
+    weights = []
+    for j in range(n_bits):
+        shared = sum(2 * ((v >> j) & 1) - 1 for v in values[:m]) / min(m, len(values))
+        weights.append(query_weight * (2 * ((own >> j) & 1) - 1) + (1 - query_weight) * shared)
+    return [sum(w * (2 * ((v >> j) & 1) - 1) for j, w in enumerate(weights)) for v in values]
+
+
+def code_value_words(code_words) -> int:
+    """A packed code (uint64 words, bit j in word j // 64) as one Python integer."""
+    return sum(int(w) << (64 * i) for i, w in enumerate(code_words))

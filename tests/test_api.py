@@ -12,6 +12,8 @@ import pytest
 
 import semhash
 from semhash import encoding, filters, graph, shortlists
+
+import naive
 from semhash.api import BuildError, DocumentNotFound, EmptyQuery, Hit, Index, ModelMismatch, QueryError, build_index
 from semhash.store import StoreError
 from semhash.tokenize import content_words
@@ -515,6 +517,31 @@ LABELLED = ["space shuttle orbit", "hockey team season", "graphics image softwar
 
 def _allowed_hits(hits, labels, k):
     return [h for h in hits if set(h.labels) & set(labels)][:k]
+
+
+@pytest.mark.parametrize("shortlist", [60, 25])
+def test_the_codes_alone_rank_their_ball_by_the_bits_its_nearest_share(corpus_and_db, monkeypatch, shortlist):
+    """--codes-only: the Hamming ball grown to Index.shortlist documents, the best of
+    them by code distance, ranked by the bits their nearest codes agree on
+    (a naive twin: tests/naive.py)."""
+    monkeypatch.setattr(Index, "shortlist", shortlist)
+    with Index.open(corpus_and_db / "index.db") as index:
+        position = {rowid: i for i, rowid in enumerate(index.rowids.tolist())}
+        ids = {doc_id: position[rowid] for rowid, doc_id in index.stored.conn.execute("SELECT rowid, id FROM documents")}
+        m = min(shortlists.FEEDBACK_CODES, len(index) // 10)
+        reordered = False
+        for text in LABELLED:
+            (address,), code, _ = index.encode([text], lift=True)
+            radius = next(r for r in range(29) if len(naive.ball(index.table.addresses, address, r)) >= shortlist)
+            ball = naive.ball(index.table.addresses, address, radius)
+            near = sorted(map(int, ball), key=lambda row: (naive.hamming(index.codes[[row]], code[0])[0], row))[:shortlist]
+            scores = naive.shared_bit_scores(index.codes, code[0], near, m, shortlists.QUERY_BITS)
+            hits = index.query(text, k=10, codes_only=True)
+            got = [scores[near.index(ids[h.id])] for h in hits]
+            assert got == pytest.approx(sorted(scores, reverse=True)[:10], abs=1e-4)
+            assert [h.distance for h in hits] == [naive.hamming(index.codes[[ids[h.id]]], code[0])[0] for h in hits]
+            reordered |= [h.distance for h in hits] != sorted(h.distance for h in hits)
+        assert reordered  # the bits' weights, not the distance alone, ranked some of them
 
 
 @pytest.mark.parametrize("in_full", [True, False])  # all allowed ranked / the shortlist grown
