@@ -111,12 +111,12 @@ def among(
         # The bits' weights of the unfiltered ranking (its shortlist's nearest codes).
         width = min(index.shortlist, len(index))
         near, _, near_counts, _ = search.search_many(index.table, index.codes, addresses, query_codes, width, shortlist=width)
-        weights = shortlists.shared_bit_weights(index, near, near_counts, query_codes)
         for i in range(query_codes.shape[0]):
             d = shortlists.code_distances(index, positions, query_codes[i])
             order = np.argsort(d, kind="stable")
             ranked_rows, ranked_dists, _ = shortlists.by_shared_bits(
-                index, positions[order][None], d[order][None], np.array([positions.size]), positions.size, weights[i : i + 1]
+                index, positions[order][None], d[order][None], np.array([positions.size]), positions.size,
+                query_codes[i : i + 1], near=(near[i : i + 1], near_counts[i : i + 1]),
             )
             r, d = ranked_rows[0], ranked_dists[0]
             keep = ~np.isin(r, exclude) & filters.within(d, *bounds)
@@ -194,8 +194,7 @@ def ranked_shortlists(
     )
     ranks_all = bounds != (None, None) or rank_all or joined is not None
     if not words:
-        weights = shortlists.shared_bit_weights(index, rows, counts, query_codes)
-        return (*shortlists.by_shared_bits(index, rows, dists, counts, rows.shape[1] if ranks_all else k, weights), None)
+        return (*shortlists.by_shared_bits(index, rows, dists, counts, rows.shape[1] if ranks_all else k, query_codes), None)
     if vectors is None:
         vectors = shortlists.query_vectors(index, texts)
     if width < n:

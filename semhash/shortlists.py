@@ -93,45 +93,54 @@ def code_distances(index, positions: np.ndarray, query_codes: np.ndarray) -> np.
 
 #: The codes alone rank a shortlist by the bits that the query's nearest
 #: FEEDBACK_CODES codes (at most a tenth of the index) agree on, and the query's own
-#: with weight QUERY_BITS (:func:`shared_bit_weights`). Chosen on the mean over the
-#: corpora (docs/trials.md): precision +0.013 to +0.027 over the distance alone on
+#: with weight QUERY_BITS (:func:`by_shared_bits`). Chosen on the mean over the
+#: corpora (docs/trials.md): precision +0.013 to +0.024 over the distance alone on
 #: each of them; 50 / 200 codes, or the query's bits left out, within 0.002.
 FEEDBACK_CODES = 100
 QUERY_BITS = 0.2
 
 
-def shared_bit_weights(index, rows, counts, query_codes) -> np.ndarray:
-    """Per query, a weight for each bit of the long code (-1 to 1, float32): the
-    share of its nearest codes (``rows``: shortlists by code distance, padded with
-    -1) holding the bit less the share lacking it, mixed with the query's own bit
-    (as +1 or -1). Pseudo-relevance feedback in the space of the codes: a bit on
-    which the neighbourhood agrees says more than one on which it splits, and a
-    short query's code, lifted from a few words, is a guess the neighbourhood
-    corrects."""
+def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, near=None):
+    """Each shortlist (positions by code distance, padded with -1) ranked by its
+    hits' agreement with the bits its nearest codes share: a bit weighs the share
+    of the query's :data:`FEEDBACK_CODES` nearest codes (at most a tenth of the
+    index; the first of ``near``, (rows, counts) as ``rows`` and ``counts`` are,
+    default: them) holding it less the share lacking it, mixed with the query's
+    own bit (+1 or -1) at :data:`QUERY_BITS`; a hit scores its bits' weights, each
+    added if set and taken away if not. Pseudo-relevance feedback in the space of
+    the codes: a bit on which the neighbourhood agrees says more than one on which
+    it splits, and a short query's code, lifted from a few words, is a guess the
+    neighbourhood corrects. Ties keep the shortlist's order. Returns the first
+    ``n_ranked`` of each (rows, dists, counts)."""
+    near_rows, near_counts = (rows, counts) if near is None else near
     m = min(FEEDBACK_CODES, max(1, len(index) // 10))
-    own = 2 * _bits(query_codes) - 1
-    weights = own.copy()
-    for i in range(rows.shape[0]):
-        if counts[i]:
-            shared = 2 * _bits(index.codes[rows[i, : min(counts[i], m)]]).mean(axis=0) - 1
-            weights[i] = QUERY_BITS * own[i] + (1 - QUERY_BITS) * shared
-    return weights
-
-
-def by_shared_bits(index, rows, dists, counts, n_ranked: int, weights: np.ndarray):
-    """Each shortlist (positions, padded with -1) ranked by the sum of its hits'
-    bits' ``weights`` (:func:`shared_bit_weights`), each bit counted +1 if set and -1
-    if not; ties keep the shortlist's order. Returns the first ``n_ranked`` of
-    each (rows, dists, counts)."""
+    query_codes = np.ascontiguousarray(query_codes)
+    if lazy.use_kernels(rows.shape[0] * rows.shape[1] * _NUMPY_NS_PER_ROW, kernel="shared_bit_scores"):
+        scores = lazy.kernels.shared_bit_scores(index.codes, near_rows, near_counts, m, query_codes, QUERY_BITS, rows, counts)
+    else:
+        scores = _shared_bit_scores(index, near_rows, near_counts, m, query_codes, rows, counts)
     width = min(rows.shape[1], n_ranked)
-    out_rows = np.full((rows.shape[0], width), -1, np.int64)
-    out_dists = np.full((rows.shape[0], width), -1, np.int32)
-    for i in range(rows.shape[0]):
-        hits = rows[i, : counts[i]]
-        order = np.argsort(-((2 * _bits(index.codes[hits]) - 1) @ weights[i]), kind="stable")[:width]
-        out_rows[i, : order.size] = hits[order]
-        out_dists[i, : order.size] = dists[i, order]
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+    kept = np.arange(width) < np.minimum(counts, width)[:, None]
+    out_rows = np.where(kept, np.take_along_axis(rows, order, axis=1), -1)
+    out_dists = np.where(kept, np.take_along_axis(dists, order, axis=1), -1).astype(np.int32)
     return out_rows, out_dists, np.minimum(counts, width)
+
+
+#: numpy's time per shortlisted row (:func:`_shared_bit_scores`; 500 rows a query)
+_NUMPY_NS_PER_ROW = 460.0
+
+
+def _shared_bit_scores(index, near_rows, near_counts, m, query_codes, rows, counts) -> np.ndarray:
+    """:func:`semhash.kernels.shared_bit_scores` in numpy, one query at a time."""
+    out = np.full(rows.shape, -np.inf)
+    own = 2 * _bits(query_codes) - 1
+    for i in range(rows.shape[0]):
+        n_near = min(m, near_counts[i])
+        shared = 2 * _bits(index.codes[near_rows[i, :n_near]]).mean(axis=0) - 1 if n_near else own[i]
+        weights = QUERY_BITS * own[i] + (1 - QUERY_BITS) * shared
+        out[i, : counts[i]] = (2 * _bits(index.codes[rows[i, : counts[i]]]) - 1) @ weights
+    return out
 
 
 def _bits(codes: np.ndarray) -> np.ndarray:

@@ -99,19 +99,21 @@ def held_shares(queries, candidates, counts, documents):
     return out
 
 
-def shared_bit_scores(words, query, shortlist, m, query_weight):
-    """The score of each row of ``shortlist`` (positions, by code distance) by the
-    bits its first ``m`` agree on, mixed with the query's: a bit weighs the share
-    of the m codes holding it less the share lacking it, times 1 - query_weight,
-    plus query_weight times +1 / -1 for the query's bit; a row scores its set
-    bits' weights less its unset bits'."""
+def shared_bit_scores(words, query, near, rows, query_weight):
+    """The score of each of ``rows`` by the bits the ``near`` rows share, mixed with
+    the query's: a bit weighs the share of the near codes holding it less the
+    share lacking it (the query's own sign if there are none), times 1 -
+    query_weight, plus query_weight times +1 / -1 for the query's bit; a row
+    scores its set bits' weights less its unset bits'."""
     n_bits = 64 * words.shape[1]
-    values = [code_value_words(words[r]) for r in shortlist]
+    near_values = [code_value_words(words[r]) for r in near]
     own = code_value_words(query)
     weights = []
     for j in range(n_bits):
-        shared = sum(2 * ((v >> j) & 1) - 1 for v in values[:m]) / min(m, len(values))
-        weights.append(query_weight * (2 * ((own >> j) & 1) - 1) + (1 - query_weight) * shared)
+        sign = 2 * ((own >> j) & 1) - 1
+        shared = sum(2 * ((v >> j) & 1) - 1 for v in near_values) / len(near_values) if near_values else sign
+        weights.append(query_weight * sign + (1 - query_weight) * shared)
+    values = [code_value_words(words[r]) for r in rows]
     return [sum(w * (2 * ((v >> j) & 1) - 1) for j, w in enumerate(weights)) for v in values]
 
 
