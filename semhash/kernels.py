@@ -974,17 +974,24 @@ for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
     _WORD_BYTE[_c] = _c + 32
 
 
+@njit(inline="always")
+def _code_word(codes, addresses, row, w):
+    """Word ``w`` of a row's long code, and past them its address as one more word."""
+    return codes[row, w] if w < codes.shape[1] else np.uint64(addresses[row])
+
+
 @njit(cache=True, nogil=True)
-def shared_bit_scores(codes, near, near_counts, m, query_codes, query_weight, rows, counts):
+def shared_bit_scores(codes, addresses, near, near_counts, m, query_codes, query_addresses, query_weight, address_weight, rows, counts):
     """Per query, each of its ``rows``' score (the first ``counts``; -inf past them):
-    its long code's bits' weights, each added if the bit is set and taken away if not.
-    A bit weighs ``query_weight`` x (+1 if the query's bit is set, else -1) plus
-    (1 - ``query_weight``) x (the share of the query's first ``m`` ``near`` codes
+    its bits' weights, each added if the bit is set and taken away if not, over the
+    long code's bits and then, times ``address_weight``, the address's. A bit
+    weighs ``query_weight`` x (+1 if the query's bit is set, else -1) plus
+    (1 - ``query_weight``) x (the share of the query's first ``m`` ``near`` rows
     holding it less the share lacking it; the query's own sign if it has none).
-    A table per byte of the code (its 256 values' sums) makes a 256-bit row 32
-    lookups instead of 256 bit tests."""
+    A table per byte (its 256 values' sums) makes a 256-bit code 32 lookups
+    instead of 256 bit tests."""
     n_queries, width = rows.shape
-    n_words = codes.shape[1]
+    n_words = codes.shape[1] + 1  # the address is the last word
     out = np.full((n_queries, width), -np.inf)
     held = np.empty(64 * n_words)
     weights = np.empty(64 * n_words)
@@ -994,15 +1001,17 @@ def shared_bit_scores(codes, near, near_counts, m, query_codes, query_weight, ro
         held[:] = 0.0
         for r in range(n_near):
             for w in range(n_words):
-                x = codes[near[q, r], w]
+                x = _code_word(codes, addresses, near[q, r], w)
                 for b in range(64):
                     if (x >> np.uint64(b)) & np.uint64(1):
                         held[64 * w + b] += 1.0
         for w in range(n_words):
+            mine = query_codes[q, w] if w < n_words - 1 else np.uint64(query_addresses[q])
+            scale = 1.0 if w < n_words - 1 else address_weight
             for b in range(64):
-                own = 1.0 if (query_codes[q, w] >> np.uint64(b)) & np.uint64(1) else -1.0
+                own = 1.0 if (mine >> np.uint64(b)) & np.uint64(1) else -1.0
                 shared = 2.0 * held[64 * w + b] / n_near - 1.0 if n_near > 0 else own
-                weights[64 * w + b] = query_weight * own + (1.0 - query_weight) * shared
+                weights[64 * w + b] = scale * (query_weight * own + (1.0 - query_weight) * shared)
         for p in range(8 * n_words):  # byte p holds bits 8p .. 8p + 7
             table[p, 0] = -weights[8 * p : 8 * p + 8].sum()
             for v in range(1, 256):
@@ -1013,7 +1022,7 @@ def shared_bit_scores(codes, near, near_counts, m, query_codes, query_weight, ro
         for r in range(counts[q]):
             score = 0.0
             for w in range(n_words):
-                x = codes[rows[q, r], w]
+                x = _code_word(codes, addresses, rows[q, r], w)
                 for byte in range(8):
                     score += table[8 * w + byte, np.intp((x >> np.uint64(8 * byte)) & np.uint64(255))]
             out[q, r] = score

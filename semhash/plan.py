@@ -116,7 +116,7 @@ def among(
             order = np.argsort(d, kind="stable")
             ranked_rows, ranked_dists, _ = shortlists.by_shared_bits(
                 index, positions[order][None], d[order][None], np.array([positions.size]), positions.size,
-                query_codes[i : i + 1], near=(near[i : i + 1], near_counts[i : i + 1]),
+                query_codes[i : i + 1], addresses[i : i + 1], near=(near[i : i + 1], near_counts[i : i + 1]),
             )
             r, d = ranked_rows[0], ranked_dists[0]
             keep = ~np.isin(r, exclude) & filters.within(d, *bounds)
@@ -194,7 +194,8 @@ def ranked_shortlists(
     )
     ranks_all = bounds != (None, None) or rank_all or joined is not None
     if not words:
-        return (*shortlists.by_shared_bits(index, rows, dists, counts, rows.shape[1] if ranks_all else k, query_codes), None)
+        n_ranked = rows.shape[1] if ranks_all else k
+        return (*shortlists.by_shared_bits(index, rows, dists, counts, n_ranked, query_codes, addresses), None)
     if vectors is None:
         vectors = shortlists.query_vectors(index, texts)
     if width < n:

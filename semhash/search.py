@@ -458,7 +458,9 @@ def warmup() -> None:
         1, 0.5, 1, 2.0, 100, neighbours, 1.0, 2, 1, 1,
     )
     kernels.held_shares(starts, ids, weights, candidates, counts, starts, ids)
-    kernels.shared_bit_scores(codes.copy(), candidates, counts, 1, codes[:1].copy(), 0.5, candidates, counts)  # index.codes: writable
+    kernels.shared_bit_scores(  # index.codes: writable
+        codes.copy(), table.addresses, candidates, counts, 1, codes[:1].copy(), np.ones(1, np.int64), 0.5, 4.0, candidates, counts
+    )
     kernels.join_shortlists(  # as join calls it (join itself might choose numpy)
         candidates, dists, counts, np.array([0, 1], np.int64), np.ones(1, np.int64), codes, codes[:1].copy(), -1, 257
     )

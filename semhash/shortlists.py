@@ -94,20 +94,22 @@ def code_distances(index, positions: np.ndarray, query_codes: np.ndarray) -> np.
 #: The codes alone rank a shortlist by the bits that the query's nearest
 #: FEEDBACK_CODES codes (at most a tenth of the index) agree on, and the query's own
 #: with weight QUERY_BITS (:func:`by_shared_bits`). Chosen on the mean over the
-#: corpora (docs/trials.md): precision +0.013 to +0.024 over the distance alone on
+#: corpora (docs/trials.md): precision +0.015 to +0.033 over the distance alone on
 #: each of them; 50 / 200 codes, or the query's bits left out, within 0.002.
 FEEDBACK_CODES = 100
 QUERY_BITS = 0.2
+ADDRESS_BITS = 4.0  # the address's bits count 4x a long code's: +0.005 on the mean
 
 
-def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, near=None):
+def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, query_addresses, near=None):
     """Each shortlist (positions by code distance, padded with -1) ranked by its
     hits' agreement with the bits its nearest codes share: a bit weighs the share
     of the query's :data:`FEEDBACK_CODES` nearest codes (at most a tenth of the
     index; the first of ``near``, (rows, counts) as ``rows`` and ``counts`` are,
     default: them) holding it less the share lacking it, mixed with the query's
     own bit (+1 or -1) at :data:`QUERY_BITS`; a hit scores its bits' weights, each
-    added if set and taken away if not. Pseudo-relevance feedback in the space of
+    added if set and taken away if not, over its long code and, weighted
+    :data:`ADDRESS_BITS`, its address (the other head's view of it). Pseudo-relevance feedback in the space of
     the codes: a bit on which the neighbourhood agrees says more than one on which
     it splits, and a short query's code, lifted from a few words, is a guess the
     neighbourhood corrects. Ties keep the shortlist's order. Returns the first
@@ -115,10 +117,14 @@ def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, near=
     near_rows, near_counts = (rows, counts) if near is None else near
     m = min(FEEDBACK_CODES, max(1, len(index) // 10))
     query_codes = np.ascontiguousarray(query_codes)
+    query_addresses = np.ascontiguousarray(query_addresses, np.int64)
     if lazy.use_kernels(rows.shape[0] * rows.shape[1] * _NUMPY_NS_PER_ROW, kernel="shared_bit_scores"):
-        scores = lazy.kernels.shared_bit_scores(index.codes, near_rows, near_counts, m, query_codes, QUERY_BITS, rows, counts)
+        scores = lazy.kernels.shared_bit_scores(
+            index.codes, index.table.addresses, near_rows, near_counts, m, query_codes, query_addresses,
+            QUERY_BITS, ADDRESS_BITS, rows, counts,
+        )
     else:
-        scores = _shared_bit_scores(index, near_rows, near_counts, m, query_codes, rows, counts)
+        scores = _shared_bit_scores(index, near_rows, near_counts, m, query_codes, query_addresses, rows, counts)
     width = min(rows.shape[1], n_ranked)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :width]
     kept = np.arange(width) < np.minimum(counts, width)[:, None]
@@ -131,16 +137,24 @@ def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, near=
 _NUMPY_NS_PER_ROW = 460.0
 
 
-def _shared_bit_scores(index, near_rows, near_counts, m, query_codes, rows, counts) -> np.ndarray:
+def _shared_bit_scores(index, near_rows, near_counts, m, query_codes, query_addresses, rows, counts) -> np.ndarray:
     """:func:`semhash.kernels.shared_bit_scores` in numpy, one query at a time."""
     out = np.full(rows.shape, -np.inf)
-    own = 2 * _bits(query_codes) - 1
+    scale = np.r_[np.ones(64 * index.codes.shape[1]), np.full(64, ADDRESS_BITS)]
+    own = 2 * _code_bits(query_codes, query_addresses) - 1
     for i in range(rows.shape[0]):
-        n_near = min(m, near_counts[i])
-        shared = 2 * _bits(index.codes[near_rows[i, :n_near]]).mean(axis=0) - 1 if n_near else own[i]
-        weights = QUERY_BITS * own[i] + (1 - QUERY_BITS) * shared
-        out[i, : counts[i]] = (2 * _bits(index.codes[rows[i, : counts[i]]]) - 1) @ weights
+        near = near_rows[i, : min(m, near_counts[i])]
+        shared = 2 * _code_bits(index.codes[near], index.table.addresses[near]).mean(axis=0) - 1 if near.size else own[i]
+        weights = scale * (QUERY_BITS * own[i] + (1 - QUERY_BITS) * shared)
+        hits = rows[i, : counts[i]]
+        out[i, : counts[i]] = (2 * _code_bits(index.codes[hits], index.table.addresses[hits]) - 1) @ weights
     return out
+
+
+def _code_bits(codes: np.ndarray, addresses: np.ndarray) -> np.ndarray:
+    """Rows' long codes and addresses as their bits (float32 0 or 1, the address's
+    64 last), in a fixed order."""
+    return _bits(np.concatenate([codes, addresses.astype(np.uint64)[:, None]], axis=1))
 
 
 def _bits(codes: np.ndarray) -> np.ndarray:

@@ -99,21 +99,26 @@ def held_shares(queries, candidates, counts, documents):
     return out
 
 
-def shared_bit_scores(words, query, near, rows, query_weight):
+def shared_bit_scores(words, addresses, query, query_address, near, rows, query_weight, address_weight):
     """The score of each of ``rows`` by the bits the ``near`` rows share, mixed with
-    the query's: a bit weighs the share of the near codes holding it less the
-    share lacking it (the query's own sign if there are none), times 1 -
-    query_weight, plus query_weight times +1 / -1 for the query's bit; a row
+    the query's, over each row's code and then its address: a bit weighs the
+    share of the near rows holding it less the share lacking it (the query's own
+    sign if there are none), times 1 - query_weight, plus query_weight times +1 /
+    -1 for the query's bit, and an address bit address_weight times that; a row
     scores its set bits' weights less its unset bits'."""
     n_bits = 64 * words.shape[1]
-    near_values = [code_value_words(words[r]) for r in near]
-    own = code_value_words(query)
+
+    def value(code, address):  # the code's bits, then the address's 64 (28 used)
+        return code_value_words(code) | (int(address) << n_bits)
+
+    near_values = [value(words[r], addresses[r]) for r in near]
+    own = value(query, query_address)
     weights = []
-    for j in range(n_bits):
+    for j in range(n_bits + 64):
         sign = 2 * ((own >> j) & 1) - 1
         shared = sum(2 * ((v >> j) & 1) - 1 for v in near_values) / len(near_values) if near_values else sign
-        weights.append(query_weight * sign + (1 - query_weight) * shared)
-    values = [code_value_words(words[r]) for r in rows]
+        weights.append((1 if j < n_bits else address_weight) * (query_weight * sign + (1 - query_weight) * shared))
+    values = [value(words[r], addresses[r]) for r in rows]
     return [sum(w * (2 * ((v >> j) & 1) - 1) for j, w in enumerate(weights)) for v in values]
 
 

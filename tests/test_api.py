@@ -522,8 +522,8 @@ def _allowed_hits(hits, labels, k):
 @pytest.mark.parametrize("shortlist, kernels", [(60, True), (25, True), (25, False)])
 def test_the_codes_alone_rank_their_ball_by_the_bits_its_nearest_share(corpus_and_db, monkeypatch, shortlist, kernels):
     """--codes-only: the Hamming ball grown to Index.shortlist documents, the best of
-    them by code distance, ranked by the bits their nearest codes agree on
-    (a naive twin: tests/naive.py), by the kernels or numpy."""
+    them by code distance, ranked by the bits (codes' and addresses') their nearest
+    agree on (a naive twin: tests/naive.py), by the kernels or numpy."""
     monkeypatch.setattr(Index, "shortlist", shortlist)
     monkeypatch.setattr(semhash.lazy, "use_kernels", lambda *args, **kwargs: kernels)
     with Index.open(corpus_and_db / "index.db") as index:
@@ -536,7 +536,9 @@ def test_the_codes_alone_rank_their_ball_by_the_bits_its_nearest_share(corpus_an
             radius = next(r for r in range(29) if len(naive.ball(index.table.addresses, address, r)) >= shortlist)
             ball = naive.ball(index.table.addresses, address, radius)
             near = sorted(map(int, ball), key=lambda row: (naive.hamming(index.codes[[row]], code[0])[0], row))[:shortlist]
-            scores = naive.shared_bit_scores(index.codes, code[0], near[:m], near, shortlists.QUERY_BITS)
+            scores = naive.shared_bit_scores(
+                index.codes, index.table.addresses, code[0], address, near[:m], near, shortlists.QUERY_BITS, shortlists.ADDRESS_BITS
+            )
             hits = index.query(text, k=10, codes_only=True)
             got = [scores[near.index(ids[h.id])] for h in hits]
             assert got == pytest.approx(sorted(scores, reverse=True)[:10], abs=1e-4)

@@ -437,20 +437,26 @@ def test_counts_times_adds_as_the_sparse_product_at_indexing_does():
     assert np.allclose(product, counts @ W, atol=1e-5)
 
 
-@pytest.mark.parametrize("n_words, m, query_weight", [(1, 3, 0.2), (4, 5, 0.2), (4, 100, 0.0), (2, 1, 1.0)])
-def test_shared_bit_scores_matches_naive(n_words, m, query_weight):
-    # Each query's rows scored by the bits its first m near codes share (and its own);
-    # past its count, -inf; a query with no near code is scored by its own bits.
+@pytest.mark.parametrize("n_words, m, query_weight, address_weight", [(1, 3, 0.2, 4.0), (4, 5, 0.2, 0.0), (4, 100, 0.0, 1.0), (2, 1, 1.0, 2.5)])
+def test_shared_bit_scores_matches_naive(n_words, m, query_weight, address_weight):
+    # Each query's rows scored by the bits its first m near rows share (and its
+    # own), over codes and addresses; past its count, -inf; a query with no near
+    # row is scored by its own bits.
     rng = np.random.default_rng(n_words + m)
     codes = random_words(rng, 40, n_words)
+    addresses = rng.integers(0, 2**28, size=40, dtype=np.int64)
     queries = random_words(rng, 3, n_words)
+    query_addresses = rng.integers(0, 2**28, size=3, dtype=np.int64)
     rows = np.stack([rng.permutation(40)[:12] for _ in range(3)]).astype(np.int64)
     counts = np.array([12, 5, 0], np.int64)
     near = np.stack([rng.permutation(40)[:9] for _ in range(3)]).astype(np.int64)
     near_counts = np.array([9, 0, 4], np.int64)
-    got = kernels.shared_bit_scores(codes, near, near_counts, m, queries, query_weight, rows, counts)
+    got = kernels.shared_bit_scores(
+        codes, addresses, near, near_counts, m, queries, query_addresses, query_weight, address_weight, rows, counts
+    )
     for q in range(3):
         near_rows = [int(r) for r in near[q, : min(m, near_counts[q])]]
-        want = naive.shared_bit_scores(codes, queries[q], near_rows, [int(r) for r in rows[q, : counts[q]]], query_weight)
+        scored = [int(r) for r in rows[q, : counts[q]]]
+        want = naive.shared_bit_scores(codes, addresses, queries[q], query_addresses[q], near_rows, scored, query_weight, address_weight)
         np.testing.assert_allclose(got[q, : counts[q]], want, atol=1e-9)
         assert np.isneginf(got[q, counts[q] :]).all()
