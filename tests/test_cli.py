@@ -1012,15 +1012,16 @@ def test_a_closed_stdin_is_one_clear_line(db, tmp_path, args):
     assert "Traceback" not in result.stderr
 
 
-def test_codes_only_ranks_the_ball_by_code_distance(db, tiny_corpus):
+def test_codes_only_ranks_the_ball_by_the_codes(db, tiny_corpus):
+    # The codes alone rank (distance, then the bits the nearest share: test_api.py
+    # checks the order against a naive twin); the post itself is among its hits.
     text = post(tiny_corpus, "sci.space", 5)
     result = run("query", text, "-d", str(db), "-n", "20", "--codes-only")
-    distances = [int(line.split("\t")[1]) for line in result.stdout.splitlines()]
-    assert result.exit_code == 0 and len(distances) == 20 and distances == sorted(distances)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 20
     ranked = run("query", text, "-d", str(db), "-n", "20").stdout.splitlines()
     itself = "sci.space/" + sorted((tiny_corpus / "sci.space").iterdir())[5].name
     assert ranked[0] == f"{itself}\t0"  # the post itself first by words and codes,
-    assert f"{itself}\t0" in result.stdout.splitlines()  # and among the codes' ties at 0
+    assert f"{itself}\t0" in result.stdout.splitlines()  # and among the codes' hits
 
 
 @pytest.mark.parametrize("fmt", [None, "nl"])
