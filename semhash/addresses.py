@@ -19,6 +19,11 @@ _NS_PER_BUCKET_PER_DOUBLING = 11.0  # ... plus this per doubling of the table be
 _CACHED_TABLE_BYTES = 2**21
 _NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
 _SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
+# kernels.ball_halves: a bucket of either half-table (its bounds, then a run that
+# starts on a cold cache line), and one 2-byte entry of a run (a vectorized pass)
+_NS_PER_HALF_BUCKET = 40.0
+_NS_PER_HALF_ENTRY = 0.4
+_MAX_HALF_BITS = 16  # the halves are uint16: addresses of at most 32 bits
 
 
 def _prefix_bits(n: int, n_bits: int) -> int:
@@ -41,6 +46,36 @@ def shell_cost(table: "AddressTable", distance: int) -> float:
 
 def address_scan_cost(n: int) -> float:
     return n * _NS_PER_ADDRESS
+
+
+def _keys_within(key_bits: int, radius: int) -> int:
+    """How many ``key_bits``-bit keys lie within Hamming distance ``radius`` of one key."""
+    return sum(math.comb(key_bits, j) for j in range(min(radius, key_bits) + 1)) if radius >= 0 else 0
+
+
+def halves_cost(n: int, n_bits: int, high_radius: int, low_radius: int) -> float:
+    """Estimated cost of :func:`semhash.kernels.ball_halves` with these radii, for
+    ``n`` addresses spread evenly: the buckets it visits in each half-table, and
+    their entries."""
+    low_bits = n_bits // 2
+    high_bits = n_bits - low_bits
+    buckets = (_keys_within(high_bits, high_radius), _keys_within(low_bits, low_radius))
+    entries = n * (buckets[0] / 2**high_bits + buckets[1] / 2**low_bits)
+    return sum(buckets) * _NS_PER_HALF_BUCKET + entries * _NS_PER_HALF_ENTRY
+
+
+def halves_radii(n: int, n_bits: int, radius: int) -> tuple[int, int]:
+    """The cheapest ``(high_radius, low_radius)`` for a ball of ``radius``: the first
+    half-table alone (``(radius, -1)``), or both with radii adding up to ``radius - 1``."""
+    choices = [(radius, -1)] + [(high, radius - 1 - high) for high in range(radius)]
+    return min(choices, key=lambda radii: halves_cost(n, n_bits, *radii))
+
+
+def _starts(keys: np.ndarray, key_bits: int) -> np.ndarray:
+    """Where each key's run starts in ``keys`` grouped by key, and the end: shape (2**key_bits + 1,)."""
+    starts = np.zeros(2**key_bits + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=2**key_bits), out=starts[1:])
+    return starts
 
 
 def check_int(value, name: str, minimum: int = 0) -> int:
@@ -121,6 +156,7 @@ class AddressTable:
         self.n_bits = n_bits
         self.addresses = np.ascontiguousarray(addresses, dtype=np.int64)
         self.prefix_bits = _prefix_bits(self.addresses.shape[0], n_bits)
+        self._ball_plans: dict[int, tuple] = {}
 
     # The sorted table is built on first use: a query answered by numpy scans
     # `addresses` and never needs it (a sort of 10^7 addresses takes about a second).
@@ -138,6 +174,25 @@ class AddressTable:
         starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
         np.cumsum(per_bucket, out=starts[1:])
         return starts
+
+    # The half-tables of kernels.ball_halves, also built on first use. The low half is
+    # the low n_bits // 2 bits; each table keeps of an address the half it is not
+    # bucketed by, as uint16.
+    @cached_property
+    def _by_high(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low halves in address order, starts of each high half's bucket)."""
+        low_bits = self.n_bits // 2
+        high = self.sorted_addresses >> low_bits
+        return (self.sorted_addresses & (2**low_bits - 1)).astype(np.uint16), _starts(high, self.n_bits - low_bits)
+
+    @cached_property
+    def _by_low(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(high halves grouped by low half, starts of each low half's bucket, their rows)."""
+        low_bits = self.n_bits // 2
+        low = self._by_high[0]
+        by_low = np.argsort(low, kind="stable")  # uint16 keys: a radix sort
+        high_halves = (self.sorted_addresses[by_low] >> low_bits).astype(np.uint16)
+        return high_halves, _starts(low, low_bits), np.ascontiguousarray(self.order[by_low])
 
     def __len__(self) -> int:
         return self.addresses.shape[0]
@@ -200,10 +255,35 @@ class AddressTable:
         """
         query_address = self._check_address(query_address)
         radius = min(check_int(radius, "radius"), self.n_bits)
-        shells_cost = sum(shell_cost(self, d) for d in range(radius + 1))
-        if shells_cost <= address_scan_cost(len(self)):
+        plan = self._ball_plans.get(radius) or self._ball_plans.setdefault(radius, self._ball_plan(radius))
+        if plan[0] == "halves":
+            return self._ball_by_halves(query_address, radius, *plan[1:])
+        if plan[0] == "shells":
             return self._ball_by_shells(query_address, radius)
         return self._ball_by_scan(query_address, radius)
+
+    def ball_method(self, radius: int) -> str:
+        """How :meth:`ball` finds a ball of ``radius``: ``"halves"`` (the buckets of
+        two half-tables, :func:`semhash.kernels.ball_halves`), ``"shells"`` (the
+        buckets of each shell) or ``"scan"`` (every address)."""
+        return self._ball_plan(min(check_int(radius, "radius"), self.n_bits))[0]
+
+    def _ball_plan(self, radius: int) -> tuple:
+        """The cheapest way to the ball by the cost model: ``("halves", high_radius,
+        low_radius)``, ``("shells",)`` or ``("scan",)``."""
+        n = len(self)
+        if self.n_bits <= 2 * _MAX_HALF_BITS:
+            radii = halves_radii(n, self.n_bits, radius)
+            plan, cost = ("halves", *radii), halves_cost(n, self.n_bits, *radii)
+        else:
+            plan, cost = ("shells",), sum(shell_cost(self, d) for d in range(radius + 1))
+        return plan if cost <= address_scan_cost(n) else ("scan",)
+
+    def _ball_by_halves(self, query_address: int, radius: int, high_radius: int, low_radius: int) -> np.ndarray:
+        second = self._by_low if low_radius >= 0 else (self._by_high[0][:0], self._by_high[1][:1], self.order[:0])
+        return kernels.ball_halves(
+            *self._by_high, self.order, *second, self.n_bits // 2, query_address, radius, high_radius, low_radius
+        )
 
     def _ball_by_shells(self, query_address: int, radius: int) -> np.ndarray:
         return np.concatenate([np.sort(self._shell(query_address, d)) for d in range(radius + 1)])
