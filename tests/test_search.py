@@ -313,6 +313,16 @@ def test_ball_by_halves_builds_the_second_table_only_when_it_is_used():
     assert "_by_low" in vars(table)
 
 
+@pytest.mark.parametrize(
+    "n_bits, built, unused", [(28, {"bucket_starts", "_by_high", "_by_low"}, set()), (40, {"bucket_starts"}, {"_by_high", "_by_low"})]
+)
+def test_prepare_builds_the_tables_ball_would_build_on_first_use(n_bits, built, unused):
+    table = AddressTable(np.arange(100), n_bits)
+    assert not (built | unused) & set(vars(table))
+    assert table.prepare() is table
+    assert built <= set(vars(table)) and not unused & set(vars(table))
+
+
 @pytest.mark.parametrize("n_bits", [31, 32])
 def test_ball_by_halves_at_the_widest_halves(n_bits):
     rng = np.random.default_rng(n_bits)
