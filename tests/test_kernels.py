@@ -428,6 +428,23 @@ def test_ball_halves_finds_each_row_once_sorted_by_distance_then_row():
         np.testing.assert_array_equal(got, naive.ball(addresses, query, radius))
 
 
+def test_ball_halves_sorts_a_large_ball_over_three_radix_passes():
+    # 70,000 rows (17 bits) and distances up to 2: keys of 19 bits, sorted 8 bits a pass
+    n_bits = 8
+    addresses = np.random.default_rng(3).integers(0, 2**n_bits, size=70_000)
+    for query in [0, 0b1011_0110]:
+        got = ball_by_halves(addresses, n_bits, query, 2)
+        assert got.shape[0] > 5_000
+        np.testing.assert_array_equal(got, naive.ball(addresses, query, 2))
+
+
+@pytest.mark.parametrize("addresses", [[], [6]])
+def test_ball_halves_of_no_row_and_one_row(addresses):
+    for query, radius in [(6, 0), (7, 1), (0, 2), (2**28 - 1, 3)]:
+        got = ball_by_halves(np.array(addresses, np.int64), 28, query, radius)
+        np.testing.assert_array_equal(got, naive.ball(np.array(addresses, np.int64), query, radius))
+
+
 def test_ball_shell_edges():
     table = bucketed_table([3, 5], 3, 1)
     assert kernels.ball_shell(*table, 1, 3, 3, 4).shape == (0,)  # distance > n_bits
