@@ -59,7 +59,6 @@ from sections import cpu_model, git_state, write_section  # noqa: E402
 
 import semhash
 from semhash import search
-from semhash.addresses import address_scan_cost, shell_cost
 from semhash.search import AddressTable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +67,7 @@ K = 100
 BATCH = 100
 ADDRESS_BITS = 28
 RADII = range(5)
+BALL_METHODS = {"halves": "half-table buckets", "shells": "bucket visits", "scan": "address scan"}
 
 FULL = dict(scan_sizes=[10**6, 10**7], ball_sizes=[10**5, 10**6, 10**7], repeats=30, lookups=300, budget_s=10.0)
 QUICK = dict(scan_sizes=[10**5], ball_sizes=[10**4, 10**5], repeats=5, lookups=20, budget_s=1.0)
@@ -267,22 +267,18 @@ def bench_ball(rows: list[Row], n: int, cfg: dict, rng) -> None:
     log(f"ball {label}: building the address table")
     addresses = rng.integers(0, 2**ADDRESS_BITS, size=n)
     t0 = time.perf_counter()
-    table = AddressTable(addresses, ADDRESS_BITS)
-    table.bucket_starts  # the sorted table and its directory are built on first use: now
+    table = AddressTable(addresses, ADDRESS_BITS).prepare()  # the tables are built on first use: now
     build_s = time.perf_counter() - t0
     lookups = cfg["lookups"]
     probes = rng.integers(0, 2**ADDRESS_BITS, size=lookups + 1)
-    scan_cost = address_scan_cost(n)
     for radius in RADII:
         sizes = []
         row = Row("ball", f"AddressTable.ball, r={radius}", n, 1)
         lookup = lambda q, r=radius: sizes.append(len(table.ball(int(q), r)))  # noqa: E731
         measure(rows, [(row, lookup, 1, lambda i: (probes[i],))], lookups, cfg["budget_s"])
-        shells_cost = sum(shell_cost(table, d) for d in range(radius + 1))
-        how = "bucket visits" if shells_cost <= scan_cost else "address scan"
-        row.note = f"{how}; {np.mean(sizes):.1f} rows on average; prefix_bits {table.prefix_bits}"
+        row.note = f"{BALL_METHODS[table.ball_method(radius)]}; {np.mean(sizes):.1f} rows on average"
         if radius == 0:
-            row.note += f"; table built in {build_s:.2f} s"
+            row.note += f"; tables built in {build_s:.2f} s"
 
 
 def machine_info() -> dict:

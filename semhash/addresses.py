@@ -1,7 +1,8 @@
 """The address table: the documents' short codes sorted and bucketed, for finding
-the Hamming ball around a query's address a shell at a time, or by one scan of the
-addresses when that costs less (the cost model below decides only how, never
-what: the ball is the same either way)."""
+the Hamming ball around a query's address a shell at a time, or the whole ball
+from two half-tables (multi-index hashing), or by one scan of the addresses when
+that costs less (the cost model below decides only how, never what: the ball is
+the same either way)."""
 
 import math
 import operator
@@ -19,6 +20,16 @@ _NS_PER_BUCKET_PER_DOUBLING = 11.0  # ... plus this per doubling of the table be
 _CACHED_TABLE_BYTES = 2**21
 _NS_PER_ADDRESS = 1.0  # one address of the address-column search: a histogram pass, then a scan
 _SPARE_BITS = 2  # the directory has 2**(floor(log2(n)) - 2) buckets: 4 to 8 addresses each
+# kernels.ball_halves: a bucket of either half-table (its bounds, then a run that
+# starts on a cold cache line), one 2-byte entry of a run (a vectorized pass), and
+# one row of the ball (gathered, its row looked up, sorted); the address scan's
+# cost per row of the ball (its distance, a sort). Measured at 10^4 to 10^7
+# addresses, radius 0 to 10: per row, 70-86 ns and 40-70 ns.
+_NS_PER_HALF_BUCKET = 40.0
+_NS_PER_HALF_ENTRY = 0.4
+_NS_PER_HALF_ROW = 80.0
+_NS_PER_SCANNED_ROW = 50.0
+_MAX_HALF_BITS = 16  # the halves are uint16: addresses of at most 32 bits
 
 
 def _prefix_bits(n: int, n_bits: int) -> int:
@@ -41,6 +52,36 @@ def shell_cost(table: "AddressTable", distance: int) -> float:
 
 def address_scan_cost(n: int) -> float:
     return n * _NS_PER_ADDRESS
+
+
+def _keys_within(key_bits: int, radius: int) -> int:
+    """How many ``key_bits``-bit keys lie within Hamming distance ``radius`` of one key."""
+    return sum(math.comb(key_bits, j) for j in range(min(radius, key_bits) + 1)) if radius >= 0 else 0
+
+
+def halves_cost(n: int, n_bits: int, high_radius: int, low_radius: int) -> float:
+    """Estimated cost of :func:`semhash.kernels.ball_halves` with these radii, for
+    ``n`` addresses spread evenly: the buckets it visits in each half-table, and
+    their entries."""
+    low_bits = n_bits // 2
+    high_bits = n_bits - low_bits
+    buckets = (_keys_within(high_bits, high_radius), _keys_within(low_bits, low_radius))
+    entries = n * (buckets[0] / 2**high_bits + buckets[1] / 2**low_bits)
+    return sum(buckets) * _NS_PER_HALF_BUCKET + entries * _NS_PER_HALF_ENTRY
+
+
+def halves_radii(n: int, n_bits: int, radius: int) -> tuple[int, int]:
+    """The cheapest ``(high_radius, low_radius)`` for a ball of ``radius``: the first
+    half-table alone (``(radius, -1)``), or both with radii adding up to ``radius - 1``."""
+    choices = [(radius, -1)] + [(high, radius - 1 - high) for high in range(radius)]
+    return min(choices, key=lambda radii: halves_cost(n, n_bits, *radii))
+
+
+def _starts(keys: np.ndarray, key_bits: int) -> np.ndarray:
+    """Where each key's run starts in ``keys`` grouped by key, and the end: shape (2**key_bits + 1,)."""
+    starts = np.zeros(2**key_bits + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=2**key_bits), out=starts[1:])
+    return starts
 
 
 def check_int(value, name: str, minimum: int = 0) -> int:
@@ -69,6 +110,14 @@ class AddressTable:
     the buckets whose prefix is near enough to the query's and scans each one, so
     it costs about two cache misses per bucket visited, whatever the number of
     documents (see :func:`semhash.kernels.ball_shell`).
+
+    A whole ball of addresses of at most 32 bits is found from two more tables,
+    built on first use: the addresses bucketed by their high half, and by their
+    low half, each entry keeping the other half as 2 bytes (12 bytes per document
+    in all, with the rows of the second table). An address within ``r`` of the
+    query is within ``r // 2`` of it in one of its halves, so a ball reads a few
+    long runs of entries instead of visiting many scattered buckets (see
+    :func:`semhash.kernels.ball_halves`). :meth:`prepare` builds every table now.
 
     Parameters
     ----------
@@ -121,6 +170,7 @@ class AddressTable:
         self.n_bits = n_bits
         self.addresses = np.ascontiguousarray(addresses, dtype=np.int64)
         self.prefix_bits = _prefix_bits(self.addresses.shape[0], n_bits)
+        self._ball_plans: dict[int, tuple] = {}
 
     # The sorted table is built on first use: a query answered by numpy scans
     # `addresses` and never needs it (a sort of 10^7 addresses takes about a second).
@@ -138,6 +188,33 @@ class AddressTable:
         starts = np.zeros(2**self.prefix_bits + 1, dtype=np.int64)
         np.cumsum(per_bucket, out=starts[1:])
         return starts
+
+    # The half-tables of kernels.ball_halves, also built on first use. The low half is
+    # the low n_bits // 2 bits; each table keeps of an address the half it is not
+    # bucketed by, as uint16.
+    @cached_property
+    def _by_high(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low halves in address order, starts of each high half's bucket)."""
+        low_bits = self.n_bits // 2
+        low_halves = self.sorted_addresses.astype(np.uint16) & np.uint16(2**low_bits - 1)  # the cast keeps 16 bits
+        return low_halves, _starts(self.sorted_addresses >> low_bits, self.n_bits - low_bits)
+
+    @cached_property
+    def _by_low(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(high halves grouped by low half, starts of each low half's bucket, their rows)."""
+        low_bits = self.n_bits // 2
+        low = self._by_high[0]
+        by_low = np.argsort(low, kind="stable")  # uint16 keys: a radix sort
+        high_halves = (self.sorted_addresses >> low_bits).astype(np.uint16)[by_low]
+        return high_halves, _starts(low, low_bits), np.ascontiguousarray(self.order[by_low])
+
+    def prepare(self) -> "AddressTable":
+        """Build now every table that :meth:`ball` and :meth:`shell` build on first
+        use (about 3 s for 10^7 addresses); returns the table."""
+        self.bucket_starts
+        if self.n_bits <= 2 * _MAX_HALF_BITS:
+            self._by_low  # and _by_high
+        return self
 
     def __len__(self) -> int:
         return self.addresses.shape[0]
@@ -184,8 +261,10 @@ class AddressTable:
     def ball(self, query_address: int, radius: int) -> np.ndarray:
         """Rows whose address is within Hamming distance ``radius``.
 
-        Visits the ball shell by shell while that is estimated to be cheaper than
-        scanning every address, and scans otherwise; both give the same rows.
+        Reads the buckets of the two half-tables near the query's halves (for
+        addresses of more than 32 bits, visits the ball shell by shell) while that
+        is estimated to be cheaper than scanning every address, and scans
+        otherwise; all give the same rows.
 
         Parameters
         ----------
@@ -200,10 +279,37 @@ class AddressTable:
         """
         query_address = self._check_address(query_address)
         radius = min(check_int(radius, "radius"), self.n_bits)
-        shells_cost = sum(shell_cost(self, d) for d in range(radius + 1))
-        if shells_cost <= address_scan_cost(len(self)):
+        plan = self._ball_plans.get(radius) or self._ball_plans.setdefault(radius, self._ball_plan(radius))
+        if plan[0] == "halves":
+            return self._ball_by_halves(query_address, radius, *plan[1:])
+        if plan[0] == "shells":
             return self._ball_by_shells(query_address, radius)
         return self._ball_by_scan(query_address, radius)
+
+    def ball_method(self, radius: int) -> str:
+        """How :meth:`ball` finds a ball of ``radius``: ``"halves"`` (the buckets of
+        two half-tables, :func:`semhash.kernels.ball_halves`), ``"shells"`` (the
+        buckets of each shell) or ``"scan"`` (every address)."""
+        return self._ball_plan(min(check_int(radius, "radius"), self.n_bits))[0]
+
+    def _ball_plan(self, radius: int) -> tuple:
+        """The cheapest way to the ball by the cost model: ``("halves", high_radius,
+        low_radius)``, ``("shells",)`` or ``("scan",)``."""
+        n = len(self)
+        if self.n_bits > 2 * _MAX_HALF_BITS:
+            shells = sum(shell_cost(self, d) for d in range(radius + 1))
+            return ("shells",) if shells <= address_scan_cost(n) else ("scan",)
+        radii = halves_radii(n, self.n_bits, radius)
+        rows = n * _keys_within(self.n_bits, radius) / 2**self.n_bits  # addresses spread evenly
+        halves = halves_cost(n, self.n_bits, *radii) + rows * _NS_PER_HALF_ROW
+        scan = address_scan_cost(n) + rows * _NS_PER_SCANNED_ROW
+        return ("halves", *radii) if halves <= scan else ("scan",)
+
+    def _ball_by_halves(self, query_address: int, radius: int, high_radius: int, low_radius: int) -> np.ndarray:
+        second = self._by_low if low_radius >= 0 else (self._by_high[0][:0], self._by_high[1][:1], self.order[:0])
+        return kernels.ball_halves(
+            *self._by_high, self.order, *second, self.n_bits // 2, query_address, radius, high_radius, low_radius
+        )
 
     def _ball_by_shells(self, query_address: int, radius: int) -> np.ndarray:
         return np.concatenate([np.sort(self._shell(query_address, d)) for d in range(radius + 1)])

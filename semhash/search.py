@@ -440,6 +440,7 @@ def warmup() -> None:
     topk_batch(codes, codes, 1, n_threads=1)  # compiles on first use: fill the cache now
     table = AddressTable(np.array([0, 3], dtype=np.int64), 2)
     table.shell(1, 1)
+    table._ball_by_halves(1, 1, 0, 0)
     kernels.address_scan(table.addresses, 1, 1)
     kernels.address_histogram(table.addresses, 1, 2)
     _search_kernel(table, codes, np.array([1], np.int64), codes[:1], 1, 2, 2, True)  # parallel: compiles on first use

@@ -370,6 +370,81 @@ def test_ball_shell_radius_0_returns_exact_matches():
     assert sorted(kernels.ball_shell(*table, 1, 0, 3, 1).tolist()) == [0, 1, 2, 3, 5]
 
 
+def halves_table(addresses, n_bits):
+    """The arguments of kernels.ball_halves before the query, as AddressTable builds them, by sorting."""
+    sorted_addresses, order = sorted_table(addresses)
+    low_bits = n_bits // 2
+    low, high = sorted_addresses & (2**low_bits - 1), sorted_addresses >> low_bits
+    by_low = np.lexsort((high, low))  # by low half, then by address
+    high_starts = np.searchsorted(high, np.arange(2 ** (n_bits - low_bits) + 1))
+    low_starts = np.searchsorted(low[by_low], np.arange(2**low_bits + 1))
+    return (
+        low.astype(np.uint16), high_starts.astype(np.int64), order,
+        high[by_low].astype(np.uint16), low_starts.astype(np.int64), order[by_low], low_bits,
+    )
+
+
+def ball_by_halves(addresses, n_bits, query, radius):
+    """kernels.ball_halves with every valid split of the radius: they must agree."""
+    table = halves_table(addresses, n_bits)
+    balls = [kernels.ball_halves(*table, query, radius, radius, -1)]
+    balls += [kernels.ball_halves(*table, query, radius, high, radius - 1 - high) for high in range(radius)]
+    for ball in balls[1:]:
+        np.testing.assert_array_equal(ball, balls[0])
+    assert balls[0].dtype == np.int64
+    return balls[0]
+
+
+@pytest.mark.parametrize("n_bits, n_docs, high", ADDRESS_CASES + [(0, 5, 1), (1, 9, 2), (3, 40, 8), (28, 600, 2**28), (32, 600, 2**32)])
+def test_ball_halves_matches_naive(n_bits, n_docs, high):
+    rng = np.random.default_rng(n_bits)
+    addresses = rng.integers(0, high, size=n_docs)
+    queries = [0, int(addresses[0]), int(rng.integers(0, 2**n_bits)), 2**n_bits - 1]
+    for query in queries:
+        for radius in range(min(n_bits, 5) + 1):
+            np.testing.assert_array_equal(ball_by_halves(addresses, n_bits, query, radius), naive.ball(addresses, query, radius))
+
+
+def test_ball_halves_buckets_longer_than_a_chunk_of_flags():
+    # 700 rows in one bucket of each table: the flags go chunk by chunk (256, then
+    # 8-entry groups, the last one partly filled)
+    n_bits = 16
+    addresses = np.full(700, 0b1011_0000_1111_0101)
+    addresses[::3] ^= 0b1  # another low half, same high half
+    addresses[::7] ^= 0b1 << 9  # another high half, same low half
+    for query in [int(addresses[1]), int(addresses[1]) ^ 0b11, int(addresses[1]) ^ (0b111 << 8), 0]:
+        for radius in range(5):
+            np.testing.assert_array_equal(ball_by_halves(addresses, n_bits, query, radius), naive.ball(addresses, query, radius))
+
+
+def test_ball_halves_finds_each_row_once_sorted_by_distance_then_row():
+    # every 6-bit address twice: each lies within radius 2 in both halves or one
+    n_bits = 6
+    addresses = np.arange(2**n_bits).repeat(2)[::-1]
+    query = 0b101101
+    for radius in range(n_bits + 1):
+        got = ball_by_halves(addresses, n_bits, query, radius)
+        assert got.shape[0] == 2 * sum(math.comb(n_bits, d) for d in range(radius + 1))
+        np.testing.assert_array_equal(got, naive.ball(addresses, query, radius))
+
+
+def test_ball_halves_sorts_a_large_ball_over_three_radix_passes():
+    # 70,000 rows (17 bits) and distances up to 2: keys of 19 bits, sorted 8 bits a pass
+    n_bits = 8
+    addresses = np.random.default_rng(3).integers(0, 2**n_bits, size=70_000)
+    for query in [0, 0b1011_0110]:
+        got = ball_by_halves(addresses, n_bits, query, 2)
+        assert got.shape[0] > 5_000
+        np.testing.assert_array_equal(got, naive.ball(addresses, query, 2))
+
+
+@pytest.mark.parametrize("addresses", [[], [6]])
+def test_ball_halves_of_no_row_and_one_row(addresses):
+    for query, radius in [(6, 0), (7, 1), (0, 2), (2**28 - 1, 3)]:
+        got = ball_by_halves(np.array(addresses, np.int64), 28, query, radius)
+        np.testing.assert_array_equal(got, naive.ball(np.array(addresses, np.int64), query, radius))
+
+
 def test_ball_shell_edges():
     table = bucketed_table([3, 5], 3, 1)
     assert kernels.ball_shell(*table, 1, 3, 3, 4).shape == (0,)  # distance > n_bits

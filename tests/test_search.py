@@ -239,6 +239,14 @@ def test_shell_and_ball_match_naive(n_bits, n_docs, high):
             np.testing.assert_array_equal(table.ball(query, radius), expected)
             np.testing.assert_array_equal(table._ball_by_shells(query, radius), expected)
             np.testing.assert_array_equal(table._ball_by_scan(query, radius), expected)
+            assert_halves_match(table, query, radius, expected)
+
+
+def assert_halves_match(table, query, radius, expected):
+    """Every split of the radius between the two half-tables finds the same ball."""
+    for high_radius, low_radius in [(radius, -1)] + [(h, radius - 1 - h) for h in range(radius)]:
+        got = table._ball_by_halves(query, radius, high_radius, low_radius)
+        np.testing.assert_array_equal(got, expected, err_msg=f"radii {high_radius}, {low_radius}")
 
 
 def assert_ball_matches_naive(table, addresses, query, radius):
@@ -248,6 +256,7 @@ def assert_ball_matches_naive(table, addresses, query, radius):
     np.testing.assert_array_equal(table.ball(query, radius), expected)
     np.testing.assert_array_equal(table._ball_by_shells(query, radius), expected)
     np.testing.assert_array_equal(table._ball_by_scan(query, radius), expected)
+    assert_halves_match(table, query, radius, expected)
 
 
 def test_shell_and_ball_all_addresses_equal():
@@ -278,16 +287,51 @@ def test_shell_and_ball_query_outside_the_populated_buckets():
     assert_ball_matches_naive(table, addresses, query | int(addresses[3]), 13)
 
 
-def test_ball_picks_enumeration_for_small_balls_and_scan_for_large(monkeypatch):
+@pytest.mark.parametrize("n_bits, enumeration", [(16, "halves"), (40, "shells")])
+def test_ball_picks_enumeration_for_small_balls_and_scan_for_large(monkeypatch, n_bits, enumeration):
     rng = np.random.default_rng(0)
-    addresses = rng.integers(0, 2**16, size=2000)
-    table = AddressTable(addresses, 16)
+    addresses = rng.integers(0, 2**n_bits, size=2000)
+    table = AddressTable(addresses, n_bits)
     calls = []
-    monkeypatch.setattr(table, "_ball_by_shells", lambda q, r: calls.append("shells") or np.zeros(0, np.int64))
-    monkeypatch.setattr(table, "_ball_by_scan", lambda q, r: calls.append("scan") or np.zeros(0, np.int64))
-    table.ball(5, 0)  # 1 probe against 2000 addresses
-    table.ball(5, 8)  # 39,203 probes against 2000 addresses
-    assert calls == ["shells", "scan"]
+    for how in ["halves", "shells", "scan"]:
+        monkeypatch.setattr(table, f"_ball_by_{how}", lambda *args, how=how: calls.append(how) or np.zeros(0, np.int64))
+    radius = n_bits // 2  # most of the space: every bucket of both half-tables
+    table.ball(5, 0)
+    table.ball(5, radius)
+    assert calls == [enumeration, "scan"]
+    assert [table.ball_method(0), table.ball_method(radius)] == [enumeration, "scan"]
+
+
+def test_ball_by_halves_builds_the_second_table_only_when_it_is_used():
+    addresses = np.random.default_rng(0).integers(0, 2**28, size=5000)
+    table = AddressTable(addresses, 28)
+    assert table._ball_plan(0) == ("halves", 0, -1)  # one bucket of the high-half table
+    table.ball(int(addresses[7]), 0)
+    assert "_by_high" in vars(table) and "_by_low" not in vars(table)
+    assert table._ball_plan(3) == ("halves", 1, 1)  # 30 buckets of 14-bit halves
+    np.testing.assert_array_equal(table.ball(int(addresses[7]), 3), naive.ball(addresses, int(addresses[7]), 3))
+    assert "_by_low" in vars(table)
+
+
+@pytest.mark.parametrize(
+    "n_bits, built, unused", [(28, {"bucket_starts", "_by_high", "_by_low"}, set()), (40, {"bucket_starts"}, {"_by_high", "_by_low"})]
+)
+def test_prepare_builds_the_tables_ball_would_build_on_first_use(n_bits, built, unused):
+    table = AddressTable(np.arange(100), n_bits)
+    assert not (built | unused) & set(vars(table))
+    assert table.prepare() is table
+    assert built <= set(vars(table)) and not unused & set(vars(table))
+
+
+@pytest.mark.parametrize("n_bits", [31, 32])
+def test_ball_by_halves_at_the_widest_halves(n_bits):
+    rng = np.random.default_rng(n_bits)
+    addresses = rng.integers(0, 2**n_bits, size=3000)
+    addresses[:40] = addresses[0] ^ (1 << rng.integers(0, n_bits, size=40))  # neighbours of row 0
+    table = AddressTable(addresses, n_bits)
+    for query in [int(addresses[0]), 2**n_bits - 1]:
+        assert table.ball_method(2) == "halves"
+        assert_ball_matches_naive(table, addresses, query, 3)
 
 
 def test_ball_radius_beyond_n_bits_returns_everything():
