@@ -42,7 +42,7 @@ from typing import TextIO
 
 import numpy as np
 
-from semhash import build, describe, encoding, filters, graph, locks, plan, reading, results, search, store, update, writer
+from semhash import build, cluster, describe, encoding, filters, graph, locks, plan, reading, results, search, store, update, writer
 from semhash.corpus import DEFAULT_MAX_BYTES, CorpusError, ReadStats
 from semhash.errors import ERRORS, BuildError, DocumentNotFound, EmptyQuery, ModelMismatch, QueryError
 from semhash.results import BuildSummary, EncodedDocument, Hit, UpdateSummary
@@ -91,6 +91,8 @@ def build_index(
     skip_bad_lines: bool = False,
     wait: bool = False,
     compact: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> BuildSummary:
     """Read documents, train the model, encode every document, write the index.
 
@@ -124,6 +126,10 @@ def build_index(
         raising ``IndexLocked``
     compact : keep only what a search by codes needs, not the words (counts, TF-IDF
         vectors, neighbours, postings); the same model, queries ranked by codes alone
+    workers : tokenize, count and encode the documents on a Dask ``LocalCluster`` of
+        this many worker processes (:mod:`semhash.cluster`; needs the ``dask``
+        extra); the same index, bit for bit in its codes, as without
+    scheduler : the same on the Dask cluster whose scheduler is at this address
 
     Returns
     -------
@@ -138,6 +144,7 @@ def build_index(
         vocab_size, address_bits, code_bits, hidden_sizes, n_epochs_pretrain, n_epochs_finetune, random_state,
         train_sample,
     )
+    cluster.check(workers, scheduler)  # before the lock and the reading: one line, what to install
     start = time.perf_counter()
     with locks.writer_lock(database, wait=wait):
         # Refuse a foreign file, or one this user may not write, before minutes of training.
@@ -148,6 +155,7 @@ def build_index(
             code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
             n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
             verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, compact=compact,
+            workers=workers, scheduler=scheduler,
         )
     summary.seconds = time.perf_counter() - start
     return summary
@@ -182,6 +190,8 @@ def index_documents(
     wait: bool = False,
     train_sample: int | None = DEFAULT_TRAIN_SAMPLE,
     compact: bool | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **options,
 ) -> BuildSummary | UpdateSummary:
     """What ``semhash index`` does: update the index at ``database`` if there is one
@@ -206,16 +216,23 @@ def index_documents(
         update that asks for the other kind raises ``StoreError`` (a compact index
         has no words to make a full one of, and a full one is made compact by
         ``retrain``), changing nothing.
+    workers, scheduler
+        As for :func:`build_index` when building; an update encodes its new and
+        changed documents in this process.
     **options
         Model options of :func:`build_index`. When updating, options that differ
         from those the index was built with raise :class:`ModelMismatch`.
     """
+    cluster.check(workers, scheduler)
     reading = {"files": files, "verbose": verbose, "stdin": stdin, "max_bytes": max_bytes, "skip_bad_lines": skip_bad_lines}
     with locks.writer_lock(database, wait=wait):
         if retrain or writer.is_missing(database):
             if compact is None:  # a rebuild keeps the kind of index it replaces
                 compact = update.is_compact(database)
-            return build_index(paths, database, train_sample=train_sample, compact=compact, **reading, **options)
+            return build_index(
+                paths, database, train_sample=train_sample, compact=compact, workers=workers, scheduler=scheduler,
+                **reading, **options,
+            )
         index = Index.open(database)
         try:
             update.check_kind(index, compact)

@@ -65,6 +65,32 @@ def count_terms(documents: Iterable[list[str]]) -> tuple[list[str], sp.csr_matri
     return [str(t) for t in vectorizer.get_feature_names_out()], full
 
 
+def merge_terms(parts: Sequence[tuple[list[str], sp.csr_matrix]]) -> tuple[list[str], sp.csr_matrix]:
+    """:func:`count_terms` of the documents of several batches, from each batch's
+    :func:`count_terms` (in order): the same terms and the same matrix, index dtypes
+    included, as one pass over all the documents gives. A batch without a term is
+    ``([], a matrix of its rows and no column)``; ValueError "empty vocabulary", as
+    scikit-learn raises it, when no batch has one."""
+    import scipy.sparse as sp
+
+    terms = sorted(set().union(*(batch_terms for batch_terms, _ in parts)))
+    if not terms:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    column = {t: i for i, t in enumerate(terms)}
+    blocks = []
+    for batch_terms, counts in parts:
+        renumber = np.array([column[t] for t in batch_terms], dtype=np.int64)
+        block = sp.csr_matrix((counts.data, renumber[counts.indices], counts.indptr), shape=(counts.shape[0], len(terms)))
+        block.sort_indices()
+        blocks.append(block)
+    full = sp.vstack(blocks, format="csr", dtype=np.float32)
+    # CountVectorizer's index arrays: 32-bit unless the non-zeros need 64.
+    index_dtype = np.int64 if full.nnz > np.iinfo(np.int32).max else np.int32
+    full = sp.csr_matrix((full.data, full.indices.astype(index_dtype), full.indptr.astype(index_dtype)), shape=full.shape)
+    full.sort_indices()
+    return terms, full
+
+
 def top_words(terms: list[str], full: sp.csr_matrix, size: int) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
     """The ``size`` terms of highest document frequency (ties alphabetical), their
     document frequencies and the counts of just those columns (:func:`count_terms`)."""
