@@ -36,22 +36,23 @@ def run_once(corpus: Path, workers: int | None, model: dict) -> dict:
     from semhash import build, cluster, reading
 
     load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with open(corpus, encoding="utf-8") as stdin, cluster.connect(workers) as client:
         started = time.perf_counter()
         read = build._Pass(stem=True, previous=None)
         found = lambda: reading.read_documents(["-"], None, read.stats, stdin)  # noqa: E731
         terms, full, words, df, X = build._count(read, found, 2000, False, ["-"], client)
-        counted = time.perf_counter()
+        counted, count_cpu = time.perf_counter(), time.process_time() - cpu
         if "hasher" not in model:
             model["hasher"] = build._train(X, full, model["sample"], (28, 256), (500, 250, 125), 1, 1, 0, False)
             counted = time.perf_counter()  # training is not the workers' part
+        cpu = time.process_time()
         addresses, codes = build._encode_all(model["hasher"], X, False, client)
-        encoded = time.perf_counter()
+        encoded, encode_cpu = time.perf_counter(), time.process_time() - cpu
     digest = hash((addresses.tobytes(), codes.tobytes(), np.asarray(X.sum(axis=0)).tobytes(), tuple(words)))
     return {
         "start": started - start, "count": counted - started, "encode": encoded - counted,
-        "documents": X.shape[0], "load_before": load, "load_after": os.getloadavg()[0], "digest": digest,
+        "client_cpu_count": count_cpu, "client_cpu_encode": encode_cpu, "documents": X.shape[0], "load_before": load, "load_after": os.getloadavg()[0], "digest": digest,
     }
 
 
@@ -74,15 +75,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"round {r + 1}, workers {s}: {json.dumps({k: v for k, v in runs[str(s)][-1].items() if k != 'digest'})}", file=sys.stderr)
     digests = {run["digest"] for rs in runs.values() for run in rs}
     print(f"{args.docs:,} documents, {args.runs} rounds; nproc {os.cpu_count()}; same codes in every run: {len(digests) == 1}")
-    print("| workers | start s | count s | encode s | count + encode docs/s (start included) | encode docs/s | load avg (1 min) |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| workers | start s | count s | encode s | count + encode docs/s (start included) | encode docs/s | this process's CPU s, count / encode | load avg (1 min) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for s, rs in runs.items():
-        med = {k: statistics.median(run[k] for run in rs) for k in ("start", "count", "encode")}
+        med = {k: statistics.median(run[k] for run in rs) for k in ("start", "count", "encode", "client_cpu_count", "client_cpu_encode")}
         whole = statistics.median(run["documents"] / (run["start"] + run["count"] + run["encode"]) for run in rs)
         enc = statistics.median(run["documents"] / run["encode"] for run in rs)
         loads = ", ".join(f"{run['load_before']:.2f}-{run['load_after']:.2f}" for run in rs)
         name = "none (this process)" if s == "None" else s
-        print(f"| {name} | {med['start']:.1f} | {med['count']:.1f} | {med['encode']:.1f} | {whole:,.0f} | {enc:,.0f} | {loads} |")
+        print(f"| {name} | {med['start']:.1f} | {med['count']:.1f} | {med['encode']:.1f} | {whole:,.0f} | {enc:,.0f} | {med['client_cpu_count']:.1f} / {med['client_cpu_encode']:.1f} | {loads} |")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1), encoding="utf-8")
 

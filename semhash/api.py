@@ -126,10 +126,8 @@ def build_index(
         raising ``IndexLocked``
     compact : keep only what a search by codes needs, not the words (counts, TF-IDF
         vectors, neighbours, postings); the same model, queries ranked by codes alone
-    workers : tokenize, count and encode the documents on a Dask ``LocalCluster`` of
-        this many worker processes (:mod:`semhash.cluster`; needs the ``dask``
-        extra); the same index, bit for bit in its codes, as without
-    scheduler : the same on the Dask cluster whose scheduler is at this address
+    workers, scheduler : tokenize, count and encode the documents on a Dask cluster (a
+        LocalCluster of so many processes, or the one at that address): the same index
 
     Returns
     -------
@@ -145,33 +143,33 @@ def build_index(
         train_sample,
     )
     cluster.check(workers, scheduler)  # before the lock and the reading: one line, what to install
+    return _build_and_link(
+        paths, database, wait=wait, files=files, vocab_size=vocab_size, address_bits=address_bits,
+        code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
+        n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
+        verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, compact=compact,
+        workers=workers, scheduler=scheduler,
+    )
+
+
+def _build_and_link(paths, database, *, wait, verbose, **options) -> BuildSummary:
+    """:func:`semhash.build.build` under the writer lock, then the neighbour lists;
+    running out of memory in either is a :class:`BuildError` (a traceback minutes
+    into the work)."""
     start = time.perf_counter()
     with locks.writer_lock(database, wait=wait):
         # Refuse a foreign file, or one this user may not write, before minutes of training.
         if writer.kind_of(database) != "missing" and not os.access(database, os.W_OK):
             raise store.StoreError(f"cannot write to {database} (permission denied): the index is unchanged")
-        summary = _build_and_link(
-            paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
-            code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
-            n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
-            verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, compact=compact,
-            workers=workers, scheduler=scheduler,
-        )
+        first, summary = writer.is_missing(database), None
+        try:
+            summary = build.build(paths, database, verbose=verbose, **options)
+            # Once the build's count matrices are freed: the graph holds every vector.
+            with Index.open(database) as index:
+                graph.fill_neighbours(index, verbose)
+        except MemoryError:
+            raise build.out_of_memory(database, first, written=summary is not None) from None
     summary.seconds = time.perf_counter() - start
-    return summary
-
-
-def _build_and_link(paths, database, *, verbose, **options) -> BuildSummary:
-    """:func:`semhash.build.build`, then the neighbour lists; running out of memory in
-    either is a :class:`BuildError` (a traceback minutes into the work)."""
-    first, summary = writer.is_missing(database), None
-    try:
-        summary = build.build(paths, database, verbose=verbose, **options)
-        # Once the build's count matrices are freed: the graph holds every vector.
-        with Index.open(database) as index:
-            graph.fill_neighbours(index, verbose)
-    except MemoryError:
-        raise build.out_of_memory(database, first, written=summary is not None) from None
     return summary
 
 

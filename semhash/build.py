@@ -36,8 +36,10 @@ MAX_VOCAB = 1_000_000
 #: 0.42 GB, 4000,1000,500 (12.6 M) 1.46 GB, 8000,2000,500 (33.1 M) 3.13 GB.
 BYTES_PER_PARAMETER = 85
 FIXED_BYTES = 320_000_000
-#: Rows of the bag of words encoded at once (bounded memory); on a cluster, a task's.
-ENCODE_CHUNK = 4096
+#: Rows of the bag of words encoded at once (bounded memory), and chunks a cluster's
+#: worker encodes in one task (a task costs the cluster tens of milliseconds; a
+#: chunk takes a worker 0.1 s).
+ENCODE_CHUNK, CHUNKS_PER_TASK = 4096, 4
 #: Documents a cluster's worker tokenizes and counts in one task.
 DOCS_PER_TASK = 2000
 
@@ -268,12 +270,13 @@ def _count_on(client, read: _Pass, found, verbose: bool):
     workers in batches of :data:`DOCS_PER_TASK` and merged."""
     from semhash.vocab import merge_terms
 
-    parts = []
-    tasks = cluster.batches(read.texts(found, verbose), DOCS_PER_TASK)
-    for terms, counts, corpus, drift in cluster.mapped(client, _count_batch, tasks, read.corpus.stem, read.vocabulary):
-        parts.append((terms, counts))
-        read.add(corpus, drift)
-    return merge_terms(parts)
+    def parts():
+        tasks = cluster.batches(read.texts(found, verbose), DOCS_PER_TASK)
+        for terms, counts, corpus, drift in cluster.mapped(client, _count_batch, tasks, read.corpus.stem, read.vocabulary):
+            read.add(corpus, drift)
+            yield terms, counts
+
+    return merge_terms(parts())
 
 
 def _same_hash(content_hash: str, stored) -> bool:
@@ -390,18 +393,23 @@ def _encode_all(hasher, X, verbose: bool, client=None) -> tuple[np.ndarray, np.n
     """Addresses and packed long codes of every row of ``X``, in chunks of
     :data:`ENCODE_CHUNK` rows (bounded memory), encoded here or by the ``client``'s
     cluster, to which the model is sent once."""
-    starts = range(0, X.shape[0], ENCODE_CHUNK)
-    chunks = (X[start : start + ENCODE_CHUNK] for start in starts)
-    encoded = cluster.mapped(client, _encode_chunk, chunks, hasher)
-    addresses, long_codes = zip(*reading.progress(encoded, verbose, "encoding", total=len(starts), unit="chunk"))
+    size = ENCODE_CHUNK * CHUNKS_PER_TASK
+    starts = range(0, X.shape[0], size)
+    blocks = (X[start : start + size] for start in starts)
+    encoded = cluster.mapped(client, _encode_block, blocks, hasher)
+    addresses, long_codes = zip(*reading.progress(encoded, verbose, "encoding", total=len(starts), unit="block"))
     return np.concatenate(addresses), np.concatenate(long_codes)
 
 
-def _encode_chunk(rows, hasher) -> tuple[np.ndarray, np.ndarray]:
-    """Addresses and packed long codes of ``rows`` of the bag of words (a cluster
-    worker's task, or this process's)."""
-    address_bits, code_bits = hasher.encode(rows)
-    return codes.to_addresses(address_bits), codes.pack_codes(code_bits)
+def _encode_block(rows, hasher) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses and packed long codes of ``rows`` of the bag of words, encoded
+    :data:`ENCODE_CHUNK` rows at a time (a cluster worker's task, or this process's)."""
+    addresses, long_codes = [], []
+    for start in range(0, rows.shape[0], ENCODE_CHUNK):
+        address_bits, code_bits = hasher.encode(rows[start : start + ENCODE_CHUNK])
+        addresses.append(codes.to_addresses(address_bits))
+        long_codes.append(codes.pack_codes(code_bits))
+    return np.concatenate(addresses), np.concatenate(long_codes)
 
 
 def _counts_dict(X, row: int, words: list[str]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from conftest import SAMPLE, TINY_MODEL, run
 
 # The sample's 1,500 posts in several tasks of each kind, so that both workers
 # count and encode and the merge has parts to put in order.
-SMALL_TASKS = {"DOCS_PER_TASK": 400, "ENCODE_CHUNK": 512}
+SMALL_TASKS = {"DOCS_PER_TASK": 400, "ENCODE_CHUNK": 256, "CHUNKS_PER_TASK": 2}
 SAMPLE_MODEL = [*TINY_MODEL, "--epochs-pretrain", "1", "--epochs-finetune", "1", "--train-sample", "300"]
 
 
