@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -102,11 +103,27 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
             with client:
                 yield client
             return
-        local = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-        )
-        with local, Client(local) as client:
+        with _environ_kept():
+            local = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+            )
+        with _environ_kept(), local, Client(local) as client:
             yield client
+
+
+@contextmanager
+def _environ_kept() -> Iterator[None]:
+    """Put this process's environment back as it was: a Nanny sets the workers'
+    (:data:`WORKER_ENVIRON`, PYTHONHASHSEED) in its own process's before spawning one,
+    and leaves it there. Numba then refused to run ("Cannot set NUMBA_NUM_THREADS to
+    a different value once the threads have been launched"), or ran on one thread."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if dict(os.environ) != saved:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def mapped(client, fn: Callable, items: Iterable, *shared) -> Iterator:

@@ -2,6 +2,7 @@
 encoding on a Dask cluster (:mod:`semhash.cluster`) give the index one process
 gives; without Dask, one line says what to install."""
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -38,8 +39,11 @@ def test_two_workers_build_the_sample_as_one_process_does(tmp_path, monkeypatch)
     train = SAMPLE / "train"
     alone = run("index", train, "-d", tmp_path / "alone.db", "-s", *SAMPLE_MODEL)
     assert alone.exit_code == 0, alone.output
+    environ = dict(os.environ)
     on_two = run("index", train, "-d", tmp_path / "two.db", "-s", "--workers", "2", *SAMPLE_MODEL)
     assert on_two.exit_code == 0, on_two.output
+    # Dask's nannies set the workers' NUMBA_NUM_THREADS=1 here too, and numba then failed later tests.
+    assert dict(os.environ) == environ
     one, two = _stored(tmp_path / "alone.db"), _stored(tmp_path / "two.db")
     assert len(one["documents"]) == 1500
     assert len({code for _, _, code, *_ in one["documents"]}) > 100  # codes that tell posts apart
