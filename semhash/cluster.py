@@ -147,6 +147,8 @@ def mapped(client, fn: Callable, items: Iterable, *shared) -> Iterator:
             yield pending.popleft().result()
     except KilledWorker as e:
         raise BuildError(f"a Dask worker died while building ({e}): nothing was written") from None
+    except ImportError as e:  # raised by a worker that cannot load the task's module
+        raise BuildError(f"a Dask worker cannot run semhash ({e}): install this semhash on every worker") from None
     finally:
         client.cancel(list(pending))
 
