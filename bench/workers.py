@@ -49,10 +49,11 @@ def run_once(corpus: Path, workers: int | None, model: dict) -> dict:
         cpu = time.process_time()
         addresses, codes = build._encode_all(model["hasher"], X, False, client)
         encoded, encode_cpu = time.perf_counter(), time.process_time() - cpu
+        workers_cpu = 0.0 if client is None else sum(client.run(time.process_time).values())
     digest = hash((addresses.tobytes(), codes.tobytes(), np.asarray(X.sum(axis=0)).tobytes(), tuple(words)))
     return {
         "start": started - start, "count": counted - started, "encode": encoded - counted,
-        "client_cpu_count": count_cpu, "client_cpu_encode": encode_cpu, "documents": X.shape[0], "load_before": load, "load_after": os.getloadavg()[0], "digest": digest,
+        "workers_cpu": workers_cpu, "client_cpu_count": count_cpu, "client_cpu_encode": encode_cpu, "documents": X.shape[0], "load_before": load, "load_after": os.getloadavg()[0], "digest": digest,
     }
 
 
@@ -75,15 +76,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"round {r + 1}, workers {s}: {json.dumps({k: v for k, v in runs[str(s)][-1].items() if k != 'digest'})}", file=sys.stderr)
     digests = {run["digest"] for rs in runs.values() for run in rs}
     print(f"{args.docs:,} documents, {args.runs} rounds; nproc {os.cpu_count()}; same codes in every run: {len(digests) == 1}")
-    print("| workers | start s | count s | encode s | count + encode docs/s (start included) | encode docs/s | this process's CPU s, count / encode | load avg (1 min) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| workers | start s | count s | encode s | count + encode docs/s (start included) | encode docs/s | this process's CPU s, count / encode | the workers' CPU s | load avg (1 min) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for s, rs in runs.items():
-        med = {k: statistics.median(run[k] for run in rs) for k in ("start", "count", "encode", "client_cpu_count", "client_cpu_encode")}
+        med = {k: statistics.median(run[k] for run in rs) for k in ("start", "count", "encode", "client_cpu_count", "client_cpu_encode", "workers_cpu")}
         whole = statistics.median(run["documents"] / (run["start"] + run["count"] + run["encode"]) for run in rs)
         enc = statistics.median(run["documents"] / run["encode"] for run in rs)
         loads = ", ".join(f"{run['load_before']:.2f}-{run['load_after']:.2f}" for run in rs)
         name = "none (this process)" if s == "None" else s
-        print(f"| {name} | {med['start']:.1f} | {med['count']:.1f} | {med['encode']:.1f} | {whole:,.0f} | {enc:,.0f} | {med['client_cpu_count']:.1f} / {med['client_cpu_encode']:.1f} | {loads} |")
+        print(f"| {name} | {med['start']:.1f} | {med['count']:.1f} | {med['encode']:.1f} | {whole:,.0f} | {enc:,.0f} | {med['client_cpu_count']:.1f} / {med['client_cpu_encode']:.1f} | {med['workers_cpu']:.1f} | {loads} |")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1), encoding="utf-8")
 
