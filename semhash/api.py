@@ -42,7 +42,7 @@ from typing import TextIO
 
 import numpy as np
 
-from semhash import build, describe, encoding, filters, graph, locks, plan, reading, results, search, store, update, writer
+from semhash import build, cluster, describe, encoding, filters, graph, locks, plan, reading, results, search, store, update, writer
 from semhash.corpus import DEFAULT_MAX_BYTES, CorpusError, ReadStats
 from semhash.errors import ERRORS, BuildError, DocumentNotFound, EmptyQuery, ModelMismatch, QueryError
 from semhash.results import BuildSummary, EncodedDocument, Hit, UpdateSummary
@@ -91,6 +91,8 @@ def build_index(
     skip_bad_lines: bool = False,
     wait: bool = False,
     compact: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> BuildSummary:
     """Read documents, train the model, encode every document, write the index.
 
@@ -124,6 +126,8 @@ def build_index(
         raising ``IndexLocked``
     compact : keep only what a search by codes needs, not the words (counts, TF-IDF
         vectors, neighbours, postings); the same model, queries ranked by codes alone
+    workers, scheduler : tokenize, count and encode the documents on a Dask cluster (a
+        LocalCluster of so many processes, or the one at that address): the same index
 
     Returns
     -------
@@ -138,32 +142,34 @@ def build_index(
         vocab_size, address_bits, code_bits, hidden_sizes, n_epochs_pretrain, n_epochs_finetune, random_state,
         train_sample,
     )
+    cluster.check(workers, scheduler)  # before the lock and the reading: one line, what to install
+    return _build_and_link(
+        paths, database, wait=wait, files=files, vocab_size=vocab_size, address_bits=address_bits,
+        code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
+        n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
+        verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, compact=compact,
+        workers=workers, scheduler=scheduler,
+    )
+
+
+def _build_and_link(paths, database, *, wait, verbose, **options) -> BuildSummary:
+    """:func:`semhash.build.build` under the writer lock, then the neighbour lists;
+    running out of memory in either is a :class:`BuildError` (a traceback minutes
+    into the work)."""
     start = time.perf_counter()
     with locks.writer_lock(database, wait=wait):
         # Refuse a foreign file, or one this user may not write, before minutes of training.
         if writer.kind_of(database) != "missing" and not os.access(database, os.W_OK):
             raise store.StoreError(f"cannot write to {database} (permission denied): the index is unchanged")
-        summary = _build_and_link(
-            paths, database, files=files, vocab_size=vocab_size, address_bits=address_bits,
-            code_bits=code_bits, hidden_sizes=hidden_sizes, n_epochs_pretrain=n_epochs_pretrain,
-            n_epochs_finetune=n_epochs_finetune, random_state=random_state, stem=stem, train_sample=train_sample,
-            verbose=verbose, stdin=stdin, max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, compact=compact,
-        )
+        first, summary = writer.is_missing(database), None
+        try:
+            summary = build.build(paths, database, verbose=verbose, **options)
+            # Once the build's count matrices are freed: the graph holds every vector.
+            with Index.open(database) as index:
+                graph.fill_neighbours(index, verbose)
+        except MemoryError:
+            raise build.out_of_memory(database, first, written=summary is not None) from None
     summary.seconds = time.perf_counter() - start
-    return summary
-
-
-def _build_and_link(paths, database, *, verbose, **options) -> BuildSummary:
-    """:func:`semhash.build.build`, then the neighbour lists; running out of memory in
-    either is a :class:`BuildError` (a traceback minutes into the work)."""
-    first, summary = writer.is_missing(database), None
-    try:
-        summary = build.build(paths, database, verbose=verbose, **options)
-        # Once the build's count matrices are freed: the graph holds every vector.
-        with Index.open(database) as index:
-            graph.fill_neighbours(index, verbose)
-    except MemoryError:
-        raise build.out_of_memory(database, first, written=summary is not None) from None
     return summary
 
 
@@ -182,6 +188,8 @@ def index_documents(
     wait: bool = False,
     train_sample: int | None = DEFAULT_TRAIN_SAMPLE,
     compact: bool | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **options,
 ) -> BuildSummary | UpdateSummary:
     """What ``semhash index`` does: update the index at ``database`` if there is one
@@ -206,16 +214,23 @@ def index_documents(
         update that asks for the other kind raises ``StoreError`` (a compact index
         has no words to make a full one of, and a full one is made compact by
         ``retrain``), changing nothing.
+    workers, scheduler
+        As for :func:`build_index` when building; an update encodes its new and
+        changed documents in this process.
     **options
         Model options of :func:`build_index`. When updating, options that differ
         from those the index was built with raise :class:`ModelMismatch`.
     """
+    cluster.check(workers, scheduler)
     reading = {"files": files, "verbose": verbose, "stdin": stdin, "max_bytes": max_bytes, "skip_bad_lines": skip_bad_lines}
     with locks.writer_lock(database, wait=wait):
         if retrain or writer.is_missing(database):
             if compact is None:  # a rebuild keeps the kind of index it replaces
                 compact = update.is_compact(database)
-            return build_index(paths, database, train_sample=train_sample, compact=compact, **reading, **options)
+            return build_index(
+                paths, database, train_sample=train_sample, compact=compact, workers=workers, scheduler=scheduler,
+                **reading, **options,
+            )
         index = Index.open(database)
         try:
             update.check_kind(index, compact)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semhash import codes, neighbours, reading, rerank
+from semhash import cluster, codes, neighbours, reading, rerank
 from semhash.corpus import Document, ReadStats, first_line
 from semhash.errors import BuildError
 from semhash.results import BuildSummary
@@ -36,6 +36,12 @@ MAX_VOCAB = 1_000_000
 #: 0.42 GB, 4000,1000,500 (12.6 M) 1.46 GB, 8000,2000,500 (33.1 M) 3.13 GB.
 BYTES_PER_PARAMETER = 85
 FIXED_BYTES = 320_000_000
+#: Rows of the bag of words encoded at once (bounded memory), and chunks a cluster's
+#: worker encodes in one task (a task costs the cluster tens of milliseconds; a
+#: chunk takes a worker 0.1 s).
+ENCODE_CHUNK, CHUNKS_PER_TASK = 4096, 4
+#: Documents a cluster's worker tokenizes and counts in one task.
+DOCS_PER_TASK = 2000
 
 
 def check_build_options(
@@ -123,20 +129,23 @@ def out_of_memory(database, first: bool, written: bool) -> BuildError:
 def build(
     paths, database, *, files, vocab_size, address_bits, code_bits, hidden_sizes,
     n_epochs_pretrain, n_epochs_finetune, random_state, stem, train_sample, verbose, stdin, max_bytes, skip_bad_lines,
-    compact=False,
+    compact=False, workers=None, scheduler=None,
 ) -> BuildSummary:
     """:func:`semhash.api.build_index`, its options checked and the writer lock held
-    (the summary's ``seconds`` is left for it: it times the whole run)."""
+    (the summary's ``seconds`` is left for it: it times the whole run). With
+    ``workers`` or ``scheduler``, the counting and the encoding run on a Dask
+    cluster (:mod:`semhash.cluster`)."""
     previous = _previous_index(database)
     read = _Pass(stem, previous)
     found = lambda: reading.read_documents(paths, files, read.stats, stdin, max_bytes, skip_bad_lines, database)  # noqa: E731
-    terms, full, words, df, X = _count(read, found, vocab_size, verbose, paths)
-    n_trained = X.shape[0] if train_sample is None else min(train_sample, X.shape[0])
-    hasher = _train(
-        X, full, n_trained, (address_bits, code_bits), hidden_sizes, n_epochs_pretrain, n_epochs_finetune,
-        random_state, verbose,
-    )
-    addresses, long_codes = _encode_all(hasher, X, verbose)
+    with cluster.connect(workers, scheduler) as client:
+        terms, full, words, df, X = _count(read, found, vocab_size, verbose, paths, client)
+        n_trained = X.shape[0] if train_sample is None else min(train_sample, X.shape[0])
+        hasher = _train(
+            X, full, n_trained, (address_bits, code_bits), hidden_sizes, n_epochs_pretrain, n_epochs_finetune,
+            random_state, verbose,
+        )
+        addresses, long_codes = _encode_all(hasher, X, verbose, client)
 
     terms, idf, rows = _document_rows(read, X, full, words, terms, compact)
     options = {
@@ -204,14 +213,70 @@ class _Pass:
         self.corpus, self.drift = reading.Coverage(stem=stem), reading.Coverage(stem=stem)
         self.previous = previous
 
-    def content_words(self, found: Callable[[], Iterable[Document]], verbose: bool) -> Iterator[list[str]]:
+    @property
+    def vocabulary(self) -> set[str] | None:
+        """The previous index's vocabulary, if there is one (the drift is counted against it)."""
+        return None if self.previous is None else self.previous[0]
+
+    def texts(self, found: Callable[[], Iterable[Document]], verbose: bool) -> Iterator[tuple[str, bool]]:
+        """Each document's text, and whether it is new or changed since the previous index."""
         for doc in reading.progress(found(), verbose, "reading", unit="doc"):
             self.docs.append((doc.id, doc.path, doc.labels, doc.content_hash, first_line(doc.text)))
-            words = self.corpus.words(doc.text)
-            self.corpus.n_words += len(words)
-            if self.previous is not None and not _same_hash(doc.content_hash, self.previous[1].get(doc.id)):
-                self.drift.add(words, self.previous[0])
-            yield words
+            yield doc.text, self.previous is not None and not _same_hash(doc.content_hash, self.previous[1].get(doc.id))
+
+    def content_words(self, found: Callable[[], Iterable[Document]], verbose: bool) -> Iterator[list[str]]:
+        for text, changed in self.texts(found, verbose):
+            yield _words(text, changed, self.corpus, self.drift, self.vocabulary)
+
+    def add(self, corpus: reading.Coverage, drift: reading.Coverage) -> None:
+        """Count in a batch's words, as :func:`_count_batch` counted them."""
+        self.corpus.n_words += corpus.n_words
+        self.corpus.n_messages += corpus.n_messages
+        self.drift.n_words += drift.n_words
+        self.drift.n_known += drift.n_known
+
+
+def _words(text: str, changed: bool, corpus: reading.Coverage, drift: reading.Coverage, vocabulary) -> list[str]:
+    """A document's content words, counted in ``corpus``, and in ``drift`` against
+    the previous ``vocabulary`` if the document is new or ``changed``."""
+    words = corpus.words(text)
+    corpus.n_words += len(words)
+    if changed:
+        drift.add(words, vocabulary)
+    return words
+
+
+def _count_batch(batch: list[tuple[str, bool]], stem: bool, vocabulary) -> tuple:
+    """A cluster worker's task: :func:`~semhash.vocab.count_terms` of a batch of
+    :meth:`_Pass.texts`, their words counted as :meth:`_Pass.content_words` counts
+    them; returns (terms, counts, corpus coverage, drift coverage)."""
+    import scipy.sparse as sp
+
+    from semhash.vocab import count_terms
+
+    corpus, drift = reading.Coverage(stem=stem), reading.Coverage(stem=stem)
+    token_lists = [_words(text, changed, corpus, drift, vocabulary) for text, changed in batch]
+    try:
+        terms, counts = count_terms(token_lists)
+    except ValueError as e:
+        if "empty vocabulary" not in str(e):
+            raise
+        terms, counts = [], sp.csr_matrix((len(batch), 0), dtype=np.float32)
+    return terms, counts, corpus, drift
+
+
+def _count_on(client, read: _Pass, found, verbose: bool):
+    """:func:`~semhash.vocab.count_terms` of the documents, counted by the cluster's
+    workers in batches of :data:`DOCS_PER_TASK` and merged."""
+    from semhash.vocab import merge_terms
+
+    def parts():
+        tasks = cluster.batches(read.texts(found, verbose), DOCS_PER_TASK)
+        for terms, counts, corpus, drift in cluster.mapped(client, _count_batch, tasks, read.corpus.stem, read.vocabulary):
+            read.add(corpus, drift)
+            yield terms, counts
+
+    return merge_terms(parts())
 
 
 def _same_hash(content_hash: str, stored) -> bool:
@@ -220,14 +285,17 @@ def _same_hash(content_hash: str, stored) -> bool:
     return isinstance(stored, str) and bool(stored) and content_hash.startswith(stored)
 
 
-def _count(read: _Pass, found, vocab_size: int, verbose: bool, paths):
+def _count(read: _Pass, found, vocab_size: int, verbose: bool, paths, client=None):
     """(terms, term counts, vocabulary, its document frequencies, vocabulary counts)
-    of the documents ``found()`` gives, read in one pass; :class:`BuildError` when
-    too few have a word to index."""
+    of the documents ``found()`` gives, read in one pass (counted on the ``client``'s
+    cluster if there is one); :class:`BuildError` when too few have a word to index."""
     from semhash.vocab import count_terms, top_words
 
     try:
-        terms, full = count_terms(read.content_words(found, verbose))
+        if client is None:
+            terms, full = count_terms(read.content_words(found, verbose))
+        else:
+            terms, full = _count_on(client, read, found, verbose)
     except ValueError as e:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
         if "empty vocabulary" not in str(e):
             raise
@@ -321,11 +389,24 @@ def _previous_index(database) -> tuple[set[str], dict[str, str], float | None] |
         old.close()
 
 
-def _encode_all(hasher, X, verbose: bool, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Addresses and packed long codes of every row of ``X``, in chunks (bounded memory)."""
+def _encode_all(hasher, X, verbose: bool, client=None) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses and packed long codes of every row of ``X``, in chunks of
+    :data:`ENCODE_CHUNK` rows (bounded memory), encoded here or by the ``client``'s
+    cluster, to which the model is sent once."""
+    size = ENCODE_CHUNK * CHUNKS_PER_TASK
+    starts = range(0, X.shape[0], size)
+    blocks = (X[start : start + size] for start in starts)
+    encoded = cluster.mapped(client, _encode_block, blocks, hasher)
+    addresses, long_codes = zip(*reading.progress(encoded, verbose, "encoding", total=len(starts), unit="block"))
+    return np.concatenate(addresses), np.concatenate(long_codes)
+
+
+def _encode_block(rows, hasher) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses and packed long codes of ``rows`` of the bag of words, encoded
+    :data:`ENCODE_CHUNK` rows at a time (a cluster worker's task, or this process's)."""
     addresses, long_codes = [], []
-    for start in reading.progress(range(0, X.shape[0], chunk), verbose, "encoding", unit="chunk"):
-        address_bits, code_bits = hasher.encode(X[start : start + chunk])
+    for start in range(0, rows.shape[0], ENCODE_CHUNK):
+        address_bits, code_bits = hasher.encode(rows[start : start + ENCODE_CHUNK])
         addresses.append(codes.to_addresses(address_bits))
         long_codes.append(codes.pack_codes(code_bits))
     return np.concatenate(addresses), np.concatenate(long_codes)

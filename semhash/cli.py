@@ -194,11 +194,12 @@ def cli():
     help="Read at most this many bytes of each file; longer files are cut and counted as truncated.",
 )
 @options.skip_bad_lines_option
+@options.cluster_options
 @click.option("--wait", is_flag=True, help="If another `semhash index` is writing the index, wait for it instead of failing.")
 @options.silent_option
 @click.option("-v", "--verbose", is_flag=True, help="A progress bar per model layer, with its training loss, instead of one for the training.")
 @click.pass_context
-def index(ctx, paths, database, files_from, prune, yes, retrain, compact, max_bytes, skip_bad_lines, wait, silent, verbose, hidden, train_sample, **model):
+def index(ctx, paths, database, files_from, prune, yes, retrain, compact, max_bytes, skip_bad_lines, cluster, wait, silent, verbose, hidden, train_sample, **model):
     """Index documents: train a model on them, or update an existing index.
 
     PATHS are directories (walked recursively; every text file is a document, its id
@@ -221,7 +222,7 @@ def index(ctx, paths, database, files_from, prune, yes, retrain, compact, max_by
         semhash index --prune corpora/20news-sample/train
         git ls-files '*.md' | semhash index -d docs.db --files-from -
         jq -c '{id, text}' posts.json | semhash index -
-        semhash index --train-sample 50000 big-corpus/
+        semhash index --train-sample 50000 --workers 2 big-corpus/
     """
     from semhash.api import PRUNE_LIMIT, index_documents
 
@@ -238,7 +239,7 @@ def index(ctx, paths, database, files_from, prune, yes, retrain, compact, max_by
     model_options = _explicit_model_options(ctx, hidden, model)
     summary = index_documents(
         paths, database, files=files_from, retrain=retrain, prune=prune, prune_limit=None if yes else PRUNE_LIMIT,
-        verbose=0 if silent else 2 if verbose else 1,
+        verbose=0 if silent else 2 if verbose else 1, **cluster,
         max_bytes=max_bytes, skip_bad_lines=skip_bad_lines, wait=wait, train_sample=train_sample, compact=compact, **model_options,
     )
     if summary.n_duplicates:  # documents not indexed: said even with --silent
@@ -261,11 +262,7 @@ def _explicit_model_options(ctx, hidden: str, model: dict) -> dict:
         "epochs_pretrain": "n_epochs_pretrain", "epochs_finetune": "n_epochs_finetune", "seed": "random_state",
         "stem": "stem",
     }
-    given = {
-        names[name]: value
-        for name, value in model.items()
-        if not options.is_default(ctx, name)
-    }
+    given = {names[name]: value for name, value in model.items() if not options.is_default(ctx, name)}
     if not options.is_default(ctx, "hidden"):
         try:
             sizes = tuple(int(x) for x in hidden.split(",") if x.strip())

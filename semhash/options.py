@@ -53,6 +53,28 @@ def compact_option(f):
     )(f)
 
 
+def cluster_options(f):
+    """``--workers``/``--scheduler``: where a build's counting and encoding run; the
+    command gets them as one ``cluster`` dict of :func:`semhash.api.build_index`'s
+    arguments."""
+
+    @functools.wraps(f)
+    def with_cluster(*args, workers, scheduler, **kwargs):
+        if workers is not None and scheduler is not None:
+            raise click.UsageError("--workers starts a Dask cluster and --scheduler names one: give either, not both")
+        return f(*args, cluster={"workers": workers, "scheduler": scheduler}, **kwargs)
+
+    with_cluster = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="The same on the running Dask cluster whose scheduler is at ADDRESS (tcp://host:8786); its workers need this semhash.",
+    )(with_cluster)
+    return click.option(
+        "--workers", type=click.IntRange(min=1), metavar="N",
+        help="Tokenize, count and encode the documents of a build on a Dask cluster of N worker processes on this "
+        "machine (pip install 'semantic-hashing[dask]'); the same index, bit for bit in its codes. Updates run in this process.",
+    )(with_cluster)
+
+
 def skip_bad_lines_option(f):
     return click.option(
         "--skip-bad-lines", is_flag=True, help="Skip malformed JSON lines on stdin (counted) instead of stopping."

@@ -65,6 +65,44 @@ def count_terms(documents: Iterable[list[str]]) -> tuple[list[str], sp.csr_matri
     return [str(t) for t in vectorizer.get_feature_names_out()], full
 
 
+def merge_terms(parts: Iterable[tuple[list[str], sp.csr_matrix]]) -> tuple[list[str], sp.csr_matrix]:
+    """:func:`count_terms` of the documents of several batches, from each batch's
+    :func:`count_terms` (in order): the same terms and the same matrix, index dtypes
+    included, as one pass over all the documents gives. A batch without a term is
+    ``([], a matrix of its rows and no column)``; ValueError "empty vocabulary", as
+    scikit-learn raises it, when no batch has one. The batches are taken one at a
+    time: only their counts are kept, under numbers given in order of arrival and
+    sorted once at the end."""
+    import scipy.sparse as sp
+
+    column: dict[str, int] = {}
+    data, indices, lengths = [], [], []
+    for batch_terms, counts in parts:
+        renumber = np.fromiter((column.setdefault(t, len(column)) for t in batch_terms), np.int64, len(batch_terms))
+        data.append(counts.data.astype(np.float32, copy=False))
+        indices.append(renumber[counts.indices].astype(np.int32 if len(column) <= _INT32_MAX else np.int64))
+        lengths.append(np.diff(counts.indptr))
+    if not column:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    terms = sorted(column)
+    rank = np.empty(len(terms), np.int64)
+    rank[np.fromiter((column[t] for t in terms), np.int64, len(terms))] = np.arange(len(terms))
+    lengths = np.concatenate(lengths)
+    indptr = np.zeros(lengths.shape[0] + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # CountVectorizer's index arrays: 32-bit unless the non-zeros need 64.
+    dtype = np.int64 if indptr[-1] > _INT32_MAX else np.int32
+    full = sp.csr_matrix(
+        (np.concatenate(data), rank[np.concatenate(indices)].astype(dtype), indptr.astype(dtype)),
+        shape=(lengths.shape[0], len(terms)),
+    )
+    full.sort_indices()
+    return terms, full
+
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
 def top_words(terms: list[str], full: sp.csr_matrix, size: int) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
     """The ``size`` terms of highest document frequency (ties alphabetical), their
     document frequencies and the counts of just those columns (:func:`count_terms`)."""
