@@ -114,13 +114,14 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
             writer.delete(missing)
         n_documents = len(stored) + n_added - (len(missing) if prune else 0)
         writer.set_meta({"n_documents": n_documents, "updated": reading.now()})
-    index._reopen()
     try:
+        index._reopen()
         graph.fill_neighbours(index, verbose)
     except StoreError as e:
-        # Damage in rows only this step reads (every document's vector, the new
-        # ones' postings), found once the documents are committed: not the
-        # "unchanged" every other failure means.
+        # Damage found once the documents are committed, in rows only these steps
+        # read (every document's vector, the new ones' postings) or in the codes
+        # reloaded (a damaged file's pages that the update wrote into, unread
+        # before): not the "unchanged" every other failure means.
         raise StoreError(f"{e}; {UPDATE_WRITTEN}") from None
     return UpdateSummary(
         n_added=n_added,

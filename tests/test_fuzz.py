@@ -341,6 +341,36 @@ def test_damaged_index(scratch, target, rnd, n_damages):
         raise
 
 
+def test_damage_found_reloading_the_codes_after_an_update_committed_is_said(work, monkeypatch):
+    """Found by the fuzz (bits flipped in the file): an update committed, and the
+    reload of the codes that follows found them damaged (pages the update wrote
+    into, unread before); it failed with the message of a failure that changed
+    nothing."""
+    from semhash.store import StoredIndex
+    from semhash.writer import IndexWriter
+
+    committed, codes, leave = [], StoredIndex.codes, IndexWriter.__exit__
+
+    def exit_and_mark(self, *exc):
+        leave(self, *exc)
+        committed.append(True)
+
+    def damaged_once_written(self):
+        if committed:
+            raise self._corrupt("its packed codes (code_blocks) are damaged")
+        return codes(self)
+
+    monkeypatch.setattr(IndexWriter, "__exit__", exit_and_mark)
+    monkeypatch.setattr(StoredIndex, "codes", damaged_once_written)
+    db = work / "index.db"
+    result = run("index", "-", "-d", db, "-s", input=json.dumps({"id": "new", "text": "shuttle orbit launch"}) + "\n")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and result.stderr.endswith(f"; {UPDATE_WRITTEN}\n")
+    assert "code_blocks" in result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM documents WHERE id = 'new'").fetchone() == (1,)
+
+
 def test_damage_found_after_an_update_committed_is_said(work):
     """Found by the fuzz: an update whose neighbour step read a damaged document
     failed with the message of a failure that changed nothing, its documents
