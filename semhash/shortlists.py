@@ -109,11 +109,12 @@ def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, query
     default: them) holding it less the share lacking it, mixed with the query's
     own bit (+1 or -1) at :data:`QUERY_BITS`; a hit scores its bits' weights, each
     added if set and taken away if not, over its long code and, weighted
-    :data:`ADDRESS_BITS`, its address (the other head's view of it). Pseudo-relevance feedback in the space of
-    the codes: a bit on which the neighbourhood agrees says more than one on which
-    it splits, and a short query's code, lifted from a few words, is a guess the
-    neighbourhood corrects. Ties keep the shortlist's order. Returns the first
-    ``n_ranked`` of each (rows, dists, counts)."""
+    :data:`ADDRESS_BITS`, its address (the other head's view of it).
+    Pseudo-relevance feedback in the space of the codes: a bit on which the
+    neighbourhood agrees says more than one on which it splits, and a short
+    query's code, lifted from a few words, is a guess the neighbourhood corrects.
+    Ties keep the shortlist's order. Returns the first ``n_ranked`` of each
+    (rows, dists, counts)."""
     near_rows, near_counts = (rows, counts) if near is None else near
     m = min(FEEDBACK_CODES, max(1, len(index) // 10))
     query_codes = np.ascontiguousarray(query_codes)
@@ -153,14 +154,9 @@ def _shared_bit_scores(index, near_rows, near_counts, m, query_codes, query_addr
 
 def _code_bits(codes: np.ndarray, addresses: np.ndarray) -> np.ndarray:
     """Rows' long codes and addresses as their bits (float32 0 or 1, the address's
-    64 last), in a fixed order."""
-    return _bits(np.concatenate([codes, addresses.astype(np.uint64)[:, None]], axis=1))
-
-
-def _bits(codes: np.ndarray) -> np.ndarray:
-    """Packed codes (n, words) as their bits (n, 64 words), float32 0 or 1, in a
-    fixed order (the same for queries and documents)."""
-    return np.unpackbits(np.ascontiguousarray(codes).view(np.uint8), axis=-1).astype(np.float32)
+    64 last), in a fixed order (the same for queries and documents)."""
+    words = np.concatenate([codes, addresses.astype(np.uint64)[:, None]], axis=1)
+    return np.unpackbits(words.view(np.uint8), axis=-1).astype(np.float32)
 
 
 def positions(index, rowids: bytes) -> np.ndarray:

@@ -341,6 +341,17 @@ def test_damaged_index(scratch, target, rnd, n_damages):
         raise
 
 
+def _update_written_despite(db, damage: str) -> None:
+    """An update of ``db`` commits its document, then fails in one line that names
+    the ``damage`` and says the update itself was written."""
+    result = run("index", "-", "-d", db, "-s", input=json.dumps({"id": "new", "text": "shuttle orbit launch"}) + "\n")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and result.stderr.endswith(f"; {UPDATE_WRITTEN}\n")
+    assert damage in result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM documents WHERE id = 'new'").fetchone() == (1,)
+
+
 def test_damage_found_reloading_the_codes_after_an_update_committed_is_said(work, monkeypatch):
     """Found by the fuzz (bits flipped in the file): an update committed, and the
     reload of the codes that follows found them damaged (pages the update wrote
@@ -363,12 +374,7 @@ def test_damage_found_reloading_the_codes_after_an_update_committed_is_said(work
     monkeypatch.setattr(IndexWriter, "__exit__", exit_and_mark)
     monkeypatch.setattr(StoredIndex, "codes", damaged_once_written)
     db = work / "index.db"
-    result = run("index", "-", "-d", db, "-s", input=json.dumps({"id": "new", "text": "shuttle orbit launch"}) + "\n")
-    assert result.exit_code == 2
-    assert result.stderr.startswith("Error: ") and result.stderr.endswith(f"; {UPDATE_WRITTEN}\n")
-    assert "code_blocks" in result.stderr
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM documents WHERE id = 'new'").fetchone() == (1,)
+    _update_written_despite(db, "code_blocks")
 
 
 def test_damage_found_after_an_update_committed_is_said(work):
@@ -380,9 +386,4 @@ def test_damage_found_after_an_update_committed_is_said(work):
     with sqlite3.connect(db) as conn:  # one stored vector names term 2**31 - 1, the postings left current
         conn.execute("DROP TRIGGER postings_update")
         conn.execute("UPDATE documents SET terms = CAST(x'ffffff7f0000803f' AS BLOB) WHERE rowid = 3")
-    result = run("index", "-", "-d", db, "-s", input=json.dumps({"id": "new", "text": "shuttle orbit launch"}) + "\n")
-    assert result.exit_code == 2
-    assert result.stderr.startswith("Error: ") and result.stderr.endswith(f"; {UPDATE_WRITTEN}\n")
-    assert "names a term the index does not have" in result.stderr
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM documents WHERE id = 'new'").fetchone() == (1,)
+    _update_written_despite(db, "names a term the index does not have")
