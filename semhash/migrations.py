@@ -45,9 +45,10 @@ _SCHEMA = (
 # the documents' counts, TF-IDF vectors, neighbour lists and codes (the rows: 523
 # -> 92 with a 16-digit hash, store.COMPACT_HASH_DIGITS), idx_documents_content_hash
 # (83; `similar --file` scans the rows instead), idx_documents_codes (53: the third
-# copy of the codes), postings (23) and terms (17). Kept: code_blocks (48), the id
-# index (14) and the encoders (524 here; a fixed 9.4 MB). No triggers: code_blocks
-# holds the only copy of the codes here, which the writers keep.
+# copy of the codes), postings (23) and terms (17). Kept: code_blocks (40; 48
+# before schema 8 packed rowids and addresses in 4 bytes), the id index (14) and
+# the encoders (524 here; a fixed 9.4 MB). No triggers: code_blocks holds the only
+# copy of the codes here, which the writers keep.
 _COMPACT_SCHEMA = _SCHEMA[:3] + (
     "CREATE TABLE documents (id TEXT PRIMARY KEY, path TEXT, labels TEXT, content_hash TEXT, n_words INTEGER, title TEXT)",
     "CREATE TABLE " + _CODE_BLOCKS,
@@ -55,8 +56,8 @@ _COMPACT_SCHEMA = _SCHEMA[:3] + (
 
 
 # Every document's rowid, address and code, packed in rowid order into blocks of
-# BLOCK_DOCUMENTS (little-endian int64, int64, uint64 words): what a query loads,
-# in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,
+# BLOCK_DOCUMENTS (little-endian: rowids and addresses as uint32 where they fit,
+# since schema 8, else int64; codes as uint64 words): what a query loads, in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,
 # warm cache; 0.13 s as one 48 MB blob). A copy of the documents' store.columns: the
 # writers rewrite it with every change of the documents, and these triggers empty
 # it whenever a row changes in any other way (a query then reads the documents).
@@ -117,11 +118,19 @@ def _m007_postings(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _m008_narrow_blocks(conn: sqlite3.Connection) -> None:
+    """Schema 8: ``code_blocks`` may hold rowids and addresses in 4 bytes each
+    (``writer._pack_integers``). Nothing to change: blocks written before keep 8
+    bytes, read as such, until a writer rewrites them. The new number is what
+    makes an older semhash say "upgrade" of such blocks instead of "damaged"."""
+
+
 #: ``MIGRATIONS[v]`` brings a schema ``v - 1`` index to schema ``v``. Each runs inside
 #: the transaction of the update that needs it, so an interrupted migration leaves
-#: the index at its old schema. Add ``_m008_...`` here with ``SCHEMA_VERSION = 8``.
+#: the index at its old schema. Add ``_m009_...`` here with ``SCHEMA_VERSION = 9``.
 MIGRATIONS = {
     2: _m002_title, 3: _m003_terms, 4: _m004_neighbours, 5: _m005_codes_index, 6: _m006_code_blocks, 7: _m007_postings,
+    8: _m008_narrow_blocks,
 }
 
 

@@ -14,7 +14,8 @@ Tables (open it in ``sqlite-utils`` or Datasette):
   pickle);
 - ``meta``: key, value (JSON): schema version, parameters, creation time, ...
 - ``code_blocks``: block, rowids, addresses, codes: a copy of every document's
-  rowid, address and code, packed (``BLOCK_DOCUMENTS`` documents a row), which a
+  rowid, address and code, packed (``BLOCK_DOCUMENTS`` documents a row; rowids
+  and addresses in 4 bytes where they fit, schema 8), which a
   query loads in a few reads; rewritten by every writer, emptied by triggers on any
   other change of the documents (schema 6);
 - ``postings``: term, df, rowids: each term's number of documents, and for a term
@@ -45,8 +46,9 @@ import numpy as np
 
 from semhash import stored_values
 
-SCHEMA_VERSION = 7  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
-# 5: the address index also holds the code and n_words; 6: code_blocks; 7: postings
+SCHEMA_VERSION = 8  # 2: documents.title; 3: terms, documents.terms; 4: documents.neighbours;
+# 5: the address index also holds the code and n_words; 6: code_blocks; 7: postings;
+# 8: code_blocks' rowids and addresses in 4 bytes where they fit
 OLDEST_SCHEMA = 1  # the oldest schema an update can migrate from
 DOCUMENT_COLUMNS = (
     "id", "path", "labels", "content_hash", "n_words", "address", "code", "counts", "title", "terms", "neighbours",
@@ -148,20 +150,29 @@ def unpack_blocks(blocks: list[tuple], meta: dict) -> tuple[np.ndarray, np.ndarr
     """(rowids, addresses, codes) of ``code_blocks`` rows (rowids, addresses, codes),
     checked (``ValueError`` says what is damaged)."""
     n_words = (int(meta["code_bits"]) + 63) // 64
-    for block in blocks:
-        if not all(isinstance(x, bytes) for x in block) or not (
-            len(block[0]) % 8 == 0 and len(block[1]) == len(block[0]) and len(block[2]) == len(block[0]) * n_words
-        ):
-            raise ValueError("its packed codes (code_blocks) are damaged")
-
-    def column(i: int, dtype: str) -> np.ndarray:  # one copy: writable, native order
-        return np.concatenate([np.frombuffer(b[i], dtype) for b in blocks]).astype(dtype[1:], copy=False)
-
-    rowids, addresses, codes = column(0, "<i8"), column(1, "<i8"), column(2, "<u8")
+    if not all(isinstance(x, bytes) for block in blocks for x in block) or any(len(b[2]) % (8 * n_words) for b in blocks):
+        raise ValueError(DAMAGED_BLOCKS)
+    sizes = [len(b[2]) // (8 * n_words) for b in blocks]
+    rowids = np.concatenate([_packed_integers(b[0], n) for b, n in zip(blocks, sizes)])
+    addresses = np.concatenate([_packed_integers(b[1], n) for b, n in zip(blocks, sizes)])
+    codes = np.concatenate([np.frombuffer(b[2], "<u8") for b in blocks]).astype(np.uint64, copy=False)
     n = rowids.shape[0]
     if n > 1 and not (rowids[1:] > rowids[:-1]).all():
-        raise ValueError("its packed codes (code_blocks) are damaged")
+        raise ValueError(DAMAGED_BLOCKS)
     return rowids, _check_addresses(addresses, n, meta), codes.reshape(n, n_words)
+
+
+DAMAGED_BLOCKS = "its packed codes (code_blocks) are damaged"
+
+
+def _packed_integers(blob: bytes, n: int) -> np.ndarray:
+    """The ``n`` integers of a block's rowids or addresses, as int64: 4 bytes each
+    (uint32) where the writer found that every value fits (schema 8), else 8 (int64,
+    as every block before)."""
+    dtype = {8 * n: "<i8", 4 * n: "<u4"}.get(len(blob))  # (n == 0: empty, either way)
+    if dtype is None:
+        raise ValueError(DAMAGED_BLOCKS)
+    return np.frombuffer(blob, dtype).astype(np.int64)
 
 
 def _check_addresses(addresses: np.ndarray, n: int, meta: dict) -> np.ndarray:

@@ -206,3 +206,39 @@ def test_rebuild_over_a_damaged_hash(copy):
     result = run("index", copy / "corpus", "-d", copy / "compact.db", "--retrain", *TINY_MODEL)
     assert result.exit_code == 0, result.output
     assert "drift: " in result.stderr  # that one document's words, against the old vocabulary
+
+
+def widen_blocks(db) -> None:
+    """Make ``db`` as schema 7 wrote it: its packed rowids and addresses as int64."""
+    with sqlite3.connect(db) as conn:
+        for block, rowids, addresses in conn.execute("SELECT block, rowids, addresses FROM code_blocks").fetchall():
+            wide = [np.frombuffer(b, "<u4").astype("<i8").tobytes() for b in (rowids, addresses)]
+            conn.execute("UPDATE code_blocks SET rowids = ?, addresses = ? WHERE block = ?", (*wide, block))
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+
+
+def packed_widths(db) -> set[tuple[int, int]]:
+    """(bytes per rowid, bytes per address) of each code block."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT length(rowids), length(addresses), length(codes) FROM code_blocks").fetchall()
+    return {(r * 8 // c, a * 8 // c) for r, a, c in rows}  # (TINY_MODEL's codes: one 8-byte word)
+
+
+@pytest.mark.parametrize("db", ["compact.db", "full.db"])
+def test_schema_7_blocks_read_as_they_are_and_narrowed_by_an_update(copy, db):
+    """Schema 8 packs rowids and addresses in 4 bytes; an index whose blocks hold 8
+    answers the same, and the update that migrates it packs what it rewrites."""
+    assert packed_widths(copy / db) == {(4, 4)}
+    before = [run("query", text, "-d", copy / db, "-n", 7, "--codes-only", "--tsv").stdout for text in QUERIES]
+    codes = codes_by_id(copy / db)
+    widen_blocks(copy / db)
+    assert packed_widths(copy / db) == {(8, 8)}
+    assert [run("query", text, "-d", copy / db, "-n", 7, "--codes-only", "--tsv").stdout for text in QUERIES] == before
+    assert codes_by_id(copy / db) == codes
+    (copy / "corpus" / "sci.space" / "new").write_text("The shuttle launch slipped: the orbit of the satellite is lower.")
+    result = run("index", copy / "corpus", "-d", copy / db, "-s")
+    assert result.exit_code == 0, result.output
+    after = codes_by_id(copy / db)
+    assert packed_widths(copy / db) == {(4, 4)} and {i: after[i] for i in codes} == codes and len(after) == 61
+    with sqlite3.connect(copy / db) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("8",)

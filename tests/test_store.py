@@ -123,7 +123,7 @@ def test_writer_rolls_back_on_error(v1_index):
 
 def _packed(db) -> int:
     """How many documents the index's code blocks hold (None: no block, out of date)."""
-    rows = sqlite3.connect(db).execute("SELECT length(rowids) / 8 FROM code_blocks").fetchall()
+    rows = sqlite3.connect(db).execute("SELECT length(rowids) / 4 FROM code_blocks").fetchall()  # (schema 8: uint32)
     return sum(n for (n,) in rows) if rows else None
 
 
@@ -345,3 +345,17 @@ def test_writer_lock_removes_its_file_and_never_locks_a_removed_one(tmp_path):
     assert not waiter.is_alive()
     assert seen["pid"] == str(os.getpid())  # it wrote its pid into the file at that name
     assert not lock.exists()  # and removed it in turn
+
+
+@pytest.mark.parametrize("biggest, width", [(2**32 - 1, 4), (2**32, 8)])
+def test_packed_rowids_and_addresses_take_4_bytes_where_they_fit(biggest, width):
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE code_blocks (block INTEGER PRIMARY KEY, rowids BLOB, addresses BLOB, codes BLOB)")
+    rowids, addresses = np.array([1, 5, biggest], np.int64), np.array([0, biggest, 7], np.int64)
+    codes = np.arange(6, dtype=np.uint64).reshape(3, 2)
+    index_writer._write_code_blocks(conn, rowids, addresses, codes)
+    blocks = conn.execute("SELECT rowids, addresses, codes FROM code_blocks").fetchall()
+    assert [(len(r), len(a)) for r, a, _ in blocks] == [(3 * width, 3 * width)]
+    got = store.unpack_blocks(blocks, {"code_bits": 128, "address_bits": 33})
+    for a, b in zip(got, (rowids, addresses, codes)):
+        np.testing.assert_array_equal(a, b)
