@@ -30,6 +30,7 @@ _NS_PER_HALF_ENTRY = 0.4
 _NS_PER_HALF_ROW = 80.0
 _NS_PER_SCANNED_ROW = 50.0
 _MAX_HALF_BITS = 16  # the halves are uint16: addresses of at most 32 bits
+_PLAN_CODES = {"shells": 0, "halves": 1, "scan": 2}  # as kernels._ball_rows reads them
 
 
 def _prefix_bits(n: int, n_bits: int) -> int:
@@ -209,8 +210,9 @@ class AddressTable:
         return high_halves, _starts(low, low_bits), np.ascontiguousarray(self.order[by_low])
 
     def prepare(self) -> "AddressTable":
-        """Build now every table that :meth:`ball` and :meth:`shell` build on first
-        use (about 3 s for 10^7 addresses); returns the table."""
+        """Build now every table that :meth:`ball`, :meth:`shell` and
+        ``search.search_many`` build on first use (about 3 s for 10^7 addresses);
+        returns the table."""
         self.bucket_starts
         if self.n_bits <= 2 * _MAX_HALF_BITS:
             self._by_low  # and _by_high
@@ -279,7 +281,7 @@ class AddressTable:
         """
         query_address = self._check_address(query_address)
         radius = min(check_int(radius, "radius"), self.n_bits)
-        plan = self._ball_plans.get(radius) or self._ball_plans.setdefault(radius, self._ball_plan(radius))
+        plan = self._plan(radius)
         if plan[0] == "halves":
             return self._ball_by_halves(query_address, radius, *plan[1:])
         if plan[0] == "shells":
@@ -305,11 +307,29 @@ class AddressTable:
         scan = address_scan_cost(n) + rows * _NS_PER_SCANNED_ROW
         return ("halves", *radii) if halves <= scan else ("scan",)
 
+    def ball_plans(self, limit: int) -> np.ndarray:
+        """How :func:`semhash.kernels.search_batch` grows a ball to each radius up to
+        ``limit``, as :meth:`ball` finds it (the cost model's choice): int64 rows of
+        (0 for a shell's buckets, 1 for the half-tables, 2 for a scan; the half-tables'
+        high and low radii)."""
+        plans = [self._plan(r) for r in range(limit + 1)]
+        return np.array([(_PLAN_CODES[p[0]], *(p[1:] or (0, 0))) for p in plans], np.int64).reshape(-1, 3)
+
+    def _plan(self, radius: int) -> tuple:
+        return self._ball_plans.get(radius) or self._ball_plans.setdefault(radius, self._ball_plan(radius))
+
+    def half_tables(self, second: bool = True) -> tuple:
+        """The arguments of :func:`semhash.kernels.ball_halves` before the query; without
+        ``second``, or for addresses of more than 32 bits (no half-tables), empty
+        tables stand for those not built."""
+        if self.n_bits > 2 * _MAX_HALF_BITS:
+            halves, starts, rows = np.zeros(0, np.uint16), np.zeros(1, np.int64), self.order[:0]
+            return (halves, starts, self.order, halves, starts, rows, 0)
+        rest = self._by_low if second else (self._by_high[0][:0], self._by_high[1][:1], self.order[:0])
+        return (*self._by_high, self.order, *rest, self.n_bits // 2)
+
     def _ball_by_halves(self, query_address: int, radius: int, high_radius: int, low_radius: int) -> np.ndarray:
-        second = self._by_low if low_radius >= 0 else (self._by_high[0][:0], self._by_high[1][:1], self.order[:0])
-        return kernels.ball_halves(
-            *self._by_high, self.order, *second, self.n_bits // 2, query_address, radius, high_radius, low_radius
-        )
+        return kernels.ball_halves(*self.half_tables(low_radius >= 0), query_address, radius, high_radius, low_radius)
 
     def _ball_by_shells(self, query_address: int, radius: int) -> np.ndarray:
         return np.concatenate([np.sort(self._shell(query_address, d)) for d in range(radius + 1)])

@@ -1027,19 +1027,22 @@ def address_scan(addresses, query_address, max_distance):
 
 
 @njit
-def _ball_rows(sorted_addresses, order, bucket_starts, prefix_bits, addresses, n_bits, query_address, want, limit, fallback, shell_costs, scan_cost):
+def _ball_rows(sorted_addresses, bucket_starts, prefix_bits, low_halves, high_starts, order, high_halves, low_starts, rows_by_low, low_bits, addresses, n_bits, query_address, want, limit, fallback, plans):
     """The shortlist of one query: rows of the smallest ball (radius <= ``limit``)
     holding ``want`` rows, ascending, and its radius; radius -1 (with no rows)
     means "rank every row" (``fallback`` and even radius ``limit`` holds fewer).
 
-    Shells are visited while ``shell_costs[radius]`` is at most ``scan_cost``;
-    past that, an address histogram finds the radius and one scan collects the
-    ball. Both give the same rows (see ``search.search``).
+    ``plans[r]`` says how to grow the ball to radius ``r`` (the cost model's
+    choice, ``AddressTable.ball_plans``): 0, visit shell ``r``'s buckets; 1, find
+    the whole ball of radius ``r`` in the half-tables (:func:`ball_halves`, with
+    the high and low radii ``plans[r, 1:]``); 2, stop growing: an address
+    histogram finds the radius, and one scan collects the ball. All give the
+    same rows (see ``search.search``).
     """
     found = np.empty(max(want, 16), np.int64)
     m = 0
     for radius in range(limit + 1):
-        if shell_costs[radius] > scan_cost:
+        if plans[radius, 0] == 2:
             histogram = address_histogram(addresses, query_address, n_bits)
             total = 0
             for r in range(limit + 1):
@@ -1049,10 +1052,17 @@ def _ball_rows(sorted_addresses, order, bucket_starts, prefix_bits, addresses, n
             if fallback:
                 return np.empty(0, np.int64), -1
             return address_scan(addresses, query_address, limit), limit
-        shell = ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_address, n_bits, radius)
-        for row in shell:
-            found = _append(found, m, row)
-            m += 1
+        if plans[radius, 0] == 1:
+            found = ball_halves(
+                low_halves, high_starts, order, high_halves, low_starts, rows_by_low, low_bits,
+                query_address, radius, plans[radius, 1], plans[radius, 2],
+            )
+            m = found.shape[0]
+        else:
+            shell = ball_shell(sorted_addresses, order, bucket_starts, prefix_bits, query_address, n_bits, radius)
+            for row in shell:
+                found = _append(found, m, row)
+                m += 1
         if m >= want:
             return np.sort(found[:m]), radius
     if fallback:
@@ -1061,7 +1071,7 @@ def _ball_rows(sorted_addresses, order, bucket_starts, prefix_bits, addresses, n
 
 
 @njit(cache=True, parallel=True)
-def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses, n_bits, codes, query_addresses, query_codes, want, k, limit, fallback, shell_costs, scan_cost):
+def search_batch(sorted_addresses, bucket_starts, prefix_bits, low_halves, high_starts, order, high_halves, low_starts, rows_by_low, low_bits, addresses, n_bits, codes, query_addresses, query_codes, want, k, limit, fallback, plans):
     """Hamming-ball shortlist, then long-code re-rank, for many queries in parallel.
 
     For each query: the smallest ball around its address (radius at most
@@ -1072,8 +1082,12 @@ def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses,
 
     Parameters
     ----------
-    sorted_addresses, order, bucket_starts, prefix_bits, n_bits
+    sorted_addresses, bucket_starts, prefix_bits, n_bits
         The address table (see :func:`ball_shell`).
+    low_halves, high_starts, order, high_halves, low_starts, rows_by_low, low_bits
+        Its half-tables (see :func:`ball_halves`; ``order`` is also the sorted
+        table's; the others are read only by plans with a 1, and empty for
+        addresses of more than 32 bits).
     addresses : int64 array, shape (n,)
         The addresses in row order.
     codes : uint64 array, shape (n, n_words), C-contiguous, read-only
@@ -1081,9 +1095,8 @@ def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses,
     query_codes : uint64 array, shape (n_queries, n_words), C-contiguous, read-only
     want, k, limit : int
     fallback : bool
-    shell_costs : float64 array, shape (limit + 1,)
-        Estimated cost of visiting shell ``r``; ``scan_cost`` that of scanning
-        the address column, in the same unit.
+    plans : int64 array, shape (limit + 1, 3)
+        How the ball of each radius is found (see :func:`_ball_rows`).
 
     Returns
     -------
@@ -1103,8 +1116,9 @@ def search_batch(sorted_addresses, order, bucket_starts, prefix_bits, addresses,
     radii = np.zeros(n_queries, np.int64)
     for i in prange(n_queries):
         rows, radius = _ball_rows(
-            sorted_addresses, order, bucket_starts, prefix_bits, addresses, n_bits,
-            query_addresses[i], want, limit, fallback, shell_costs, scan_cost,
+            sorted_addresses, bucket_starts, prefix_bits,
+            low_halves, high_starts, order, high_halves, low_starts, rows_by_low, low_bits,
+            addresses, n_bits, query_addresses[i], want, limit, fallback, plans,
         )
         if radius < 0:
             best_rows, best_dists = topk_scan(codes, query_codes[i], k)

@@ -7,17 +7,17 @@ raises a ``ValueError`` that says what to do, and only then calls a kernel from
 A query works in two stages, as in semantic hashing: its short *address* picks a
 shortlist from a Hamming ball around it (:class:`AddressTable`, in :mod:`semhash.addresses`), and the shortlist
 is ranked by the Hamming distance of the long codes (:func:`topk`). :func:`search`
-grows the ball one shell at a time until it holds ``k`` documents. The cost model
-only decides *how* the ball is found (visiting the buckets of each shell, or one
-scan of the address column when that is cheaper): the shortlist is the same either
-way. Every code is ranked only when even the whole address space holds fewer than
+grows the ball a radius at a time until it holds ``k`` documents. The cost model
+only decides *how* the ball is found (from the buckets of the two half-tables, or
+of each shell for addresses of more than 32 bits, or by one scan of the address
+column when that is cheaper): the shortlist is the same either way. Every code is ranked only when even the whole address space holds fewer than
 ``k``. :func:`topk_batch` ranks every code for many queries at once.
 """
 
 import numpy as np
 
 from semhash import lazy
-from semhash.addresses import AddressTable, address_scan_cost, check_int, read_only, shell_cost
+from semhash.addresses import AddressTable, check_int, read_only
 from semhash.lazy import kernels  # loaded on first use: a one-shot query never needs numba
 
 __all__ = ["AddressTable", "hamming", "topk", "topk_batch", "search", "search_many", "join", "warmup"]
@@ -220,9 +220,9 @@ def search(
 
     The radius grows from 0 until the ball around ``query_address`` holds at
     least ``k`` documents, and that shortlist is ranked by code distance. Once
-    the next shell is estimated to cost more than one scan of the address column,
-    the rest of the ball is found by that scan instead, which gives the same
-    shortlist. Only when the ball covers every address and still holds fewer
+    the next ball is estimated to cost more than one scan of the address column
+    (:meth:`AddressTable.ball_plans`), the rest of the ball is found by that scan
+    instead, which gives the same shortlist. Only when the ball covers every address and still holds fewer
     than ``k`` documents is the whole corpus ranked (``radius_used == -1``).
     One query of :func:`search_many`.
 
@@ -320,12 +320,11 @@ def search_many(
 
 
 def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, fallback):
-    shell_costs = np.array([shell_cost(table, r) for r in range(limit + 1)], dtype=np.float64)
     return kernels.search_batch(
         table.sorted_addresses,
-        table.order,
         table.bucket_starts,
         table.prefix_bits,
+        *table.half_tables(),
         table.addresses,
         table.n_bits,
         codes,
@@ -335,8 +334,7 @@ def _search_kernel(table, codes, query_addresses, query_codes, k, want, limit, f
         k,
         limit,
         fallback,
-        shell_costs,
-        address_scan_cost(len(table)),
+        table.ball_plans(limit),
     )
 
 

@@ -498,8 +498,8 @@ def test_search_max_radius_by_address_scan_matches_shells(path, monkeypatch):
     for k, max_radius in [(1, 5), (40, 4), (2000, 3)]:
         expected = search.search(table, codes, query_address, query, k, max_radius=max_radius)
         with monkeypatch.context() as m:
-            m.setattr(search, "shell_cost", lambda table, distance: float("inf"))  # shells never pay
-            got = search.search(table, codes, query_address, query, k, max_radius=max_radius)
+            m.setattr("semhash.addresses.address_scan_cost", lambda n: -1.0)  # nothing but the scan pays
+            got = search.search(AddressTable(addresses, n_bits), codes, query_address, query, k, max_radius=max_radius)
         for a, b in zip(got[:2], expected[:2]):
             np.testing.assert_array_equal(a, b)
         assert got[2] == expected[2]
@@ -688,3 +688,43 @@ def test_a_kernel_is_ready_once_compiled_or_in_numbas_cache(tmp_path):
     run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert run().stdout.split() == ["False", "False", "True", "False"]  # compiled in this process
     assert run().stdout.split() == ["True", "False", "True", "False"]  # then loaded from the cache
+
+
+@pytest.mark.parametrize("n_bits", [12, 28, 40])
+def test_search_many_finds_the_same_ball_whichever_way_the_plan_grows_it(n_bits, monkeypatch):
+    """The kernel's ball by shells, by the half-tables (up to 32 bits), by a scan,
+    or as the cost model mixes them: the same rows, as naive finds them."""
+    from semhash.addresses import halves_radii
+
+    rng = np.random.default_rng(n_bits)
+    codes, addresses = make_corpus(rng, 3000, min(n_bits, 64), n_clusters=40)
+    queries = np.concatenate([near_copies(rng, codes[i], 1, 3) for i in rng.integers(0, len(codes), 6)])
+    query_addresses = (queries[:, 0] & np.uint64(2**n_bits - 1)).astype(np.int64)
+    query_addresses[0] ^= 0b1011  # a query away from its document
+    plans = {
+        "model": None,
+        "shells": lambda self, radius: ("shells",),
+        "scan": lambda self, radius: ("scan",),
+        "halves": lambda self, radius: ("halves", *halves_radii(len(self), self.n_bits, radius)),
+        "halves, then scan": lambda self, radius: ("halves", *halves_radii(len(self), self.n_bits, radius)) if radius < 4 else ("scan",),
+    }
+    if n_bits > 32:
+        del plans["halves"], plans["halves, then scan"]
+    monkeypatch.setattr(lazy, "use_kernels", lambda cost_ns, kernel=None: True)
+    answers = {}
+    for name, plan in plans.items():
+        with monkeypatch.context() as m:
+            if plan:
+                m.setattr(AddressTable, "_ball_plan", plan)
+            table = AddressTable(addresses, n_bits)
+            answers[name] = search.search_many(table, codes, query_addresses, queries, 5, shortlist=60)
+    for name, answer in answers.items():
+        for a, b in zip(answer, answers["shells"]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    rows, distances, counts, radii = answers["model"]
+    for i in range(len(queries)):
+        ball = naive.ball(addresses, query_addresses[i], radii[i])
+        assert len(ball) >= 60 and len(naive.ball(addresses, query_addresses[i], radii[i] - 1)) < 60
+        expected_rows, expected_distances = naive.topk(codes, queries[i], 5, rows=ball)
+        np.testing.assert_array_equal(rows[i], expected_rows)
+        np.testing.assert_array_equal(distances[i], expected_distances)
