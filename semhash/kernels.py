@@ -1214,7 +1214,7 @@ def _code_word(codes, addresses, row, w):
 
 
 @njit(cache=True, nogil=True)
-def shared_bit_scores(codes, addresses, near, near_counts, m, query_codes, query_addresses, query_weight, address_weight, rows, counts):
+def shared_bit_scores(codes, addresses, near, near_counts, m, query_codes, query_addresses, query_weight, address_weight, unit, rows, counts):
     """Per query, each of its ``rows``' score (the first ``counts``; -inf past them):
     its bits' weights, each added if the bit is set and taken away if not, over the
     long code's bits and then, times ``address_weight``, the address's. A bit
@@ -1222,7 +1222,8 @@ def shared_bit_scores(codes, addresses, near, near_counts, m, query_codes, query
     (1 - ``query_weight``) x (the share of the query's first ``m`` ``near`` rows
     holding it less the share lacking it; the query's own sign if it has none).
     A table per byte (its 256 values' sums) makes a 256-bit code 32 lookups
-    instead of 256 bit tests."""
+    instead of 256 bit tests. Each weight is rounded to a whole number of
+    ``1 / unit``: every sum is then exact, the same in any order of adding."""
     n_queries, width = rows.shape
     n_words = codes.shape[1] + 1  # the address is the last word
     out = np.full((n_queries, width), -np.inf)
@@ -1244,7 +1245,7 @@ def shared_bit_scores(codes, addresses, near, near_counts, m, query_codes, query
             for b in range(64):
                 own = 1.0 if (mine >> np.uint64(b)) & np.uint64(1) else -1.0
                 shared = 2.0 * held[64 * w + b] / n_near - 1.0 if n_near > 0 else own
-                weights[64 * w + b] = scale * (query_weight * own + (1.0 - query_weight) * shared)
+                weights[64 * w + b] = np.rint(scale * (query_weight * own + (1.0 - query_weight) * shared) * unit)
         for p in range(8 * n_words):  # byte p holds bits 8p .. 8p + 7
             table[p, 0] = -weights[8 * p : 8 * p + 8].sum()
             for v in range(1, 256):

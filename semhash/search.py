@@ -458,7 +458,7 @@ def warmup() -> None:
     )
     kernels.held_shares(starts, ids, weights, candidates, counts, starts, ids)
     kernels.shared_bit_scores(  # index.codes: writable
-        codes.copy(), table.addresses, candidates, counts, 1, codes[:1].copy(), np.ones(1, np.int64), 0.5, 4.0, candidates, counts
+        codes.copy(), table.addresses, candidates, counts, 1, codes[:1].copy(), np.ones(1, np.int64), 0.5, 4.0, 2.0**20, candidates, counts
     )
     kernels.join_shortlists(  # as join calls it (join itself might choose numpy)
         candidates, dists, counts, np.array([0, 1], np.int64), np.ones(1, np.int64), codes, codes[:1].copy(), -1, 257

@@ -122,7 +122,7 @@ def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, query
     if lazy.use_kernels(rows.shape[0] * rows.shape[1] * _NUMPY_NS_PER_ROW, kernel="shared_bit_scores"):
         scores = lazy.kernels.shared_bit_scores(
             index.codes, index.table.addresses, near_rows, near_counts, m, query_codes, query_addresses,
-            QUERY_BITS, ADDRESS_BITS, rows, counts,
+            QUERY_BITS, ADDRESS_BITS, _SHARED_BIT_UNIT, rows, counts,
         )
     else:
         scores = _shared_bit_scores(index, near_rows, near_counts, m, query_codes, query_addresses, rows, counts)
@@ -134,21 +134,29 @@ def by_shared_bits(index, rows, dists, counts, n_ranked: int, query_codes, query
     return out_rows, out_dists, np.minimum(counts, width)
 
 
+# Each bit's weight is rounded to a whole number of 1 / _SHARED_BIT_UNIT: sums of
+# whole numbers are exact, so the kernel's byte tables and numpy's product give
+# the same scores and near-ties the same order (they differed in the last bits, and
+# which of the two ranked depended on whether numba's cache held the kernel).
+_SHARED_BIT_UNIT = float(2**20)
+
 #: numpy's time per shortlisted row (:func:`_shared_bit_scores`; 500 rows a query)
 _NUMPY_NS_PER_ROW = 460.0
 
 
 def _shared_bit_scores(index, near_rows, near_counts, m, query_codes, query_addresses, rows, counts) -> np.ndarray:
-    """:func:`semhash.kernels.shared_bit_scores` in numpy, one query at a time."""
+    """:func:`semhash.kernels.shared_bit_scores` in numpy, one query at a time: the
+    same weights, computed in the same order, so the same scores to the last bit."""
     out = np.full(rows.shape, -np.inf)
     scale = np.r_[np.ones(64 * index.codes.shape[1]), np.full(64, ADDRESS_BITS)]
-    own = 2 * _code_bits(query_codes, query_addresses) - 1
+    own = 2.0 * _code_bits(query_codes, query_addresses).astype(np.float64) - 1.0
     for i in range(rows.shape[0]):
         near = near_rows[i, : min(m, near_counts[i])]
-        shared = 2 * _code_bits(index.codes[near], index.table.addresses[near]).mean(axis=0) - 1 if near.size else own[i]
-        weights = scale * (QUERY_BITS * own[i] + (1 - QUERY_BITS) * shared)
+        held = _code_bits(index.codes[near], index.table.addresses[near]).sum(axis=0, dtype=np.float64)
+        shared = 2.0 * held / near.size - 1.0 if near.size else own[i]
+        weights = np.rint(scale * (QUERY_BITS * own[i] + (1.0 - QUERY_BITS) * shared) * _SHARED_BIT_UNIT)
         hits = rows[i, : counts[i]]
-        out[i, : counts[i]] = (2 * _code_bits(index.codes[hits], index.table.addresses[hits]) - 1) @ weights
+        out[i, : counts[i]] = (2.0 * _code_bits(index.codes[hits], index.table.addresses[hits]).astype(np.float64) - 1.0) @ weights
     return out
 
 

@@ -99,13 +99,14 @@ def held_shares(queries, candidates, counts, documents):
     return out
 
 
-def shared_bit_scores(words, addresses, query, query_address, near, rows, query_weight, address_weight):
+def shared_bit_scores(words, addresses, query, query_address, near, rows, query_weight, address_weight, unit):
     """The score of each of ``rows`` by the bits the ``near`` rows share, mixed with
     the query's, over each row's code and then its address: a bit weighs the
     share of the near rows holding it less the share lacking it (the query's own
     sign if there are none), times 1 - query_weight, plus query_weight times +1 /
-    -1 for the query's bit, and an address bit address_weight times that; a row
-    scores its set bits' weights less its unset bits'."""
+    -1 for the query's bit, and an address bit address_weight times that, rounded
+    to a whole number of 1 / ``unit``; a row scores its set bits' weights less its
+    unset bits'."""
     n_bits = 64 * words.shape[1]
 
     def value(code, address):  # the code's bits, then the address's 64 (28 used)
@@ -115,11 +116,11 @@ def shared_bit_scores(words, addresses, query, query_address, near, rows, query_
     own = value(query, query_address)
     weights = []
     for j in range(n_bits + 64):
-        sign = 2 * ((own >> j) & 1) - 1
-        shared = sum(2 * ((v >> j) & 1) - 1 for v in near_values) / len(near_values) if near_values else sign
-        weights.append((1 if j < n_bits else address_weight) * (query_weight * sign + (1 - query_weight) * shared))
+        sign = 2.0 * ((own >> j) & 1) - 1.0
+        shared = 2.0 * sum((v >> j) & 1 for v in near_values) / len(near_values) - 1.0 if near_values else sign
+        weights.append(round((1.0 if j < n_bits else address_weight) * (query_weight * sign + (1.0 - query_weight) * shared) * unit))
     values = [value(words[r], addresses[r]) for r in rows]
-    return [sum(w * (2 * ((v >> j) & 1) - 1) for j, w in enumerate(weights)) for v in values]
+    return [float(sum(w * (2 * ((v >> j) & 1) - 1) for j, w in enumerate(weights))) for v in values]
 
 
 def code_value_words(code_words) -> int:

@@ -527,11 +527,11 @@ def test_shared_bit_scores_matches_naive(n_words, m, query_weight, address_weigh
     near = np.stack([rng.permutation(40)[:9] for _ in range(3)]).astype(np.int64)
     near_counts = np.array([9, 0, 4], np.int64)
     got = kernels.shared_bit_scores(
-        codes, addresses, near, near_counts, m, queries, query_addresses, query_weight, address_weight, rows, counts
+        codes, addresses, near, near_counts, m, queries, query_addresses, query_weight, address_weight, 2.0**20, rows, counts
     )
     for q in range(3):
         near_rows = [int(r) for r in near[q, : min(m, near_counts[q])]]
         scored = [int(r) for r in rows[q, : counts[q]]]
-        want = naive.shared_bit_scores(codes, addresses, queries[q], query_addresses[q], near_rows, scored, query_weight, address_weight)
-        np.testing.assert_allclose(got[q, : counts[q]], want, atol=1e-9)
+        want = naive.shared_bit_scores(codes, addresses, queries[q], query_addresses[q], near_rows, scored, query_weight, address_weight, 2.0**20)
+        assert got[q, : counts[q]].tolist() == want  # exact: whole numbers of 1 / 2**20
         assert np.isneginf(got[q, counts[q] :]).all()
