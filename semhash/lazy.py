@@ -30,7 +30,7 @@ _spent_ns = 0.0
 #: CPU time numba takes to compile each kernel that has a numpy twin, with an empty
 #: cache (bench/compile.py on the 2-vCPU dev VM; the helpers it inlines included).
 COMPILE_NS = {
-    "search_batch": 14e9,  # parallel
+    "search_batch": 20e9,  # parallel; 1.4x since it reads the half-tables (ball_halves): 48-59 -> 70-82 s wall, 2 cold runs each, load 3.6
     "join_shortlists": 4e9,
     "rerank_batch": 26e9,  # parallel
     "count_ascii_words": 1e9,
