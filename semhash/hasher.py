@@ -114,7 +114,7 @@ class _Stopper:
 
     def __call__(self, loss: float) -> bool:
         self.curve.append(loss)
-        if loss < self.best - self.tol * abs(self.best):
+        if not self.curve[:-1] or loss < self.best - self.tol * abs(self.best):
             self.best, self.stale = loss, 0
         else:
             self.stale += 1
@@ -429,7 +429,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             if held is not None and stop(reconstruction_error(rbm, X[held])):
                 self._training.advance(3 * rbm.W.size * -(-train.size // self._rows_per_batch) * (n_epochs - epoch - 1))
                 break
-        self.validation_curves_[desc] = stop.curve
+        if held is not None:
+            self.validation_curves_[desc] = stop.curve
         return rbm
 
     def _finetune(self, ae: Autoencoder, X, teacher, noise_std: float, rng, desc: str) -> float:
@@ -475,7 +476,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             if held is not None and stop(autoencoder.loss(ae, X[held], held_noise, held_uniform, teacher[0][held])):
                 self._training.advance(step_units * -(-train.size // self._rows_per_batch) * (n_epochs - epoch - 1))
                 break
-        self.validation_curves_[desc] = stop.curve
+        if held is not None:
+            self.validation_curves_[desc] = stop.curve
         return loss
 
     def _batch(self, X, teacher, rows: np.ndarray, typical: float, rng):
