@@ -249,7 +249,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         and no stopping, from a smaller corpus) and end a layer's training once their
         loss (an RBM's mean-field reconstruction error, fine-tuning's reconstruction
         loss under fixed noise) has not fallen by ``tol`` of its best for
-        ``n_iter_no_change`` epochs; the epochs are then a most. Off by default: on
+        ``n_iter_no_change`` epochs; the epochs are then at most. Off by default: on
         20NG fewer epochs cost the codes (codes-alone precision@100, ``semhash
         eval``: 10 fine-tuning epochs 0.5447, 5 pretraining epochs 0.5546, against
         0.5696 with 10 and 20).
