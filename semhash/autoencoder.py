@@ -164,6 +164,14 @@ def loss_and_gradients(
     return loss, _backward(ae, inputs, delta, code_grad, activations, code, code_penalty / n)
 
 
+def loss(ae: Autoencoder, counts, noise=None, uniform=None, target=None) -> float:
+    """The mean per-document reconstruction loss of :func:`loss_and_gradients`
+    (``-sum(target * log softmax(logits)) / n``), forward only: no gradients."""
+    n = counts.shape[0]
+    logits = _forward(ae, counts, noise, 0.0, uniform, n)[3]
+    return softmax_xent(logits, counts if target is None else target, 1 / max(n, 1))[0]
+
+
 def _forward(ae: Autoencoder, counts, noise, code_penalty: float, uniform, m: int):
     """(each layer's input, the code activations, their noise-free values if
     ``code_penalty`` else None, log softmax of the first ``m`` rows' logits)."""

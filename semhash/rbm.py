@@ -134,3 +134,12 @@ def _cd1_sums(rbm: RBM, v, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray
     dW = v.T @ h_pos - v_neg.T @ h_neg
     diff = dense - v_neg
     return dW, diff.sum(axis=0), (h_pos - h_neg).sum(axis=0), float(np.sum(diff * diff))
+
+
+def reconstruction_error(rbm: RBM, v) -> float:
+    """Mean squared error per visible unit of the mean-field reconstruction of ``v``
+    from its hidden probabilities (no sampling: the same rows give the same error)."""
+    dense = to_dense(v)
+    length = dense.sum(axis=1) if rbm.kind == "poisson" else None
+    diff = dense - rbm.visible_mean(rbm.hidden_probs(v), length)
+    return float(np.mean(diff * diff))

@@ -414,3 +414,32 @@ def test_softmax_xent_kernel_matches_its_numpy_twin(dtype):
     assert loss == pytest.approx(dense_loss, rel=tol)
     np.testing.assert_allclose(delta, dense_delta, rtol=tol, atol=tol * np.abs(dense_delta).max())
     assert not delta[4].any()
+
+
+def test_large_corpora_train_in_batches_of_200_with_bigger_steps():
+    from semhash.hasher import LARGE_BATCH, LARGE_BATCH_STEP
+
+    assert SemanticHasher()._batch_rows(11_314) == (LARGE_BATCH, LARGE_BATCH_STEP)  # 20NG
+    assert SemanticHasher()._batch_rows(1_500) == (100, 1.0)  # too few steps of 200 in 10 epochs
+    assert SemanticHasher(batch_size=50)._batch_rows(11_314) == (50, 1.0)  # as asked
+
+
+def test_stopper_waits_n_iter_no_change_epochs_without_a_gain_of_tol():
+    from semhash.hasher import _Stopper
+
+    stop = _Stopper(patience=2, tol=0.1)
+    assert [stop(x) for x in (10.0, 8.0, 7.5, 7.4)] == [False, False, False, True]  # 7.5, 7.4: under 10% off 8
+    assert stop.curve == [10.0, 8.0, 7.5, 7.4]
+
+
+def test_early_stopping_ends_each_layer_on_its_held_back_loss():
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 4, 1200)
+    X = np.zeros((1200, 40), np.float32)
+    for i, t in enumerate(labels):
+        X[i, t * 10 : (t + 1) * 10] = rng.poisson(3.0, 10)
+    # A tolerance no epoch can meet: every layer stops after n_iter_no_change + 1 epochs.
+    h = fit_small(X, n_epochs_pretrain=6, n_epochs_finetune=6, early_stopping=True, tol=0.99, batch_size=100)
+    assert h.validation_curves_.keys() == {"pretrain 40-20", "pretrain 20-4", "pretrain 20-16", "fine-tune 4-bit", "fine-tune 16-bit"}
+    assert all(len(curve) == 3 for curve in h.validation_curves_.values())
+    assert fit_small(X, n_epochs_finetune=2, batch_size=100).validation_curves_ == {}  # off: every epoch, no held-back rows
