@@ -179,15 +179,19 @@ def test_binary_rbm_training_lowers_reconstruction_error():
     assert err < 0.5 * first
 
 
-@pytest.fixture(scope="module")
-def topics():
-    """Documents drawn from 4 disjoint word groups of a 40-word vocabulary."""
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 4, 200)
-    X = np.zeros((200, 40), np.float32)
+def _topic_counts(n: int, seed: int):
+    """``n`` documents drawn from 4 disjoint word groups of a 40-word vocabulary, and their groups."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    X = np.zeros((n, 40), np.float32)
     for i, t in enumerate(labels):
         X[i, t * 10 : (t + 1) * 10] = rng.poisson(3.0, 10)
     return X, labels
+
+
+@pytest.fixture(scope="module")
+def topics():
+    return _topic_counts(200, 5)
 
 
 def fit_small(X, **kw):
@@ -433,11 +437,7 @@ def test_stopper_waits_n_iter_no_change_epochs_without_a_gain_of_tol():
 
 
 def test_early_stopping_ends_each_layer_on_its_held_back_loss():
-    rng = np.random.default_rng(6)
-    labels = rng.integers(0, 4, 1200)
-    X = np.zeros((1200, 40), np.float32)
-    for i, t in enumerate(labels):
-        X[i, t * 10 : (t + 1) * 10] = rng.poisson(3.0, 10)
+    X, _ = _topic_counts(1200, 6)
     # A tolerance no epoch can meet: every layer stops after n_iter_no_change + 1 epochs.
     h = fit_small(X, n_epochs_pretrain=6, n_epochs_finetune=6, early_stopping=True, tol=0.99, batch_size=100)
     assert h.validation_curves_.keys() == {"pretrain 40-20", "pretrain 20-4", "pretrain 20-16", "fine-tune 4-bit", "fine-tune 16-bit"}
