@@ -11,7 +11,7 @@ What runs where, in a build (:func:`semhash.build.build`):
    which this process chooses the vocabulary.
 2. The model trains here, once, on the (training) sample.
 3. The model is sent to every worker once; the workers encode the rows of the bag
-   of words in the chunks a single process encodes (``build._encode_chunk``), and
+   of words in the blocks a single process encodes (``build._encode_block``), and
    the codes come back here, in order.
 4. This process writes the one SQLite index and lists the neighbours.
 

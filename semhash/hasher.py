@@ -28,23 +28,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from semhash import autoencoder
+from semhash import autoencoder, schedule
 from semhash.autoencoder import Autoencoder
 from semhash.codes import threshold
 from semhash.rbm import RBM, cd1_gradients, reconstruction_error
-from semhash.schedule import (  # noqa: F401 (Adam and LARGE_BATCH_STEP: tests and callers import them from here)
-    LARGE_BATCH,
-    LARGE_BATCH_STEP,
-    MAX_HELD_BACK,
-    MIN_HELD_BACK,
-    MIN_UPDATES,
-    Adam,
-    _epochs,
-    _minibatches,
-    _progress,
-    _Stopper,
-    _Training,
-)
 
 
 def neighbourhood_targets(X, neighbours: np.ndarray, weight: float):
@@ -100,18 +87,19 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
     hidden_sizes : tuple of int, default=(500, 250, 125)
         Widths of the shared trunk between the vocabulary and the code layers.
     n_epochs_pretrain : int, default=10
-        CD-1 epochs per RBM, Adam steps (at least :data:`MIN_UPDATES` steps). The
-        Science paper's 50 epochs of momentum SGD gave the neighbour-taught codes of
+        CD-1 epochs per RBM, Adam steps (at least
+        :data:`~semhash.schedule.MIN_UPDATES` steps). The Science paper's 50 epochs of momentum SGD gave the neighbour-taught codes of
         20NG precision@100 0.473 / 0.477 (28 / 256 bits) in a 79 s fit; 10 Adam
         epochs 0.498-0.525 / 0.523-0.524 in 34 s (bench/trials.py).
     n_epochs_finetune : int, default=20
         Backprop epochs per head. On 20NG, 10 -> 20 epochs: precision@100 0.367 ->
         0.370, bimodality (address, code) 0.79/0.76 -> 0.83/0.78, index 127 -> 193 s.
     batch_size : int or None, default=None
-        Rows of a minibatch. None: :data:`LARGE_BATCH` (200), with both step sizes
-        multiplied by :data:`LARGE_BATCH_STEP`, when the corpus is large enough for
-        each layer to take :data:`MIN_UPDATES` steps of them in its epochs (20NG
-        is), else 100 (a small corpus needs the steps more than the speed).
+        Rows of a minibatch. None: :data:`~semhash.schedule.LARGE_BATCH` (200), with
+        both step sizes multiplied by :data:`~semhash.schedule.LARGE_BATCH_STEP`, when
+        the corpus is large enough for each layer to take
+        :data:`~semhash.schedule.MIN_UPDATES` steps of them in its epochs (20NG is),
+        else 100 (a small corpus needs the steps more than the speed).
     learning_rate_pretrain : float, default=3e-3
         Adam step size of the RBMs' CD-1 (for 100-row batches; see ``batch_size``).
     learning_rate_finetune : float, default=1e-3
@@ -295,8 +283,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         sizes = [n_features, *self.hidden_sizes]
         trunk = sum(a * b for a, b in zip(sizes, sizes[1:]))
         per_batch = -(-n // self._rows_per_batch)
-        pretrain = _epochs(self.n_epochs_pretrain, n, self._rows_per_batch) * per_batch
-        finetune = _epochs(self.n_epochs_finetune, n, self._rows_per_batch) * per_batch
+        pretrain = schedule.epochs(self.n_epochs_pretrain, n, self._rows_per_batch) * per_batch
+        finetune = schedule.epochs(self.n_epochs_finetune, n, self._rows_per_batch) * per_batch
         work = 3 * pretrain * trunk
         for bits in self._bits:
             work += 3 * pretrain * sizes[-1] * bits + 6 * finetune * (trunk + sizes[-1] * bits)
@@ -314,14 +302,14 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         256 bits) in a 34 s fit, 50 momentum epochs 0.473 / 0.477 in 79 s.
         """
         rbm = RBM.init(X.shape[1], n_hidden, kind, rng)
-        opt = Adam([rbm.W, rbm.b_visible, rbm.b_hidden], self.learning_rate_pretrain * self._step_scale)
+        opt = schedule.Adam([rbm.W, rbm.b_visible, rbm.b_hidden], self.learning_rate_pretrain * self._step_scale)
         train, held = self._split
-        n_epochs = _epochs(self.n_epochs_pretrain, train.size, self._rows_per_batch)
-        stop = _Stopper(self.n_iter_no_change, self.tol)
-        bar = _progress(range(n_epochs), self.verbose, desc)
+        n_epochs = schedule.epochs(self.n_epochs_pretrain, train.size, self._rows_per_batch)
+        stop = schedule.Stopper(self.n_iter_no_change, self.tol)
+        bar = schedule.progress(range(n_epochs), self.verbose, desc)
         for epoch in bar:
             errors = []
-            for rows in _minibatches(train, self._rows_per_batch, rng):
+            for rows in schedule.minibatches(train, self._rows_per_batch, rng):
                 dW, dbv, dbh, err = cd1_gradients(rbm, X[rows], rng, pool, n_parts)
                 # CD-1 gives ascent directions; Adam descends.
                 opt.step([self.weight_decay * rbm.W - dW, -dbv, -dbh])
@@ -329,7 +317,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
                 self._training.advance(3 * rbm.W.size)
             bar.set_postfix(recon_error=f"{np.mean(errors):.4g}")
             if held is not None and stop(reconstruction_error(rbm, X[held])):
-                self._training.advance(3 * rbm.W.size * -(-train.size // self._rows_per_batch) * (n_epochs - epoch - 1))
+                self._skip(3 * rbm.W.size, train.size, n_epochs - epoch - 1)
                 break
         if held is not None:
             self.validation_curves_[desc] = stop.curve
@@ -348,20 +336,20 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         the document's targets and (with ``pair_weight``) its code as the goal.
         """
         n_code = ae.encoder[-1][0].shape[1]
-        opt = Adam(ae.params(), self.learning_rate_finetune * self._step_scale)
+        opt = schedule.Adam(ae.params(), self.learning_rate_finetune * self._step_scale)
         loss = float("nan")
         train, held = self._split
-        n_epochs = _epochs(self.n_epochs_finetune, train.size, self._rows_per_batch)
-        stop = _Stopper(self.n_iter_no_change, self.tol)
+        n_epochs = schedule.epochs(self.n_epochs_finetune, train.size, self._rows_per_batch)
+        stop = schedule.Stopper(self.n_iter_no_change, self.tol)
         if held is not None:  # the held-back documents' noise and draws, fixed: their loss varies with the model alone
             held_noise = (noise_std * rng.standard_normal((held.size, n_code))).astype(np.float32)
             held_uniform = rng.random((held.size, n_code), dtype=np.float32) if self.binary_codes else None
-        bar = _progress(range(n_epochs), self.verbose, desc)
+        bar = schedule.progress(range(n_epochs), self.verbose, desc)
         typical = float(np.median(np.asarray(X.sum(axis=1)).ravel()))
         step_units = 3 * sum(W.size for W, _ in ae.encoder + ae.decoder)
         for epoch in bar:
             losses, sizes = [], []
-            for rows in _minibatches(train, self._rows_per_batch, rng):
+            for rows in schedule.minibatches(train, self._rows_per_batch, rng):
                 v, target, pairs, decoded = self._batch(X, teacher, rows, typical, rng)
                 noise = (noise_std * rng.standard_normal((v.shape[0], n_code))).astype(np.float32)
                 uniform = rng.random((v.shape[0], n_code), dtype=np.float32) if self.binary_codes else None
@@ -376,7 +364,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             loss = float(np.sum(losses) / np.sum(sizes))
             bar.set_postfix(loss=f"{loss:.4g}")
             if held is not None and stop(autoencoder.loss(ae, X[held], held_noise, held_uniform, teacher[0][held])):
-                self._training.advance(step_units * -(-train.size // self._rows_per_batch) * (n_epochs - epoch - 1))
+                self._skip(step_units, train.size, n_epochs - epoch - 1)
                 break
         if held is not None:
             self.validation_curves_[desc] = stop.curve
@@ -446,7 +434,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         self._split = self._held_back(X.shape[0], rng)
         self._rows_per_batch, self._step_scale = self._batch_rows(self._split[0].size)
         self.validation_curves_ = {}
-        self._training = _Training(self._work(self._split[0].size, X.shape[1]), int(self.verbose))
+        self._training = schedule.Training(self._work(self._split[0].size, X.shape[1]), int(self.verbose))
         try:
             with threadpool_limits(limits=1, user_api="blas"):
                 return self._fit(X, (targets, neighbours), rng)
@@ -454,23 +442,27 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             self._training.close()
             del self._training, self._split, self._rows_per_batch, self._step_scale
 
+    def _skip(self, step_units: float, n_rows: int, epochs_left: int) -> None:
+        """Move the training bar past the epochs that early stopping leaves out."""
+        self._training.advance(step_units * -(-n_rows // self._rows_per_batch) * epochs_left)
+
     def _batch_rows(self, n: int) -> tuple[int, float]:
         """(rows of a minibatch, factor of the step sizes) for training on ``n`` rows
         (see ``batch_size``)."""
         if self.batch_size is not None:
             return self.batch_size, 1.0
         epochs = [e for e in (self.n_epochs_pretrain, self.n_epochs_finetune) if e > 0]
-        if epochs and min(epochs) * -(-n // LARGE_BATCH) >= MIN_UPDATES:
-            return LARGE_BATCH, LARGE_BATCH_STEP
+        if epochs and min(epochs) * -(-n // schedule.LARGE_BATCH) >= schedule.MIN_UPDATES:
+            return schedule.LARGE_BATCH, schedule.LARGE_BATCH_STEP
         return 100, 1.0
 
     def _held_back(self, n: int, rng) -> tuple[np.ndarray, np.ndarray | None]:
         """(rows trained on, rows held back or None): with ``early_stopping``, a
-        ``validation_fraction`` of the rows (between :data:`MIN_HELD_BACK` and
-        :data:`MAX_HELD_BACK`, else none) is held back to judge when each layer
-        stops improving."""
-        size = min(round(self.validation_fraction * n), MAX_HELD_BACK)
-        if not self.early_stopping or size < MIN_HELD_BACK:
+        ``validation_fraction`` of the rows (between
+        :data:`~semhash.schedule.MIN_HELD_BACK` and :data:`~semhash.schedule.MAX_HELD_BACK`,
+        else none) is held back to judge when each layer stops improving."""
+        size = min(round(self.validation_fraction * n), schedule.MAX_HELD_BACK)
+        if not self.early_stopping or size < schedule.MIN_HELD_BACK:
             return np.arange(n), None
         order = rng.permutation(n)
         return np.sort(order[size:]), np.sort(order[:size])

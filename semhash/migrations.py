@@ -57,8 +57,9 @@ _COMPACT_SCHEMA = _SCHEMA[:3] + (
 
 # Every document's rowid, address and code, packed in rowid order into blocks of
 # BLOCK_DOCUMENTS (little-endian: rowids and addresses as uint32 where they fit,
-# since schema 8, else int64; codes as uint64 words): what a query loads, in a few reads instead of one aggregate over a million rows (1.0-1.3 s there,
-# warm cache; 0.13 s as one 48 MB blob). A copy of the documents' store.columns: the
+# since schema 8, else int64; codes as uint64 words): what a query loads, in a few
+# reads instead of one aggregate over a million rows (1.0-1.3 s there, warm cache;
+# 0.13 s as one 48 MB blob). A copy of the documents' store.columns: the
 # writers rewrite it with every change of the documents, and these triggers empty
 # it whenever a row changes in any other way (a query then reads the documents).
 BLOCK_DOCUMENTS = 2**20

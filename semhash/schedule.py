@@ -13,14 +13,14 @@ import numpy as np
 from semhash import kernels
 
 
-def _progress(iterable: Iterable, verbose: int, desc: str, total: int | None = None):
+def progress(iterable: Iterable, verbose: int, desc: str, total: int | None = None):
     """A layer's epochs, with a bar of its own (and its loss) at ``verbose >= 2``."""
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, disable=verbose < 2, file=sys.stderr, leave=True)
 
 
-class _Training:
+class Training:
     """One bar over a whole fit (``verbose == 1``), in units of work: each step
     counts the weights it multiplies, so that the time left holds although a step of
     the bottom RBM costs 40 of the code RBM's. The heads train side by side and
@@ -61,13 +61,13 @@ MIN_UPDATES = 200
 LARGE_BATCH, LARGE_BATCH_STEP = 200, 2**0.5
 
 
-def _epochs(epochs: int, n: int, batch_size: int) -> int:
+def epochs(epochs: int, n: int, batch_size: int) -> int:
     """``epochs``, or more to take at least :data:`MIN_UPDATES` steps over ``n`` rows."""
     per_epoch = -(-n // batch_size)
     return 0 if epochs == 0 or n == 0 else max(epochs, -(-MIN_UPDATES // per_epoch))
 
 
-def _minibatches(rows: np.ndarray, batch_size: int, rng: np.random.Generator):
+def minibatches(rows: np.ndarray, batch_size: int, rng: np.random.Generator):
     """Yield minibatches of the row numbers ``rows``, in a random order. The
     layers that read word counts multiply a sparse batch sparse (4-6x faster than
     dense at 2.5% non-zeros, 20NG) and densify it only for elementwise work."""
@@ -82,7 +82,7 @@ def _minibatches(rows: np.ndarray, batch_size: int, rng: np.random.Generator):
 MIN_HELD_BACK, MAX_HELD_BACK = 50, 1000
 
 
-class _Stopper:
+class Stopper:
     """Early stopping: fed the held-back loss after each epoch, it says when that loss
     has not fallen by ``tol`` of its best for ``patience`` epochs in a row."""
 

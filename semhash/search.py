@@ -10,8 +10,8 @@ is ranked by the Hamming distance of the long codes (:func:`topk`). :func:`searc
 grows the ball a radius at a time until it holds ``k`` documents. The cost model
 only decides *how* the ball is found (from the buckets of the two half-tables, or
 of each shell for addresses of more than 32 bits, or by one scan of the address
-column when that is cheaper): the shortlist is the same either way. Every code is ranked only when even the whole address space holds fewer than
-``k``. :func:`topk_batch` ranks every code for many queries at once.
+column when that is cheaper): the shortlist is the same either way. Every code is
+ranked only when even the whole address space holds fewer than ``k``. :func:`topk_batch` ranks every code for many queries at once.
 """
 
 import numpy as np
@@ -222,8 +222,8 @@ def search(
     least ``k`` documents, and that shortlist is ranked by code distance. Once
     the next ball is estimated to cost more than one scan of the address column
     (:meth:`AddressTable.ball_plans`), the rest of the ball is found by that scan
-    instead, which gives the same shortlist. Only when the ball covers every address and still holds fewer
-    than ``k`` documents is the whole corpus ranked (``radius_used == -1``).
+    instead, which gives the same shortlist. Only when the ball covers every
+    address and still holds fewer than ``k`` documents is the whole corpus ranked (``radius_used == -1``).
     One query of :func:`search_many`.
 
     Parameters
@@ -458,7 +458,8 @@ def warmup() -> None:
     )
     kernels.held_shares(starts, ids, weights, candidates, counts, starts, ids)
     kernels.shared_bit_scores(  # index.codes: writable
-        codes.copy(), table.addresses, candidates, counts, 1, codes[:1].copy(), np.ones(1, np.int64), 0.5, 4.0, 2.0**20, candidates, counts
+        codes.copy(), table.addresses, candidates, counts, 1, codes[:1].copy(), np.ones(1, np.int64), 0.5, 4.0, 2.0**20,
+        candidates, counts,
     )
     kernels.join_shortlists(  # as join calls it (join itself might choose numpy)
         candidates, dists, counts, np.array([0, 1], np.int64), np.ones(1, np.int64), codes, codes[:1].copy(), -1, 257

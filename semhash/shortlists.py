@@ -149,22 +149,22 @@ def _shared_bit_scores(index, near_rows, near_counts, m, query_codes, query_addr
     same weights, computed in the same order, so the same scores to the last bit."""
     out = np.full(rows.shape, -np.inf)
     scale = np.r_[np.ones(64 * index.codes.shape[1]), np.full(64, ADDRESS_BITS)]
-    own = 2.0 * _code_bits(query_codes, query_addresses).astype(np.float64) - 1.0
+    own = 2.0 * _code_bits(query_codes, query_addresses) - 1.0
     for i in range(rows.shape[0]):
         near = near_rows[i, : min(m, near_counts[i])]
-        held = _code_bits(index.codes[near], index.table.addresses[near]).sum(axis=0, dtype=np.float64)
+        held = _code_bits(index.codes[near], index.table.addresses[near]).sum(axis=0)
         shared = 2.0 * held / near.size - 1.0 if near.size else own[i]
         weights = np.rint(scale * (QUERY_BITS * own[i] + (1.0 - QUERY_BITS) * shared) * _SHARED_BIT_UNIT)
         hits = rows[i, : counts[i]]
-        out[i, : counts[i]] = (2.0 * _code_bits(index.codes[hits], index.table.addresses[hits]).astype(np.float64) - 1.0) @ weights
+        out[i, : counts[i]] = (2.0 * _code_bits(index.codes[hits], index.table.addresses[hits]) - 1.0) @ weights
     return out
 
 
 def _code_bits(codes: np.ndarray, addresses: np.ndarray) -> np.ndarray:
-    """Rows' long codes and addresses as their bits (float32 0 or 1, the address's
+    """Rows' long codes and addresses as their bits (float64 0 or 1, the address's
     64 last), in a fixed order (the same for queries and documents)."""
     words = np.concatenate([codes, addresses.astype(np.uint64)[:, None]], axis=1)
-    return np.unpackbits(words.view(np.uint8), axis=-1).astype(np.float32)
+    return np.unpackbits(words.view(np.uint8), axis=-1).astype(np.float64)
 
 
 def positions(index, rowids: bytes) -> np.ndarray:

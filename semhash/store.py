@@ -146,6 +146,9 @@ def read_codes(conn: sqlite3.Connection, meta: dict) -> tuple[np.ndarray, np.nda
     return rowids[order], addresses[order], codes[order]
 
 
+DAMAGED_BLOCKS = "its packed codes (code_blocks) are damaged"
+
+
 def unpack_blocks(blocks: list[tuple], meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rowids, addresses, codes) of ``code_blocks`` rows (rowids, addresses, codes),
     checked (``ValueError`` says what is damaged)."""
@@ -161,8 +164,6 @@ def unpack_blocks(blocks: list[tuple], meta: dict) -> tuple[np.ndarray, np.ndarr
         raise ValueError(DAMAGED_BLOCKS)
     return rowids, _check_addresses(addresses, n, meta), codes.reshape(n, n_words)
 
-
-DAMAGED_BLOCKS = "its packed codes (code_blocks) are damaged"
 
 
 def _packed_integers(blob: bytes, n: int) -> np.ndarray:

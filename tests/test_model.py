@@ -149,7 +149,7 @@ def test_sparse_counts_give_the_same_loss_and_gradients():
 
 
 def test_update_kernels_match_their_formulas():
-    from semhash.hasher import Adam
+    from semhash.schedule import Adam
 
     rng = np.random.default_rng(9)
     p, g = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
@@ -421,7 +421,7 @@ def test_softmax_xent_kernel_matches_its_numpy_twin(dtype):
 
 
 def test_large_corpora_train_in_batches_of_200_with_bigger_steps():
-    from semhash.hasher import LARGE_BATCH, LARGE_BATCH_STEP
+    from semhash.schedule import LARGE_BATCH, LARGE_BATCH_STEP
 
     assert SemanticHasher()._batch_rows(11_314) == (LARGE_BATCH, LARGE_BATCH_STEP)  # 20NG
     assert SemanticHasher()._batch_rows(1_500) == (100, 1.0)  # too few steps of 200 in 10 epochs
@@ -429,9 +429,9 @@ def test_large_corpora_train_in_batches_of_200_with_bigger_steps():
 
 
 def test_stopper_waits_n_iter_no_change_epochs_without_a_gain_of_tol():
-    from semhash.hasher import _Stopper
+    from semhash.schedule import Stopper
 
-    stop = _Stopper(patience=2, tol=0.1)
+    stop = Stopper(patience=2, tol=0.1)
     assert [stop(x) for x in (10.0, 8.0, 7.5, 7.4)] == [False, False, False, True]  # 7.5, 7.4: under 10% off 8
     assert stop.curve == [10.0, 8.0, 7.5, 7.4]
 
