@@ -352,10 +352,11 @@ def eval_columns(ev: dict) -> dict:
         return next(p for name, p in methods.items() if name_part in name) * asked / ev["n_queries"]
 
     everyone = [p for name, p in methods.items() if name.startswith("semhash query, all ")]
+    by_terms = [p for name, p in methods.items() if name.startswith("semhash query --codes-only, all ")]
     return {
         "address": (every("-bit address alone"), ev["n_skipped"]),
         "eval_default": everyone[0] if everyone else every("semhash query ("),
-        "eval_codes_only": every("codes only"),
+        "eval_codes_only": by_terms[0] if by_terms else every("codes only"),
     }
 
 

@@ -275,7 +275,8 @@ class Index:
         self._typical_length: float | None = None  # read by the first short query
         # Neighbour lists smooth the ranking (semhash.rerank); 0 before they are computed.
         self.n_neighbours = int(self.meta.get("n_neighbours") or 0)
-        self.address_encoder, self.code_encoder = encoding.load_encoders(self.stored, len(self.vocabulary))
+        self.address_encoder, self.code_encoder, self.word_tables = encoding.load_encoders(self.stored, len(self.vocabulary))
+        self.widths, self.vocabulary_terms = (int(self.meta["address_bits"]), int(self.meta["code_bits"])), None  # termcodes
         self.rowids, addresses, self.codes = self.stored.codes()
         self.table = search.AddressTable(addresses, int(self.meta["address_bits"]))
 
@@ -308,14 +309,12 @@ class Index:
         self.close()
 
     # -- encoding ------------------------------------------------------------------
-    def encode(self, texts: Sequence[str], lift: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(addresses int64 (n,), codes uint64 (n, words), n_known_words int (n,)) of texts.
-
-        With ``lift``, a text with fewer known words than the median indexed document
-        is encoded as a longer document with the same word distribution (see
-        :func:`semhash.encoding.lift_counts`).
-        """
-        return encoding.encode_read(self, encoding.read(self, texts), lift)
+    def encode(self, texts: Sequence[str], lift: bool = False, query: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(addresses int64 (n,), codes uint64 (n, words), n_known_words int (n,)) of texts;
+        with ``lift``, short ones lifted towards a typical document's length
+        (:func:`semhash.encoding.lift_counts`); with ``query``, mixed with their terms'
+        codes as queries are (:mod:`semhash.termcodes`)."""
+        return encoding.encode_texts(self, texts, lift, query)
 
     def typical_length(self) -> float:
         """Median number of vocabulary words in the indexed documents."""

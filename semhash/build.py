@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semhash import cluster, codes, neighbours, reading, rerank
+from semhash import cluster, codes, neighbours, reading, rerank, termcodes
 from semhash.corpus import Document, ReadStats, first_line
 from semhash.errors import BuildError
 from semhash.results import BuildSummary
@@ -158,7 +158,7 @@ def build(
         meta={**_meta(hasher, read, options, len(words), len(terms), n_trained), "compact": compact},
         words=words,
         df=df,
-        arrays=_encoders(hasher.get_arrays()),
+        arrays={**_encoders(hasher.get_arrays()), **termcodes.word_tables(X, termcodes.head_bits(addresses, long_codes, (address_bits, code_bits)))},
         documents=reading.progress(rows, verbose, "writing", total=len(read.docs), unit="doc"),
         addresses=addresses,
         codes=long_codes,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from semhash import autoencoder, codes, store
+from semhash import autoencoder, codes, store, termcodes
 from semhash.corpus import iter_documents
 from semhash.reading import own_files
 from semhash.results import EncodedDocument
@@ -26,12 +26,18 @@ ENCODE_BATCH = 1000  # documents encoded at once (update, encode_documents; boun
 
 def load_encoders(stored, n_words: int):
     """The encoders of the address and the long code, read from ``stored`` and
-    checked against its metadata."""
+    checked against its metadata, and the word tables of :mod:`semhash.termcodes`
+    (both heads' side by side; None for an index built before them)."""
     widths = (int(stored.meta["address_bits"]), int(stored.meta["code_bits"]))
     arrays = stored.arrays(encoders_only=True)
     check_model_shapes(arrays, n_words, widths, stored.path)
     heads = autoencoder.from_arrays(arrays, encoder_only=True)
-    return heads[0].encoder, heads[1].encoder
+    tables = [arrays.get(f"head{h}.encoder.words") for h in range(2)]
+    if any(t is None for t in tables):
+        return heads[0].encoder, heads[1].encoder, None
+    if any(t.shape != (n_words, w) for t, w in zip(tables, widths)):
+        raise StoreError(f"{stored.path} is corrupt (a word table's shape does not fit the model): {store.REBUILD}")
+    return heads[0].encoder, heads[1].encoder, np.concatenate(tables, axis=1)
 
 
 def check_model_shapes(arrays: dict, n_words: int, widths: tuple[int, int], path) -> None:
@@ -79,17 +85,39 @@ def content_tokens(index, read: list[str]) -> list[list[str]]:
     return [memo[text] for text in read]
 
 
+def encode_texts(index, texts: Sequence[str], lift: bool, query: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`Index.encode`: texts coded as documents are, or (``query``) as queries are."""
+    texts = read(index, texts)
+    return encode_query(index, texts, lift)[:3] if query else encode_read(index, texts, lift)
+
+
 def encode_read(index, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`Index.encode` of texts already :func:`read`."""
-    if index.stem:
-        counts = count_tokens(content_tokens(index, read), index.words)
-    else:
-        counts = count_words(read, index.words, whole_text=True)
+    counts = _counts(index, read)
     known = counts.sum(axis=1).astype(np.int64)
     if lift:
         lift_counts(index, counts)
     addresses, long_codes = encode_counts(index, counts)
     return addresses, long_codes, known
+
+
+def encode_query(index, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`encode_read` of queries, their codes mixed with their terms' codes
+    (:mod:`semhash.termcodes`); the fourth array says which queries' terms had
+    codes (a query of no vocabulary word then has a code all the same)."""
+    counts = _counts(index, read)
+    known = counts.sum(axis=1).astype(np.int64)
+    if lift:
+        lift_counts(index, counts)
+    bits, termed = termcodes.mix(index, read, known, head_bits(index, counts))
+    return codes.to_addresses(bits[0]), codes.pack_codes(bits[1]), known, termed
+
+
+def _counts(index, read: list[str]) -> np.ndarray:
+    """Rows of the read texts' vocabulary word counts."""
+    if index.stem:
+        return count_tokens(content_tokens(index, read), index.words)
+    return count_words(read, index.words, whole_text=True)
 
 
 def lift_counts(index, counts: np.ndarray) -> None:
@@ -104,10 +132,14 @@ def lift_counts(index, counts: np.ndarray) -> None:
     autoencoder.lift(counts, index.typical_length())
 
 
+def head_bits(index, counts: np.ndarray) -> list[np.ndarray]:
+    """The address's and the long code's bits (bool) of rows of word counts."""
+    return [codes.threshold(autoencoder.encode(e, counts)) for e in (index.address_encoder, index.code_encoder)]
+
+
 def encode_counts(index, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Addresses and packed long codes of rows of word counts."""
-    address_bits = codes.threshold(autoencoder.encode(index.address_encoder, counts))
-    code_bits = codes.threshold(autoencoder.encode(index.code_encoder, counts))
+    address_bits, code_bits = head_bits(index, counts)
     return codes.to_addresses(address_bits), codes.pack_codes(code_bits)
 
 

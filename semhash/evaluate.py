@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semhash import codes as codes_mod
-from semhash import encoding, plan
+from semhash import encoding, plan, termcodes
 from semhash.errors import QueryError
 
 RECALL_LEVELS = np.round(np.linspace(0.1, 1.0, 10), 2)
@@ -162,8 +162,13 @@ def evaluate(
 
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     q_counts = count_words(list(texts), index.words, whole_text=index.whole_text, stem=index.stem)
-    keep = np.nonzero(q_counts.sum(1) > 0)[0]
-    q_counts = q_counts[keep]
+    # Codes of the queries, through the same path as `semhash query` (with their terms'
+    # codes): those with a vocabulary word, or terms with codes, are asked.
+    q_addr, q_code, known, termed = encoding.encode_query(index, encoding.read(index, list(texts)), lift)
+    keep = np.flatnonzero(known > 0)
+    # Without a vocabulary word, a query the codes alone answer by its terms' codes.
+    by_terms = (np.flatnonzero((known == 0) & termed), q_addr, q_code)
+    q_counts, q_addr, q_code = q_counts[keep], q_addr[keep], q_code[keep]
     q_labels = [set(labels[i]) for i in keep]
     if len(keep) == 0:
         raise QueryError(f"none of the {len(texts)} queries has a word in the index vocabulary")
@@ -177,20 +182,14 @@ def evaluate(
     report = EvalReport(k=k, n_queries=len(texts), n_skipped=len(texts) - len(keep), n_database=len(index))
     score = _Scorer(report, relevant, n_relevant, k)
 
-    # Codes of the queries, through the same path as `semhash query`.
-    code_counts = q_counts
-    if lift:
-        code_counts = q_counts.copy()
-        encoding.lift_counts(index, code_counts)
-    q_addr_bits = codes_mod.threshold(_encode(index.address_encoder, code_counts))
-    q_code_bits = codes_mod.threshold(_encode(index.code_encoder, code_counts))
-    q_addr = codes_mod.to_addresses(q_addr_bits)
-    q_code = codes_mod.pack_codes(q_code_bits)
+    q_addr_bits, q_code_bits = termcodes.head_bits(q_addr, q_code, index.widths)
 
     # Rankings are at most as wide as the index: the columns past it would be all -1,
     # and a huge -k made them a huge (or impossible) allocation; scores still divide by k.
     width = min(k, len(index))
-    _query_paths(index, score, texts, keep, q_addr, q_code, width, lift, lambda: _relevance(db_labels, [set(lab) for lab in labels]))
+    everyone = lambda: _relevance(db_labels, [set(lab) for lab in labels])  # noqa: E731
+    _query_paths(index, score, texts, keep, q_addr, q_code, width, lift, everyone)
+    _codes_by_terms(index, score, texts, keep, by_terms, width, everyone)
     _full_scans(index, score, q_code_bits, q_addr_bits)
     if index.stored.compact:
         report.note = "compact index (no word counts kept): its codes alone are scored, without TF-IDF, LSA or LSH"
@@ -244,6 +243,25 @@ def _query_paths(index, score: _Scorer, texts, keep, q_addr, q_code, width: int,
         ))
 
 
+def _codes_by_terms(index, score: _Scorer, texts, keep, by_terms, width: int, everyone) -> None:
+    """What `semhash query --codes-only` gives every query when some have no
+    vocabulary word but terms with codes (:mod:`semhash.termcodes`): those answered
+    by their terms' codes, the others' hits as the codes-only row ranked them."""
+    only, addresses, codes = by_terms
+    if only.size == 0:
+        return
+    relevant = everyone()
+    top = np.full((len(texts), width), -1, np.int64)
+    q_texts = encoding.read(index, [texts[i] for i in keep])
+    top[keep, :] = plan.ranked_shortlists(index, addresses[keep], codes[keep], q_texts, width, True)[0][:, :width]
+    found = plan.ranked_shortlists(index, addresses[only], codes[only], encoding.read(index, [texts[i] for i in only]), width, True)[0]
+    top[only, : found.shape[1]] = found
+    p, ap = _scores_at_k(top, relevant, relevant.sum(1), score.k)
+    score.report.methods.append(MethodResult(
+        f"semhash query --codes-only, all {len(texts)} queries ({only.size} by their terms' codes)", float(p.mean()), float(ap.mean())
+    ))
+
+
 def _full_scans(index, score: _Scorer, q_code_bits, q_addr_bits) -> None:
     """Full Hamming rankings by each code."""
     n_bits = int(index.meta["code_bits"])
@@ -292,12 +310,6 @@ def _tfidf_rankings(index, score: _Scorer, q_counts, q_addr, width: int, shortli
             la, lq = (A @ planes) > 0, (Q @ planes) > 0
             order = _rank_full(_hamming_scores(lq, la), n_queries)
             score.add(f"LSH {bits} random hyperplanes", order[:, :k], order)
-
-
-def _encode(encoder, counts):
-    from semhash import autoencoder
-
-    return autoencoder.encode(encoder, counts)
 
 
 def _ball_rows(table, address: int, at_least: int) -> np.ndarray:

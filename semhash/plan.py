@@ -36,8 +36,12 @@ def found_many(index, texts, k, skip_empty, min_distance, max_distance, lift, co
 
 def _found_many(index, texts, k, skip_empty, min_distance, max_distance, lift, codes_only, allowed):
     read = encoding.read(index, texts)
-    addresses, query_codes, known = encoding.encode_read(index, read, lift)
+    addresses, query_codes, known, termed = encoding.encode_query(index, read, lift)
     found: list[tuple | None] = [None] * len(texts)
+    # No vocabulary word: the codes alone answer by the code its terms gave it (the
+    # default path by its words, below).
+    if codes_only:
+        known = np.where(termed, np.maximum(known, 1), known)
     empty = np.flatnonzero(known == 0)
     if empty.size and index.n_terms and not codes_only:
         # No word the model knows, but maybe words the index has: ranked by them.

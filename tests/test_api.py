@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import semhash
-from semhash import encoding, filters, graph, shortlists
+from semhash import encoding, filters, graph, shortlists, termcodes
 
 import naive
 from semhash.api import BuildError, DocumentNotFound, EmptyQuery, Hit, Index, ModelMismatch, QueryError, build_index
@@ -169,7 +169,7 @@ def test_batch_and_one_by_one_queries_agree(corpus_and_db):
 
 def test_a_query_of_words_only_the_terms_know_is_answered_by_them(corpus_and_db):
     """A query with no word of the model's vocabulary but some indexed term finds
-    the documents that hold it, ranked by words; the codes alone cannot answer it."""
+    the documents that hold it, ranked by words; the codes alone, by its term's code."""
     from semhash.tokenize import tokenize
 
     with Index.open(corpus_and_db / "index.db") as index:
@@ -182,8 +182,11 @@ def test_a_query_of_words_only_the_terms_know_is_answered_by_them(corpus_and_db)
         hits = index.query(word, k=10)
         assert {h.id for h in hits} == holders[word]  # every holder, and only them
         assert index.query_many(["zzzz qqqq", word], k=10, skip_empty=True) == [None, hits]
+        # The codes alone answer it by the code its term gave it (semhash.termcodes).
+        coded = index.query(word, k=10, codes_only=True)
+        assert holders[word] & {h.id for h in coded}
         with pytest.raises(EmptyQuery):
-            index.query(word, k=10, codes_only=True)
+            index.query("zzzz qqqq", k=10, codes_only=True)
         # Distance bounds keep the hits within them, in the same order.
         middle = sorted(h.distance for h in hits)[len(hits) // 2]
         assert index.query(word, k=10, max_distance=middle) == [h for h in hits if h.distance <= middle]
@@ -203,10 +206,10 @@ def test_a_document_of_words_only_the_terms_know_finds_their_holders_but_itself(
         index.add([str(copy / "corpus")])
         assert "mine/word.txt" in {h.id for h in index.query(word, k=10)}
         # The same documents (their scores moved, and so may the order of close ones:
-        # the new document joined the feedback round's best before it was left out).
-        before = {(h.id, h.distance) for h in hits}
+        # the new document joined the feedback round's best before it was left out;
+        # their distances too: a query's code is its term's, a document's is not).
         ranked = [(h.id, h.distance) for h in index.similar_to_text(word, k=10)]
-        assert set(ranked) == before
+        assert {i for i, _ in ranked} == {h.id for h in hits}
         assert [(h.id, h.distance) for h in index.similar_to_text(word, k=1)] == ranked[:1]
         # The indexed document itself: its code is an empty document's, so it is
         # answered by its words too (it was answered by the codes: arbitrary hits).
@@ -225,7 +228,7 @@ def test_a_bounded_query_finds_k_hits_when_the_shortlist_holds_k_within_its_boun
     query still keeps the best k within it (it used to return none)."""
     with Index.open(corpus_and_db / "index.db") as index:
         for text in ("space shuttle orbit", "hockey team season", "graphics image software"):
-            _, codes, _ = index.encode([text], lift=True)
+            _, codes, _ = index.encode([text], lift=True, query=True)
             distances = np.sort(np.bitwise_count(index.codes ^ codes[0]).sum(axis=1))
             for at in (0, 5, 20):  # the shortlist is every post: exactly these pass
                 bound = int(distances[at])
@@ -243,9 +246,10 @@ def test_the_documents_holding_a_query_s_rarest_term_join_its_shortlist(corpus_a
 
     monkeypatch.setattr(rerank, "SHORTLIST", 5)  # a ball of 10 of the 60 posts
     monkeypatch.setattr(rerank, "SHORT_QUERY", 0)  # (a short query takes every posted term's holders)
+    monkeypatch.setattr(termcodes, "ENCODER_ENOUGH", -1.0)  # the rare term leaves the code as it is
     with Index.open(corpus_and_db / "index.db") as index:
         text = "space shuttle orbit"
-        addresses, codes, known = index.encode([text], lift=True)
+        addresses, codes, known = index.encode([text], lift=True, query=True)
         assert known[0] == 3  # words of the model: the ball is its code's
         ball, _, counts, _ = search.search_many(index.table, index.codes, addresses, codes, 10, shortlist=index.shortlist)
         terms, _ = index.stored.all_terms()
@@ -280,9 +284,10 @@ def test_a_bounded_query_adds_no_rare_term_holder_outside_its_bounds(corpus_and_
     from semhash import rerank, search
 
     monkeypatch.setattr(rerank, "SHORTLIST", 5)
+    monkeypatch.setattr(termcodes, "ENCODER_ENOUGH", -1.0)  # the rare term leaves the code as it is
     with Index.open(corpus_and_db / "index.db") as index:
         text = "space shuttle orbit"
-        addresses, codes, _ = index.encode([text], lift=True)
+        addresses, codes, _ = index.encode([text], lift=True, query=True)
         ball, _, counts, _ = search.search_many(index.table, index.codes, addresses, codes, 10, shortlist=index.shortlist)
         terms, _ = index.stored.all_terms()
         distance = np.bitwise_count(index.codes ^ codes[0]).sum(axis=1)
@@ -546,7 +551,7 @@ def test_the_codes_alone_rank_their_ball_by_the_bits_its_nearest_share(corpus_an
         m = min(shortlists.FEEDBACK_CODES, len(index) // 10)
         reordered = False
         for text in LABELLED:
-            (address,), code, _ = index.encode([text], lift=True)
+            (address,), code, _ = index.encode([text], lift=True, query=True)
             radius = next(r for r in range(29) if len(naive.ball(index.table.addresses, address, r)) >= shortlist)
             ball = naive.ball(index.table.addresses, address, radius)
             near = sorted(map(int, ball), key=lambda row: (naive.hamming(index.codes[[row]], code[0])[0], row))[:shortlist]
