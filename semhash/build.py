@@ -346,10 +346,13 @@ def _fit_taught(hasher, X, full, verbose: bool):
     waits for them when it needs them (``SemanticHasher.fit``), and its result is
     the one it gives with them found first.
     """
-    bar = functools.partial(reading.progress, verbose=verbose, desc="comparing documents", unit="block")
     failed = threading.Event()
-    blocks = lambda starts: itertools.takewhile(lambda _: not failed.is_set(), bar(starts))  # noqa: E731
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="semhash-neighbours") as teacher:
+    # The bar is drawn here, before the fit's: one drawn by the thread beside it
+    # could take the training bar's line and leave bits of it behind.
+    with reading.bar(verbose, desc="comparing documents", unit="block") as bar, ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="semhash-neighbours"
+    ) as teacher:
+        blocks = lambda starts: itertools.takewhile(lambda _: not failed.is_set(), bar.counting(starts))  # noqa: E731
         found = teacher.submit(neighbours.by_words, full, progress=blocks)
         try:
             return hasher.fit(X, neighbours=found)

@@ -95,3 +95,13 @@ def test_a_failed_fit_stops_the_neighbours_search(monkeypatch):
     with pytest.raises(ValueError, match="Negative"):
         build._fit_taught(SemanticHasher(n_bits=4, hidden_sizes=(3,)), negative, negative, verbose=False)
     assert len(searched) < 100
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_the_comparing_bar_counts_the_blocks_the_other_thread_takes(capsys, verbose):
+    from semhash import reading
+
+    with reading.bar(verbose, desc="comparing documents", unit="block") as bar:
+        assert list(bar.counting(range(3))) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert ("comparing documents: 100%" in err and "3/3" in err) == verbose and (verbose or err == "")
