@@ -7,7 +7,8 @@ seconds, with the load average before and after:
 - read + tokenize + vocabulary: the one streamed pass over the corpus
   (tokenizing, and choosing the vocabulary, are also shown alone: they run inside it);
 - teacher neighbours: each document's nearest documents by TF-IDF over every term,
-  which fine-tuning learns from;
+  which fine-tuning learns from, found in a thread while the trunk pretrains (its
+  row overlaps theirs in time);
 - each RBM's pretraining, then each head's code RBM and fine-tuning; the two heads
   train side by side (one thread each), so their rows overlap in time and the
   "train" row is the wall time of the whole fit;

@@ -9,8 +9,11 @@ around both.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -331,10 +334,31 @@ def _train(X, full, n_trained, widths, hidden_sizes, n_epochs_pretrain, n_epochs
         verbose=verbose,
     )
     sample = slice(None) if n_trained == X.shape[0] else _sample_rows(X, n_trained, random_state)
-    # The codes learn from each document's neighbours by every term (semhash.neighbours).
-    bar = functools.partial(reading.progress, verbose=verbose, desc="comparing documents", unit="block")
-    hasher.fit(X[sample], neighbours=neighbours.by_words(full[sample], progress=bar))
-    return hasher
+    return _fit_taught(hasher, X[sample], full[sample], verbose)
+
+
+def _fit_taught(hasher, X, full, verbose: bool):
+    """``hasher`` fitted on the counts ``X``, its codes taught by each document's
+    neighbours by every term of ``full`` (:mod:`semhash.neighbours`).
+
+    Fine-tuning alone reads the neighbours, so a thread finds them while the trunk
+    pretrains (scipy's sparse product and numpy's sorts release the GIL); the fit
+    waits for them when it needs them (``SemanticHasher.fit``), and its result is
+    the one it gives with them found first.
+    """
+    failed = threading.Event()
+    # The bar is drawn here, before the fit's: one drawn by the thread beside it
+    # could take the training bar's line and leave bits of it behind.
+    with reading.bar(verbose, desc="comparing documents", unit="block") as bar, ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="semhash-neighbours"
+    ) as teacher:
+        blocks = lambda starts: itertools.takewhile(lambda _: not failed.is_set(), bar.counting(starts))  # noqa: E731
+        found = teacher.submit(neighbours.by_words, full, progress=blocks)
+        try:
+            return hasher.fit(X, neighbours=found)
+        except BaseException:
+            failed.set()  # a failed fit (Ctrl-C, out of memory) does not wait for the rest
+            raise
 
 
 def _encoders(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

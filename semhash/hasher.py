@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -170,7 +170,9 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
     sparse products and the one-pass updates, training on 20NG became 2.0x faster
     on 2 cores; BENCHMARKS.md, "Training speed"). The result does not depend on the
     threads' timing; their number changes only the float rounding of the bottom
-    RBM's split batches.
+    RBM's split batches. While a caller's thread still finds the ``neighbours``
+    (a ``Future``), the bottom RBM leaves it a core and computes its split
+    batches' parts in turn, with the same result.
 
     References
     ----------
@@ -402,12 +404,17 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_words)
             Word counts (non-negative).
         y : ignored
-        neighbours : array of int, shape (n_samples, k), optional
+        neighbours : array of int, shape (n_samples, k), or a Future of one, optional
             Each document's nearest neighbours (row numbers of ``X``, -1 for none),
             found by a better ranker than the codes, e.g. TF-IDF over every term:
             fine-tuning then teaches each code to reconstruct its neighbourhood's
             words too (weight ``neighbour_weight``), so documents the ranker calls
-            similar get similar codes.
+            similar get similar codes. Pretraining does not read them: given a
+            ``concurrent.futures.Future``, the fit waits for it only once the trunk
+            is pretrained, so the caller can find the neighbours meanwhile
+            (``semhash.build`` does, in a thread, which then also checks them and
+            makes their targets); a bad array raises then. The model is the one the
+            array gives.
 
         Returns
         -------
@@ -424,23 +431,43 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         # against 4.0 s, sample corpus, 5 + 3 epochs).
         if neighbours is not None or self.short_queries:
             X = sp.csr_matrix(X)
-        targets = X
-        if neighbours is not None:
-            neighbours = _sorted_lists(np.asarray(neighbours, np.int64).reshape(X.shape[0], -1))
-            if neighbours.size and (neighbours.max() >= X.shape[0] or neighbours.min() < -1):
-                raise ValueError("neighbours must hold row numbers of X, or -1")
-            if self.neighbour_weight:
-                targets = neighbourhood_targets(X, neighbours, self.neighbour_weight)
+        # An array is checked at once; a Future once it is found (see _fit).
+        teacher = self._teacher_beside(X, neighbours) if isinstance(neighbours, Future) else self._teacher(X, neighbours)
         self._split = self._held_back(X.shape[0], rng)
         self._rows_per_batch, self._step_scale = self._batch_rows(self._split[0].size)
         self.validation_curves_ = {}
         self._training = schedule.Training(self._work(self._split[0].size, X.shape[1]), int(self.verbose))
         try:
             with threadpool_limits(limits=1, user_api="blas"):
-                return self._fit(X, (targets, neighbours), rng)
+                return self._fit(X, teacher, rng)
         finally:
             self._training.close()
             del self._training, self._split, self._rows_per_batch, self._step_scale
+
+    def _teacher(self, X, neighbours) -> tuple:
+        """(targets, neighbour lists) that fine-tuning learns from (see ``_finetune``):
+        ``X`` itself and None without ``neighbours``."""
+        if neighbours is None:
+            return X, None
+        neighbours = _sorted_lists(np.asarray(neighbours, np.int64).reshape(X.shape[0], -1))
+        if neighbours.size and (neighbours.max() >= X.shape[0] or neighbours.min() < -1):
+            raise ValueError("neighbours must hold row numbers of X, or -1")
+        targets = neighbourhood_targets(X, neighbours, self.neighbour_weight) if self.neighbour_weight else X
+        return targets, neighbours
+
+    def _teacher_beside(self, X, found: Future) -> Future:
+        """A Future of :meth:`_teacher`, made by the thread that finds the neighbours
+        once it has: their targets (1.1-1.3 s on 20NG) are off the fit's path too."""
+        teacher: Future = Future()
+
+        def make(done: Future) -> None:
+            try:
+                teacher.set_result(self._teacher(X, done.result()))
+            except BaseException as e:  # raised where the fit waits for it
+                teacher.set_exception(e)
+
+        found.add_done_callback(make)
+        return teacher
 
     def _skip(self, step_units: float, n_rows: int, epochs_left: int) -> None:
         """Move the training bar past the epochs that early stopping leaves out."""
@@ -480,12 +507,14 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             for k, size in enumerate(self.hidden_sizes):
                 kind = "poisson" if k == 0 else "binary"
                 desc = f"pretrain {data.shape[1]}-{size}"
-                split = (pool, n_threads) if k == 0 else (None, 1)
+                split = (_Yielding(pool, teacher), n_threads) if k == 0 else (None, 1)
                 rbm = self._pretrain_rbm(data, size, kind, rng, desc, *split)
                 trunk.append(rbm)
                 data = _transform_in_batches(data, rbm.hidden_probs)
 
             bottom = X if not trunk else data
+            if isinstance(teacher, Future):  # made while the trunk pretrained (see fit)
+                teacher = teacher.result()
             heads = list(zip(self._bits, self._noise, rng.spawn(len(self._bits))))
             fitted = list(pool.map(lambda head: self._fit_head(trunk, bottom, X, teacher, *head), heads))
         self.heads_ = [ae for ae, _, _ in fitted]
@@ -535,6 +564,27 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         # Training and codes are float32 throughout (half the memory, faster BLAS).
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+class _Yielding:
+    """The fit's thread pool for the bottom RBM's split batches, yielding a core to
+    the neighbours that a ``Future`` (``fit(neighbours=)``) is finding meanwhile:
+    until they are found, a batch's parts are computed one after another in the
+    calling thread, the same parts summed in the same order (the same result).
+    Two threads that wait for each other at every batch run at the pace of the
+    slower one, and a third thread on two cores slows each of them by a third; a
+    batch's parts in one thread take 1.25x what two free cores take.
+    (With another process keeping both cores busy, 20NG's pretraining beside its
+    neighbours' search took the same either way, 3 fits each: 31.4-34.5 s part
+    after part, 30.9-34.0 s always split.)"""
+
+    def __init__(self, pool: ThreadPoolExecutor, teacher) -> None:
+        self.pool, self.teacher = pool, teacher
+
+    def map(self, fn, items):
+        if isinstance(self.teacher, Future) and not self.teacher.done():
+            return map(fn, items)
+        return self.pool.map(fn, items)
 
 
 def bimodality(activations: np.ndarray, margin: float = 0.1) -> float:

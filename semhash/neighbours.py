@@ -28,13 +28,20 @@ def tfidf_rows(full: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix((weights, ids, starts), shape=full.shape)
 
 
-def by_words(full: sp.csr_matrix, k: int = K, block: int = 1024, progress=None) -> np.ndarray:
+#: Bytes of one block's similarities (``block * n`` float64), densified at once: a
+#: block that stays in the CPU's caches. On 20NG (11,314 posts) 128-row blocks
+#: (11.6 MB) took 4.7-5.5 s, 1,024-row blocks (93 MB) 6.6-7.8 s; 64 rows 5.5-6.0 s.
+BLOCK_BYTES = 12_000_000
+
+
+def by_words(full: sp.csr_matrix, k: int = K, block: int | None = None, progress=None) -> np.ndarray:
     """The ``k`` nearest other rows of each row of a count matrix by TF-IDF cosine,
     best first (ties by row number); -1 pads a row with fewer than ``k`` rows
     sharing a term with it.
 
     Exact, ``block`` rows at a time against all (a sparse product, densified per
-    block: ``block * n`` floats); ``progress`` wraps the blocks' iterator (a bar).
+    block: ``block * n`` floats; default: :data:`BLOCK_BYTES` of them); ``progress``
+    wraps the blocks' iterator (a bar).
 
     A better teacher did not make better codes: with one round of pseudo-relevance
     feedback (Rocchio, 5 documents, weight 2) the share of the 20 listed neighbours
@@ -49,7 +56,8 @@ def by_words(full: sp.csr_matrix, k: int = K, block: int = 1024, progress=None) 
     n = full.shape[0]
     k = min(k, max(n - 1, 0))
     rows = tfidf_rows(full)
-    columns = rows.T.tocsc()
+    columns = rows.T.tocsr()  # as the product takes it (it converted a CSC matrix at every block)
+    block = block or max(1, BLOCK_BYTES // (8 * max(n, 1)))
     out = np.full((n, k), -1, np.int64)
     starts = range(0, n, block)
     for start in starts if progress is None else progress(starts):

@@ -50,6 +50,30 @@ def progress(iterable, verbose: bool, desc: str, total: int | None = None, unit:
     return _bar_from_first(iterable, desc=desc, total=total, unit=unit) if verbose else iterable
 
 
+class bar:
+    """A progress bar on stderr (if ``verbose``) drawn at once, before the first
+    item of what it counts (:meth:`counting`), which another thread may iterate."""
+
+    def __init__(self, verbose: bool, **options) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(file=sys.stderr, disable=not verbose, **options)
+
+    def counting(self, items: Sequence) -> Iterator:
+        """``items``, counted on the bar (its total: their number)."""
+        self._bar.reset(total=len(items))
+        for item in items:
+            yield item
+            self._bar.update(1)
+        self._bar.close()  # as they end: closed later, it would show the time until then
+
+    def __enter__(self) -> bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+
+
 def _bar_from_first(iterable, **bar) -> Iterator:
     from tqdm.auto import tqdm
 

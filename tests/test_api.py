@@ -431,6 +431,40 @@ def test_a_document_s_neighbours_come_from_its_ball_and_its_rarest_terms_holders
     assert outside[0] == 0 and outside[semhash.rerank.RARE_TERMS] > 0
 
 
+def test_neighbour_lists_are_the_same_in_one_batch_or_in_pipelined_batches(copy, monkeypatch):
+    """Batches of 7 go through both stages side by side (this thread shortlists the
+    next while another ranks the one before): the lists of one batch of all 60."""
+    found = {}
+    for batch in (4096, 7):
+        monkeypatch.setattr(graph, "BATCH", batch)
+        with Index.open(copy / "index.db") as index:
+            index.stored.conn.close()
+            conn = sqlite3.connect(copy / "index.db")
+            conn.execute("UPDATE documents SET neighbours = NULL")
+            conn.commit()
+            conn.close()
+            index._reopen()
+            graph.fill_neighbours(index)
+        found[batch] = _neighbour_lists(copy / "index.db")
+    assert found[7] == found[4096] and all(found[7].values())
+
+
+def test_pipelined_keeps_the_order_and_one_item_ahead():
+    from concurrent.futures import ThreadPoolExecutor
+
+    made = []
+
+    def items():
+        for i in range(5):
+            made.append(i)
+            yield i
+
+    with ThreadPoolExecutor(1) as pool:
+        results = graph.pipelined(pool, lambda i: i * i, items())
+        assert next(results) == 0 and made == [0, 1]  # the next item was made meanwhile
+        assert list(results) == [1, 4, 9, 16]
+
+
 def test_every_stored_vector_packs_in_rowid_order(corpus_and_db):
     with Index.open(corpus_and_db / "index.db") as index:
         rowids = index.rowids.tolist()

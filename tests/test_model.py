@@ -1,11 +1,13 @@
 """RBM and autoencoder math against finite differences; the estimator's contract."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from semhash import autoencoder
 from semhash.autoencoder import Autoencoder
-from semhash.hasher import SemanticHasher, bimodality
+from semhash.hasher import SemanticHasher, _Yielding, bimodality
 from semhash.rbm import RBM, cd1_gradients, softmax
 
 
@@ -386,6 +388,58 @@ def test_short_query_training_runs_and_keeps_shapes(topics):
     X, _ = topics
     h = fit_small(X, short_queries=0.5, pair_weight=5)
     assert [c.shape for c in h.encode(X)] == [(200, 4), (200, 16)]
+
+
+def _taught_lists(X, k: int = 5) -> np.ndarray:
+    """Each row's ``k`` nearest rows by dot product (a stand-in teacher)."""
+    scores = X @ X.T
+    np.fill_diagonal(scores, -1)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def test_neighbours_given_as_a_future_give_the_codes_the_array_gives(topics, monkeypatch):
+    """A Future is read once the trunk is pretrained: found before the fit, or
+    found during the bottom RBM's pretraining (its split batches computed part
+    after part until then), the codes are the array's, bit for bit."""
+    X, _ = topics
+    lists = _taught_lists(X)
+    params = dict(n_bits=(4, 16), hidden_sizes=(30, 20), n_epochs_pretrain=4, n_epochs_finetune=2, batch_size=10)
+    expected = SemanticHasher(**params).fit(X, neighbours=lists).transform(X)
+    done, late = Future(), Future()
+    done.set_result(lists)
+    in_turn, split = [], []
+    pool_map = _Yielding.map
+
+    def found_after_20_batches(self, fn, items):
+        (split if self.teacher.done() else in_turn).append(1)
+        if len(in_turn) == 20 and not late.done():
+            late.set_result(lists)
+        return pool_map(self, fn, items)
+
+    monkeypatch.setattr(_Yielding, "map", found_after_20_batches)
+    for future in (done, late):
+        got = SemanticHasher(**params).fit(X, neighbours=future).transform(X)
+        np.testing.assert_array_equal(got, expected)
+    assert len(in_turn) == 20 and len(split) > 20
+
+
+def test_split_batches_give_the_same_gradients_in_one_thread_or_two():
+    rng = np.random.default_rng(3)
+    v = rng.poisson(1.0, (50, 30)).astype(np.float32)
+    rbm = RBM.init(30, 8, "poisson", rng)
+    pending = Future()  # neighbours still being found: the parts run in this thread
+    with ThreadPoolExecutor(2) as pool:
+        split = cd1_gradients(rbm, v, np.random.default_rng(0), pool, 2)
+        in_turn = cd1_gradients(rbm, v, np.random.default_rng(0), _Yielding(pool, pending), 2)
+    for a, b in zip(split, in_turn):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_future_of_bad_neighbour_lists_raises_when_fine_tuning_starts(topics):
+    bad = Future()
+    bad.set_result(np.full((200, 2), 200))
+    with pytest.raises(ValueError, match="neighbours"):
+        SemanticHasher(n_bits=4, hidden_sizes=(5,), n_epochs_pretrain=1, n_epochs_finetune=1).fit(topics[0], neighbours=bad)
 
 
 @pytest.mark.parametrize("lists", [np.full((200, 2), 200), np.full((200, 2), -2)])

@@ -1,4 +1,7 @@
-"""Word neighbours, the codes' teacher: exact TF-IDF cosine top-k against a naive twin."""
+"""Word neighbours, the codes' teacher: exact TF-IDF cosine top-k against a naive twin;
+found beside the pretraining, they teach the same model."""
+
+import time
 
 import numpy as np
 import pytest
@@ -54,3 +57,51 @@ def test_by_words_finds_the_documents_of_the_same_topic():
 def test_by_words_of_tiny_corpora():
     assert neighbours.by_words(sp.csr_matrix(np.ones((1, 3), np.float32)), 5).shape == (1, 0)
     assert neighbours.by_words(sp.csr_matrix(np.ones((2, 3), np.float32)), 5).tolist() == [[1], [0]]
+
+
+def _topic_corpus(n: int = 120, seed: int = 2) -> sp.csr_matrix:
+    """Counts of ``n`` documents over 3 disjoint groups of 15 terms."""
+    rng = np.random.default_rng(seed)
+    full = np.zeros((n, 45), np.float32)
+    for i, topic in enumerate(rng.integers(0, 3, n)):
+        full[i, topic * 15 : (topic + 1) * 15] = rng.poisson(1.0, 15)
+    return sp.csr_matrix(full)
+
+
+def test_a_build_finds_the_neighbours_beside_pretraining_and_gets_the_same_model():
+    from semhash.build import _fit_taught
+    from semhash.hasher import SemanticHasher
+
+    full = _topic_corpus()
+    params = dict(n_bits=(4, 8), hidden_sizes=(10,), n_epochs_pretrain=2, n_epochs_finetune=2)
+    first = SemanticHasher(**params).fit(full, neighbours=neighbours.by_words(full))
+    beside = _fit_taught(SemanticHasher(**params), full, full, verbose=False)
+    np.testing.assert_array_equal(beside.transform(full), first.transform(full))
+
+
+def test_a_failed_fit_stops_the_neighbours_search(monkeypatch):
+    from semhash import build
+    from semhash.hasher import SemanticHasher
+
+    searched = []
+
+    def slow_search(full, progress):
+        for block in progress(range(500)):
+            searched.append(block)
+            time.sleep(0.01)  # 5 s if it ran to the end
+
+    monkeypatch.setattr(neighbours, "by_words", slow_search)
+    negative = sp.csr_matrix(-np.ones((20, 5), np.float32))
+    with pytest.raises(ValueError, match="Negative"):
+        build._fit_taught(SemanticHasher(n_bits=4, hidden_sizes=(3,)), negative, negative, verbose=False)
+    assert len(searched) < 100
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_the_comparing_bar_counts_the_blocks_the_other_thread_takes(capsys, verbose):
+    from semhash import reading
+
+    with reading.bar(verbose, desc="comparing documents", unit="block") as bar:
+        assert list(bar.counting(range(3))) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert ("comparing documents: 100%" in err and "3/3" in err) == verbose and (verbose or err == "")
