@@ -34,10 +34,12 @@ class SemhashError(click.ClickException):
     terminal would run the escape sequences a file name may hold)."""
 
     exit_code = 2
+    # Unicode's line and paragraph separators end a line too (str.splitlines, editors).
+    SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
 
     def __init__(self, message: str):
-        one_line = message.translate(output.CONTROL_ESCAPES).encode("utf-8", "backslashreplace").decode("utf-8")
-        super().__init__(one_line)
+        one_line = message.translate(output.CONTROL_ESCAPES).translate(self.SEPARATORS)
+        super().__init__(one_line.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 class SemhashGroup(click.Group):

@@ -1071,3 +1071,14 @@ def test_index_shows_one_training_bar_and_the_layers_with_verbose(tiny_corpus, t
     assert ("training: 100%" in result.stderr) == (not flags)
     assert ("fine-tune 32-bit" in result.stderr and "pretrain 300-32" in result.stderr) == bool(flags)
     assert "reading" in result.stderr and "recon_error" not in result.stderr[: result.stderr.find("pretrain")]
+
+
+def test_an_error_quoting_a_line_separator_stays_on_one_line(tmp_path):
+    """A file name holding U+2028 (a line break to str.splitlines and to editors)
+    is escaped in the error message, as control characters are (found by tests/test_fuzz.py)."""
+    from semhash.cli import SemhashError
+
+    assert SemhashError("bad \u2028 name\u2029\n").message == "bad \\u2028 name\\u2029\\n"
+    result = CliRunner().invoke(cli, ["query", "x", "-d", str(tmp_path / "\u2028.db")])
+    assert result.exit_code == 2 and "\\u2028.db" in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1
