@@ -91,24 +91,28 @@ def _term_codes(index, terms: np.ndarray, tables: np.ndarray) -> np.ndarray:
     rest = np.flatnonzero(column < 0)
     held = index.stored.postings(terms[rest].tolist()) if rest.size else {}
     posted = [(j, held[t][1]) for j, t in zip(rest.tolist(), terms[rest].tolist()) if t in held and held[t][1]]
-    # A batch's terms some thousands of holders at a time: their bits, summed by term.
+    # A batch's terms some thousands of holders at a time: the mean of each one's
+    # holders' bits, as a sparse product over the distinct holders (terms of a
+    # batch share many: unpacking each holder once was 3x faster on 20NG's Subject lines).
     sizes = np.array([len(blob) // 4 for _, blob in posted], np.int64)
     first = 0
     while first < len(posted):
         last = max(first + 1, int(np.searchsorted(np.cumsum(sizes[first:]), _HOLDERS_AT_ONCE, side="right")) + first)
         rows, blobs = zip(*posted[first:last])
+        n = sizes[first:last]
         first = last
-        at = shortlists.positions(index, b"".join(blobs))
+        holders, column = np.unique(shortlists.positions(index, b"".join(blobs)), return_inverse=True)
         signs = np.concatenate(
-            [2.0 * b.astype(np.float32) - 1.0 for b in head_bits(index.table.addresses[at], index.codes[at], index.widths)],
+            [2.0 * b.astype(np.float32) - 1.0 for b in head_bits(index.table.addresses[holders], index.codes[holders], index.widths)],
             axis=1,
         )
-        n = sizes[first - len(rows) : first]
-        T[list(rows)] = np.add.reduceat(signs, np.concatenate([[0], np.cumsum(n)[:-1]]), axis=0) / n[:, None]
+        starts = np.concatenate([[0], np.cumsum(n)])
+        mean = sp.csr_matrix((np.repeat(1.0 / n, n).astype(np.float32), column.ravel(), starts), shape=(len(rows), holders.size))
+        T[list(rows)] = mean @ signs
     return T
 
 
-_HOLDERS_AT_ONCE = 65_536  # 65,536 x 284 float32: 74 MB at most
+_HOLDERS_AT_ONCE = 262_144  # their distinct holders' bits: 284 float32 each, 300 MB at most
 
 def _vocabulary_columns(index, terms: np.ndarray) -> np.ndarray:
     """Each index term's column in the model's vocabulary (-1: not a vocabulary
