@@ -276,7 +276,7 @@ class Index:
         # Neighbour lists smooth the ranking (semhash.rerank); 0 before they are computed.
         self.n_neighbours = int(self.meta.get("n_neighbours") or 0)
         self.address_encoder, self.code_encoder, self.word_tables = encoding.load_encoders(self.stored, len(self.vocabulary))
-        self.widths, self.vocabulary_terms = (int(self.meta["address_bits"]), int(self.meta["code_bits"])), None  # termcodes
+        self.vocabulary_terms = None  # the vocabulary's term ids, looked up by semhash.termcodes
         self.rowids, addresses, self.codes = self.stored.codes()
         self.table = search.AddressTable(addresses, int(self.meta["address_bits"]))
 

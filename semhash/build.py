@@ -151,6 +151,7 @@ def build(
         addresses, long_codes = _encode_all(hasher, X, verbose, client)
 
     terms, idf, rows = _document_rows(read, X, full, words, terms, compact)
+    word_tables = termcodes.word_tables(X, termcodes.head_bits(addresses, long_codes, (address_bits, code_bits)))
     options = {
         "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
         "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,
@@ -161,7 +162,7 @@ def build(
         meta={**_meta(hasher, read, options, len(words), len(terms), n_trained), "compact": compact},
         words=words,
         df=df,
-        arrays={**_encoders(hasher.get_arrays()), **termcodes.word_tables(X, termcodes.head_bits(addresses, long_codes, (address_bits, code_bits)))},
+        arrays={**_encoders(hasher.get_arrays()), **word_tables},
         documents=reading.progress(rows, verbose, "writing", total=len(read.docs), unit="doc"),
         addresses=addresses,
         codes=long_codes,

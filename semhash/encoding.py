@@ -93,10 +93,7 @@ def encode_texts(index, texts: Sequence[str], lift: bool, query: bool) -> tuple[
 
 def encode_read(index, read: list[str], lift: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`Index.encode` of texts already :func:`read`."""
-    counts = _counts(index, read)
-    known = counts.sum(axis=1).astype(np.int64)
-    if lift:
-        lift_counts(index, counts)
+    counts, known = _counts(index, read, lift)
     addresses, long_codes = encode_counts(index, counts)
     return addresses, long_codes, known
 
@@ -105,19 +102,22 @@ def encode_query(index, read: list[str], lift: bool) -> tuple[np.ndarray, np.nda
     """:func:`encode_read` of queries, their codes mixed with their terms' codes
     (:mod:`semhash.termcodes`); the fourth array says which queries' terms had
     codes (a query of no vocabulary word then has a code all the same)."""
-    counts = _counts(index, read)
-    known = counts.sum(axis=1).astype(np.int64)
-    if lift:
-        lift_counts(index, counts)
+    counts, known = _counts(index, read, lift)
     bits, termed = termcodes.mix(index, read, known, head_bits(index, counts))
     return codes.to_addresses(bits[0]), codes.pack_codes(bits[1]), known, termed
 
 
-def _counts(index, read: list[str]) -> np.ndarray:
-    """Rows of the read texts' vocabulary word counts."""
+def _counts(index, read: list[str], lift: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of the read texts' vocabulary word counts, lifted with ``lift``
+    (:func:`lift_counts`); their known words, int64, counted before lifting)."""
     if index.stem:
-        return count_tokens(content_tokens(index, read), index.words)
-    return count_words(read, index.words, whole_text=True)
+        counts = count_tokens(content_tokens(index, read), index.words)
+    else:
+        counts = count_words(read, index.words, whole_text=True)
+    known = counts.sum(axis=1).astype(np.int64)
+    if lift:
+        lift_counts(index, counts)
+    return counts, known
 
 
 def lift_counts(index, counts: np.ndarray) -> None:

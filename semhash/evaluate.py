@@ -163,7 +163,7 @@ def evaluate(
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     q_counts = count_words(list(texts), index.words, whole_text=index.whole_text, stem=index.stem)
     # Codes of the queries, through the same path as `semhash query` (with their terms'
-    # codes): those with a vocabulary word, or terms with codes, are asked.
+    # codes); those with a vocabulary word are asked.
     q_addr, q_code, known, termed = encoding.encode_query(index, encoding.read(index, list(texts)), lift)
     keep = np.flatnonzero(known > 0)
     # Without a vocabulary word, a query the codes alone answer by its terms' codes.
@@ -182,14 +182,14 @@ def evaluate(
     report = EvalReport(k=k, n_queries=len(texts), n_skipped=len(texts) - len(keep), n_database=len(index))
     score = _Scorer(report, relevant, n_relevant, k)
 
-    q_addr_bits, q_code_bits = termcodes.head_bits(q_addr, q_code, index.widths)
+    q_addr_bits, q_code_bits = termcodes.head_bits(q_addr, q_code, termcodes.widths(index))
 
     # Rankings are at most as wide as the index: the columns past it would be all -1,
     # and a huge -k made them a huge (or impossible) allocation; scores still divide by k.
     width = min(k, len(index))
     everyone = lambda: _relevance(db_labels, [set(lab) for lab in labels])  # noqa: E731
-    _query_paths(index, score, texts, keep, q_addr, q_code, width, lift, everyone)
-    _codes_by_terms(index, score, texts, keep, by_terms, width, everyone)
+    codes_only = _query_paths(index, score, texts, keep, q_addr, q_code, width, lift, everyone)
+    _codes_by_terms(index, score, texts, keep, codes_only, by_terms, width, everyone)
     _full_scans(index, score, q_code_bits, q_addr_bits)
     if index.stored.compact:
         report.note = "compact index (no word counts kept): its codes alone are scored, without TF-IDF, LSA or LSH"
@@ -213,11 +213,11 @@ class _Scorer:
         self.report.methods.append(MethodResult(name, float(p.mean()), float(ap.mean()), pr))
 
 
-def _query_paths(index, score: _Scorer, texts, keep, q_addr, q_code, width: int, lift: bool, everyone) -> None:
+def _query_paths(index, score: _Scorer, texts, keep, q_addr, q_code, width: int, lift: bool, everyone) -> np.ndarray:
     """The default path (rows padded with -1 when the index holds fewer than k), then
     the ball ranked by the long code alone (`semhash query --codes-only`); and, when
     some queries have no vocabulary word, what `semhash query` gives every query
-    (``everyone()``: their relevance)."""
+    (``everyone()``: their relevance). Returns the codes-only ranking."""
     q_texts = encoding.read(index, [texts[i] for i in keep])
     tops = {}  # codes_only -> that path's ranking
     for codes_only in (False, True) if index.n_terms else (True,):
@@ -241,19 +241,20 @@ def _query_paths(index, score: _Scorer, texts, keep, q_addr, q_code, width: int,
         score.report.methods.append(MethodResult(
             f"semhash query, all {len(texts)} queries ({n_words_only} by their words alone)", float(p.mean()), float(ap.mean())
         ))
+    return tops[True]
 
 
-def _codes_by_terms(index, score: _Scorer, texts, keep, by_terms, width: int, everyone) -> None:
+def _codes_by_terms(index, score: _Scorer, texts, keep, codes_only, by_terms, width: int, everyone) -> None:
     """What `semhash query --codes-only` gives every query when some have no
     vocabulary word but terms with codes (:mod:`semhash.termcodes`): those answered
-    by their terms' codes, the others' hits as the codes-only row ranked them."""
+    by their terms' codes, the others' hits as the codes-only row ranked them
+    (``codes_only``)."""
     only, addresses, codes = by_terms
     if only.size == 0:
         return
     relevant = everyone()
     top = np.full((len(texts), width), -1, np.int64)
-    q_texts = encoding.read(index, [texts[i] for i in keep])
-    top[keep, :] = plan.ranked_shortlists(index, addresses[keep], codes[keep], q_texts, width, True)[0][:, :width]
+    top[keep] = codes_only
     found = plan.ranked_shortlists(index, addresses[only], codes[only], encoding.read(index, [texts[i] for i in only]), width, True)[0]
     top[only, : found.shape[1]] = found
     p, ap = _scores_at_k(top, relevant, relevant.sum(1), score.k)

@@ -32,6 +32,11 @@ PRIOR = 8.0
 ENCODER_ENOUGH = 0.97
 
 
+def widths(index) -> tuple[int, int]:
+    """The index's (address, long code) widths in bits."""
+    return int(index.meta["address_bits"]), int(index.meta["code_bits"])
+
+
 def head_bits(addresses: np.ndarray, long_codes: np.ndarray, widths: tuple[int, int]) -> list[np.ndarray]:
     """Documents' address and long-code bits as two bool arrays (n, width)."""
     shifts = np.arange(widths[0], dtype=np.int64)
@@ -103,7 +108,7 @@ def _term_codes(index, terms: np.ndarray, tables: np.ndarray) -> np.ndarray:
         first = last
         holders, holder_of = np.unique(shortlists.positions(index, b"".join(blobs)), return_inverse=True)
         signs = np.concatenate(
-            [2.0 * b.astype(np.float32) - 1.0 for b in head_bits(index.table.addresses[holders], index.codes[holders], index.widths)],
+            [2.0 * b.astype(np.float32) - 1.0 for b in head_bits(index.table.addresses[holders], index.codes[holders], widths(index))],
             axis=1,
         )
         starts = np.concatenate([[0], np.cumsum(n)])
@@ -120,8 +125,10 @@ def _vocabulary_columns(index, terms: np.ndarray) -> np.ndarray:
     word); the vocabulary's term ids are looked up once per opened index."""
     if index.vocabulary_terms is None:
         found = index.stored.terms(index.vocabulary)
-        pairs = sorted((found[w][0], index.words[w]) for w in index.vocabulary if w in found)
-        index.vocabulary_terms = tuple(np.array([p[i] for p in pairs], np.int64).reshape(-1) for i in (0, 1))
+        ids = np.array([found[w][0] for w in index.vocabulary if w in found], np.int64)
+        columns = np.array([index.words[w] for w in index.vocabulary if w in found], np.int64)
+        order = np.argsort(ids)
+        index.vocabulary_terms = ids[order], columns[order]
     ids, columns = index.vocabulary_terms
     if ids.size == 0:
         return np.full(terms.shape, -1, np.int64)

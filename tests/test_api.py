@@ -404,6 +404,16 @@ def test_every_document_gets_its_neighbours(corpus_and_db):
     assert same > 0.6
 
 
+def _refill_neighbours(index) -> None:
+    """Every neighbour list of the index emptied (as a build leaves them) and found again."""
+    index.stored.conn.close()
+    with sqlite3.connect(index.stored.path) as conn:
+        conn.execute("UPDATE documents SET neighbours = NULL")
+    conn.close()
+    index._reopen()
+    graph.fill_neighbours(index)
+
+
 def test_a_document_s_neighbours_come_from_its_ball_and_its_rarest_terms_holders(copy, monkeypatch):
     """With a ball of 10 of the 60 posts, each post's neighbours are found in its
     ball only when rerank.RARE_TERMS is 0; otherwise the posts holding its rarest
@@ -415,13 +425,7 @@ def test_a_document_s_neighbours_come_from_its_ball_and_its_rarest_terms_holders
     for rare_terms in (0, semhash.rerank.RARE_TERMS):
         monkeypatch.setattr(semhash.rerank, "RARE_TERMS", rare_terms)
         with Index.open(copy / "index.db") as index:
-            index.stored.conn.close()
-            conn = sqlite3.connect(copy / "index.db")
-            conn.execute("UPDATE documents SET neighbours = NULL")
-            conn.commit()
-            conn.close()
-            index._reopen()
-            graph.fill_neighbours(index)
+            _refill_neighbours(index)
             balls, _, counts, _ = search.search_many(index.table, index.codes, index.table.addresses, index.codes, 10, shortlist=10)
             ids = index.stored.ids(index.rowids.tolist())
         lists = _neighbour_lists(copy / "index.db")
@@ -438,13 +442,7 @@ def test_neighbour_lists_are_the_same_in_one_batch_or_in_pipelined_batches(copy,
     for batch in (4096, 7):
         monkeypatch.setattr(graph, "BATCH", batch)
         with Index.open(copy / "index.db") as index:
-            index.stored.conn.close()
-            conn = sqlite3.connect(copy / "index.db")
-            conn.execute("UPDATE documents SET neighbours = NULL")
-            conn.commit()
-            conn.close()
-            index._reopen()
-            graph.fill_neighbours(index)
+            _refill_neighbours(index)
         found[batch] = _neighbour_lists(copy / "index.db")
     assert found[7] == found[4096] and all(found[7].values())
 

@@ -40,14 +40,14 @@ def test_a_word_table_is_the_mean_code_of_the_documents_holding_the_word():
 
 
 def test_the_build_stores_the_word_tables_of_its_documents(index):
-    widths = index.widths
+    widths = termcodes.widths(index)
     assert index.word_tables.shape == (len(index.vocabulary), sum(widths))
     # naive: every document's vocabulary words, from its stored text
     held = np.zeros((len(index), len(index.vocabulary)), bool)
     rowids = index.rowids.tolist()
     for rowid, path in index.stored.conn.execute("SELECT rowid, path FROM documents"):
         text = encoding.read(index, [open(path, encoding="latin-1").read()])
-        held[rowids.index(rowid)] = encoding._counts(index, text)[0] > 0
+        held[rowids.index(rowid)] = encoding._counts(index, text)[0][0] > 0
     signs = np.concatenate([2.0 * b - 1.0 for b in termcodes.head_bits(index.table.addresses, index.codes, widths)], 1)
     df = held.sum(0)
     expected = (held.T.astype(float) @ signs) / np.maximum(df, 1)[:, None]
