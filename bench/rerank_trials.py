@@ -39,15 +39,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from semhash import codes, encoding, plan, rerank, shortlists  # noqa: E402
+from semhash import encoding, plan, rerank, shortlists  # noqa: E402
 from semhash.api import Index  # noqa: E402
 from semhash.corpus import iter_documents  # noqa: E402
-from semhash.evaluate import _encode, _relevance, _scores_at_k  # noqa: E402
+from semhash.evaluate import _relevance, _scores_at_k  # noqa: E402
 from semhash.tokenize import subject  # noqa: E402
 from semhash.vocab import count_words  # noqa: E402
 
 K = 100
-SETTINGS = ("SHORTLIST", "RARE_TERMS", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT", "FEEDBACK_TERMS", "NEIGHBOURS", "NEIGHBOUR_WEIGHT", "HOPS")
+SETTINGS = ("SHORTLIST", "RARE_TERMS", "CODE_WEIGHT", "FEEDBACK_DOCS", "FEEDBACK_WEIGHT", "FEEDBACK_TERMS", "NEIGHBOURS", "NEIGHBOUR_WEIGHT", "HOPS", "FEW_WORDS_CODE_WEIGHT")
 DEFAULTS = {name: getattr(rerank, name) for name in SETTINGS}
 TRIALS = [
     {},
@@ -138,11 +138,10 @@ def main() -> None:
     texts = encoding.read(index, [docs[i].text for i in keep])
     db_labels = [set(json.loads(x)) for (x,) in index.stored.conn.execute("SELECT labels FROM documents ORDER BY rowid")]
     relevant = _relevance(db_labels, [set(docs[i].labels) for i in keep])
-    if args.subjects:  # typed queries: lifted to a typical length
-        q_addr, q_code, _ = encoding.encode_read(index, texts, lift=True)
-    else:
-        q_addr = codes.to_addresses(codes.threshold(_encode(index.address_encoder, counts[keep])))
-        q_code = codes.pack_codes(codes.threshold(_encode(index.code_encoder, counts[keep])))
+    if args.subjects:  # typed queries: lifted to a typical length, mixed with their terms' codes
+        q_addr, q_code, _, _ = encoding.encode_query(index, texts, lift=True)
+    else:  # whole posts, encoded as the documents they are (as semhash eval does)
+        q_addr, q_code, _ = encoding.encode_read(index, texts, lift=False)
 
     print(f"| setting | precision@{K} | mAP@{K} | s |")
     print("|---|---:|---:|---:|")

@@ -126,8 +126,20 @@ HELD_WEIGHT = 0.5
 #: 0.5784 / 0.4277 / 0.6556; code weight 0 for all, Subject 0.6224; HOPS 3 for all,
 #: 0.5931 / 0.6018 / 0.4314 / 0.6562; HOPS 3 and FEW_WORDS 0.25 / 0.5 / 1.0, 0.6222
 #: / 0.6017 / 0.4314 / 0.6561 (0.5: SO 0.5994, Bio 0.4309; 1.0: 0.5829, 0.4274).
+#: Once its code also comes from its terms' codes (an index with word tables,
+#: :mod:`semhash.termcodes`), the code is no guess: each candidate then loses
+#: FEW_WORDS_CODE_WEIGHT times its code distance / code bits times the share of the
+#: query's term weights it lacks (:func:`with_held_bonus`), so that a document
+#: holding every word keeps its place (issue 26) and the codes order the others.
+#: Subject lines P@10, weight 0 / 1 / 2 / 4 / 6 / 8 / 12 / 20: 0.6362 / 0.6411 /
+#: 0.6448 / 0.6468 / 0.6478 / 0.6476 / 0.6475 / 0.6449 (held out, 2,000 training
+#: posts' lines, bench/rerank_trials.py, whose own posts' codes are in their terms'
+#: codes: 0.7032 / 0.7074 / 0.7118 / 0.7183 / 0.7225 / 0.7245 / 0.7280). As a plain
+#: code weight (CODE_WEIGHT's form) 0.25-1.0 gave 0.641-0.642, and ranked a
+#: document holding every word below holders of one (tests/test_api.py).
 FEW_WORDS = 0.25
 FEW_WORDS_HOPS = 2
+FEW_WORDS_CODE_WEIGHT = 8.0
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
@@ -273,6 +285,7 @@ def rerank(
     feedback: bool = True,
     held_bonus: bool = False,
     typical: float = 0.0,
+    few_codes: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reorder each query's shortlist by words and codes; keep the best ``k``.
 
@@ -297,7 +310,9 @@ def rerank(
         query's words they hold (:data:`HELD_WEIGHT`)
     typical : the index's typical document length in vocabulary words (0: not
         given): short queries of fewer terms than :data:`FEW_WORDS` times it are
-        ranked without the codes and with :data:`FEW_WORDS_HOPS` hops
+        ranked with :data:`FEW_WORDS_HOPS` hops, by their codes only as ``few_codes``
+    few_codes : the queries' codes came from their terms' codes too (termcodes):
+        see :data:`FEW_WORDS_CODE_WEIGHT` (else the few words rank without codes)
 
     Returns
     -------
@@ -331,7 +346,9 @@ def rerank(
         )
         if gains:
             given = documents.given if isinstance(documents, KernelDocuments) else documents
-            order, scores = with_held_bonus(order, scores, held_shares(part[0], part[1], part[3], given), k)
+            # (a document holding every one of a few words keeps its place: FEW_WORDS)
+            penalty = FEW_WORDS_CODE_WEIGHT / code_bits * part[2] if few_codes and options else None
+            order, scores = with_held_bonus(order, scores, held_shares(part[0], part[1], part[3], given), k, penalty)
         out[which], out_scores[which] = order, scores
     return out, out_scores
 
@@ -433,14 +450,19 @@ def held_shares(queries: Packed, candidates: np.ndarray, counts: np.ndarray, doc
     return out
 
 
-def with_held_bonus(order: np.ndarray, scores: np.ndarray, shares: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def with_held_bonus(order: np.ndarray, scores: np.ndarray, shares: np.ndarray, k: int, penalty=None) -> tuple[np.ndarray, np.ndarray]:
     """The best ``k`` of full rankings (``order``, ``scores``: :func:`rerank`'s, every
     candidate ranked) once each candidate's score gains ``HELD_WEIGHT`` times its
     row's best score (if above 0) times its held share (``shares``, by candidate
-    position); ties keep the ranking's order."""
+    position), and loses its ``penalty`` (by candidate position, if given) times the
+    share it lacks; ties keep the ranking's order."""
     valid = order >= 0
     best = np.maximum(np.nan_to_num(scores[:, :1], nan=0.0), 0.0)  # each row's first is its best
-    gained = np.where(valid, scores + HELD_WEIGHT * best * np.take_along_axis(shares, np.maximum(order, 0), 1), -np.inf)
+    share = np.take_along_axis(shares, np.maximum(order, 0), 1)
+    gained = scores + HELD_WEIGHT * best * share
+    if penalty is not None:
+        gained -= np.take_along_axis(penalty, np.maximum(order, 0), 1) * (1 - share)
+    gained = np.where(valid, gained, -np.inf)
     chosen = np.argsort(-gained, axis=1, kind="stable")[:, :k]
     kept = np.take_along_axis(valid, chosen, 1)
     return (

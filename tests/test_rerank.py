@@ -276,7 +276,7 @@ def test_a_short_query_s_candidates_gain_the_share_of_its_words_they_hold(path, 
 
 
 @pytest.mark.parametrize("path", ["numpy", "kernel"])
-def test_a_few_words_against_long_documents_are_ranked_without_the_codes(path, monkeypatch):
+def test_a_few_words_against_long_documents_are_ranked_without_guessed_codes(path, monkeypatch):
     monkeypatch.setattr(lazy, "use_kernels", lambda cost, kernel=None: path == "kernel")
     monkeypatch.setattr(rerank, "FEEDBACK_DOCS", 0)
     monkeypatch.setattr(rerank, "HELD_WEIGHT", 0.25)
@@ -284,10 +284,11 @@ def test_a_few_words_against_long_documents_are_ranked_without_the_codes(path, m
     docs = rerank.pack([unit([(0, 1.0)]), unit([(0, 1.0), (1, 1.0), (5, 1.0), (6, 1.0), (7, 1.0)]), unit([(0, 1.0)])])
     query = rerank.pack([unit([(0, 1.0), (1, 1.0)])])
 
-    def ranked(typical):
-        distances = np.array([[0, 32, 0]], np.int32)
+    def ranked(typical, few_codes=False, distances=(0, 32, 0)):
+        distances = np.array([distances], np.int32)
         order, scores = rerank.rerank(
-            query, np.array([[0, 1, 2]]), distances, np.array([3]), docs, 8, 32, 3, held_bonus=True, typical=typical
+            query, np.array([[0, 1, 2]]), distances, np.array([3]), docs, 8, 32, 3, held_bonus=True, typical=typical,
+            few_codes=few_codes,
         )
         return order[0].tolist(), scores[0]
 
@@ -297,3 +298,10 @@ def test_a_few_words_against_long_documents_are_ranked_without_the_codes(path, m
     assert order == [1, 0, 2]
     top = math.sqrt(0.5)
     np.testing.assert_allclose(scores, [2 / math.sqrt(10) + 0.25 * top, top + 0.25 * top / 2, top + 0.25 * top / 2], rtol=1e-6)
+    # Codes that came from the query's terms too (termcodes) order the documents
+    # holding some of the words, by the share they lack; one holding all keeps its place.
+    assert ranked(100.0, distances=(32, 32, 0))[0] == [1, 0, 2]
+    order, few_scores = ranked(100.0, few_codes=True, distances=(32, 32, 0))
+    assert order == [1, 2, 0]
+    lacking = 0.5  # document 0 holds one of the two equally weighted words
+    np.testing.assert_allclose(few_scores, [scores[0], scores[2], scores[1] - rerank.FEW_WORDS_CODE_WEIGHT * lacking], rtol=1e-6)
