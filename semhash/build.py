@@ -151,7 +151,7 @@ def build(
         addresses, long_codes = _encode_all(hasher, X, verbose, client)
 
     terms, idf, rows = _document_rows(read, X, full, words, terms, compact)
-    word_tables = termcodes.word_tables(X, termcodes.head_bits(addresses, long_codes, (address_bits, code_bits)))
+    word_tables = termcodes.word_tables(X, addresses, long_codes, (address_bits, code_bits))
     options = {
         "vocab_size": vocab_size, "address_bits": address_bits, "code_bits": code_bits,
         "hidden_sizes": list(hidden_sizes), "n_epochs_pretrain": n_epochs_pretrain,

@@ -105,6 +105,10 @@ def schema_version(value, where) -> int:
     return version
 
 
+#: No document has more vocabulary words than this: a stored typical length above it is damage.
+_MOST_WORDS = 1e9
+
+
 def typical_length(lengths: np.ndarray) -> float:
     """The length a short query is read as: the median number of vocabulary words
     of the indexed documents (1 for none)."""
@@ -403,7 +407,8 @@ class StoredIndex:
         """:func:`typical_length` of the documents, as the writers keep it in meta
         (computed here for an index written before they did)."""
         stored = self.meta.get("typical_length")
-        if isinstance(stored, (int, float)) and not isinstance(stored, bool) and stored > 0:
+        # (a damaged 1e300 lifted short queries' counts to inf: numpy warned, codes were noise)
+        if isinstance(stored, (int, float)) and not isinstance(stored, bool) and 0 < stored <= _MOST_WORDS:
             return float(stored)
         try:
             n, lengths = document_lengths(self.conn)

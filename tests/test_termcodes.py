@@ -30,13 +30,18 @@ def test_head_bits_unpack_what_the_index_packs():
     assert (got[0] == address_bits).all() and (got[1] == code_bits).all()
 
 
-def test_a_word_table_is_the_mean_code_of_the_documents_holding_the_word():
+def test_a_word_table_is_the_mean_code_of_the_documents_holding_the_word(monkeypatch):
     X = sp.csr_matrix(np.array([[2, 0, 1], [1, 0, 0], [0, 0, 3]], np.float32))
     bits = [np.array([[1, 0], [1, 1], [0, 0]], bool), np.array([[1], [0], [1]], bool)]
-    tables = termcodes.word_tables(X, bits)
+    packed = codes.to_addresses(bits[0]), codes.pack_codes(bits[1])
+    tables = termcodes.word_tables(X, *packed, (2, 1))
     # word 0: documents 0 and 1; word 1: none; word 2: documents 0 and 2
     assert tables["head0.encoder.words"].tolist() == [[1, 0], [0, 0], [0, -1]]
     assert tables["head1.encoder.words"].tolist() == [[0], [0], [1]]
+    # Documents taken a block at a time (bounded memory): the same tables.
+    monkeypatch.setattr(termcodes, "_ROWS_AT_ONCE", 2)
+    blocks = termcodes.word_tables(X, *packed, (2, 1))
+    assert all((blocks[name] == table).all() for name, table in tables.items())
 
 
 def test_the_build_stores_the_word_tables_of_its_documents(index):
