@@ -333,11 +333,13 @@ def rerank(
     out_scores = np.full((candidates.shape[0], k), np.nan)
     few = short & (np.diff(queries[0]) < FEW_WORDS * typical) if typical else np.zeros_like(short)
     # (_HELD_CHUNK short queries at a time: a full ranking is a row as wide as the shortlist.)
-    chunks = [(np.flatnonzero(~short), False, ())]
-    for group, options in ((short & ~few, ()), (few, (0.0, FEW_WORDS_HOPS))):
+    # The few words' codes weigh only after the held bonus, by the share of the words
+    # a document lacks (FEW_WORDS_CODE_WEIGHT): one holding them all keeps its place.
+    chunks = [(np.flatnonzero(~short), False, (), False)]
+    for group, options, lacking in ((short & ~few, (), False), (few, (0.0, FEW_WORDS_HOPS), few_codes)):
         at = np.flatnonzero(group)
-        chunks += [(at[lo : lo + _HELD_CHUNK], True, options) for lo in range(0, at.size, _HELD_CHUNK)]
-    for which, gains, options in chunks:
+        chunks += [(at[lo : lo + _HELD_CHUNK], True, options, lacking) for lo in range(0, at.size, _HELD_CHUNK)]
+    for which, gains, options, lacking in chunks:
         if which.size == 0:
             continue
         part = (take(queries, which), candidates[which], distances[which], counts[which])
@@ -346,8 +348,7 @@ def rerank(
         )
         if gains:
             given = documents.given if isinstance(documents, KernelDocuments) else documents
-            # (a document holding every one of a few words keeps its place: FEW_WORDS)
-            penalty = FEW_WORDS_CODE_WEIGHT / code_bits * part[2] if few_codes and options else None
+            penalty = FEW_WORDS_CODE_WEIGHT / code_bits * part[2] if lacking else None
             order, scores = with_held_bonus(order, scores, held_shares(part[0], part[1], part[3], given), k, penalty)
         out[which], out_scores[which] = order, scores
     return out, out_scores
