@@ -140,6 +140,11 @@ HELD_WEIGHT = 0.5
 FEW_WORDS = 0.25
 FEW_WORDS_HOPS = 2
 FEW_WORDS_CODE_WEIGHT = 8.0
+#: The same for the other short queries (a title against titles), which had kept
+#: CODE_WEIGHT: StackOverflow / Biomedical P@100 (default path, test titles, in
+#: process), CODE_WEIGHT as before 0.6093 / 0.4307; lacking share x 8 / 16 / 32 / 64:
+#: 0.6118 / 0.4350, 0.6197 / 0.4354, 0.6279 / 0.4340, 0.6324 / 0.4310 (128: SO 0.6299).
+SHORT_CODE_WEIGHT = 32.0
 
 # A document's vector as stored: int32 term ids (ascending), then float32 weights.
 Vector = tuple[np.ndarray, np.ndarray]
@@ -311,8 +316,8 @@ def rerank(
     typical : the index's typical document length in vocabulary words (0: not
         given): short queries of fewer terms than :data:`FEW_WORDS` times it are
         ranked with :data:`FEW_WORDS_HOPS` hops, by their codes only as ``few_codes``
-    few_codes : the queries' codes came from their terms' codes too (termcodes):
-        see :data:`FEW_WORDS_CODE_WEIGHT` (else the few words rank without codes)
+    few_codes : the queries' codes came from their terms' codes too (termcodes): short
+        ones rank by them (:data:`SHORT_CODE_WEIGHT`, :data:`FEW_WORDS_CODE_WEIGHT`)
 
     Returns
     -------
@@ -333,10 +338,10 @@ def rerank(
     out_scores = np.full((candidates.shape[0], k), np.nan)
     few = short & (np.diff(queries[0]) < FEW_WORDS * typical) if typical else np.zeros_like(short)
     # (_HELD_CHUNK short queries at a time: a full ranking is a row as wide as the shortlist.)
-    # The few words' codes weigh only after the held bonus, by the share of the words
-    # a document lacks (FEW_WORDS_CODE_WEIGHT): one holding them all keeps its place.
-    chunks = [(np.flatnonzero(~short), False, (), False)]
-    for group, options, lacking in ((short & ~few, (), False), (few, (0.0, FEW_WORDS_HOPS), few_codes)):
+    # (with few_codes, a document holding every word of a short query keeps its place)
+    titles = ((0.0, None), SHORT_CODE_WEIGHT) if few_codes else ((), 0.0)
+    chunks = [(np.flatnonzero(~short), False, (), 0.0)]
+    for group, options, lacking in ((short & ~few, *titles), (few, (0.0, FEW_WORDS_HOPS), FEW_WORDS_CODE_WEIGHT * few_codes)):
         at = np.flatnonzero(group)
         chunks += [(at[lo : lo + _HELD_CHUNK], True, options, lacking) for lo in range(0, at.size, _HELD_CHUNK)]
     for which, gains, options, lacking in chunks:
@@ -348,7 +353,7 @@ def rerank(
         )
         if gains:
             given = documents.given if isinstance(documents, KernelDocuments) else documents
-            penalty = FEW_WORDS_CODE_WEIGHT / code_bits * part[2] if lacking else None
+            penalty = lacking / code_bits * part[2] if lacking else None
             order, scores = with_held_bonus(order, scores, held_shares(part[0], part[1], part[3], given), k, penalty)
         out[which], out_scores[which] = order, scores
     return out, out_scores

@@ -287,11 +287,13 @@ def _store_typical_length(conn: sqlite3.Connection, if_missing: bool = False) ->
 
 
 def _store_code_blocks(conn: sqlite3.Connection, if_missing: bool = False) -> None:
-    """Rewrite ``code_blocks`` from the documents (inside the writer's transaction).
-    An index without documents gets one empty block: no block means out of date."""
+    """Rewrite ``code_blocks`` from the documents in the writer's transaction (none: one empty block; none is stale)."""
     if if_missing and conn.execute("SELECT 1 FROM code_blocks LIMIT 1").fetchone():
         return
-    meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    try:  # (a damaged value read as a number: TypeError was a traceback, ValueError _run's one line)
+        meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    except TypeError:
+        raise ValueError("its metadata is not JSON") from None
     _write_code_blocks(conn, *store.read_codes(conn, meta))
 
 

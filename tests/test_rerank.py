@@ -303,5 +303,7 @@ def test_a_few_words_against_long_documents_are_ranked_without_guessed_codes(pat
     assert ranked(100.0, distances=(32, 32, 0))[0] == [1, 0, 2]
     order, few_scores = ranked(100.0, few_codes=True, distances=(32, 32, 0))
     assert order == [1, 2, 0]
+    # So do a title's against titles (SHORT_CODE_WEIGHT), in place of CODE_WEIGHT.
+    assert ranked(4.0, few_codes=True, distances=(32, 32, 0))[0] == [1, 2, 0]
     lacking = 0.5  # document 0 holds one of the two equally weighted words
     np.testing.assert_allclose(few_scores, [scores[0], scores[2], scores[1] - rerank.FEW_WORDS_CODE_WEIGHT * lacking], rtol=1e-6)

@@ -359,3 +359,16 @@ def test_packed_rowids_and_addresses_take_4_bytes_where_they_fit(biggest, width)
     got = store.unpack_blocks(blocks, {"code_bits": 128, "address_bits": 33})
     for a, b in zip(got, (rowids, addresses, codes)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_meta_value_stored_as_a_number_is_one_line_when_codes_are_repacked():
+    # test_fuzz flipped bits in a record header until a meta value read back as an
+    # integer (SQL cannot store one there: the column's affinity makes it text), and
+    # repacking the codes, an update's last step, raised TypeError: a traceback. Now
+    # a ValueError, which the writer turns into its one-line StoreError.
+    class Damaged:
+        def execute(self, sql, *args):
+            return iter([("created", 5)])
+
+    with pytest.raises(ValueError, match="its metadata is not JSON"):
+        index_writer._store_code_blocks(Damaged())
