@@ -290,7 +290,7 @@ def rerank(
     feedback: bool = True,
     held_bonus: bool = False,
     typical: float = 0.0,
-    few_codes: bool = False,
+    term_coded: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reorder each query's shortlist by words and codes; keep the best ``k``.
 
@@ -315,8 +315,8 @@ def rerank(
         query's words they hold (:data:`HELD_WEIGHT`)
     typical : the index's typical document length in vocabulary words (0: not
         given): short queries of fewer terms than :data:`FEW_WORDS` times it are
-        ranked with :data:`FEW_WORDS_HOPS` hops, by their codes only as ``few_codes``
-    few_codes : the queries' codes came from their terms' codes too (termcodes): short
+        ranked with :data:`FEW_WORDS_HOPS` hops, by their codes only as ``term_coded``
+    term_coded : the queries' codes came from their terms' codes too (termcodes): short
         ones rank by them (:data:`SHORT_CODE_WEIGHT`, :data:`FEW_WORDS_CODE_WEIGHT`)
 
     Returns
@@ -338,10 +338,10 @@ def rerank(
     out_scores = np.full((candidates.shape[0], k), np.nan)
     few = short & (np.diff(queries[0]) < FEW_WORDS * typical) if typical else np.zeros_like(short)
     # (_HELD_CHUNK short queries at a time: a full ranking is a row as wide as the shortlist.)
-    # (with few_codes, a document holding every word of a short query keeps its place)
-    titles = ((0.0, None), SHORT_CODE_WEIGHT) if few_codes else ((), 0.0)
+    # (with term_coded, a document holding every word of a short query keeps its place)
+    titles = ((0.0, None), SHORT_CODE_WEIGHT) if term_coded else ((), 0.0)
     chunks = [(np.flatnonzero(~short), False, (), 0.0)]
-    for group, options, lacking in ((short & ~few, *titles), (few, (0.0, FEW_WORDS_HOPS), FEW_WORDS_CODE_WEIGHT * few_codes)):
+    for group, options, lacking in ((short & ~few, *titles), (few, (0.0, FEW_WORDS_HOPS), FEW_WORDS_CODE_WEIGHT * term_coded)):
         at = np.flatnonzero(group)
         chunks += [(at[lo : lo + _HELD_CHUNK], True, options, lacking) for lo in range(0, at.size, _HELD_CHUNK)]
     for which, gains, options, lacking in chunks:

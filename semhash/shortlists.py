@@ -190,7 +190,7 @@ def rank(index, rows, dists, counts, vectors: rerank.Packed, k: int):
     code_bits = int(index.meta["code_bits"])
     order, scores = rerank.rerank(
         vectors, local, dists, counts, documents, index.n_terms, code_bits, min(k, n), neighbours, held_bonus=True,
-        typical=index.typical_length(), few_codes=index.word_tables is not None,
+        typical=index.typical_length(), term_coded=index.word_tables is not None,
     )
     taken = np.maximum(order, 0)
     valid = order >= 0

@@ -284,11 +284,11 @@ def test_a_few_words_against_long_documents_are_ranked_without_guessed_codes(pat
     docs = rerank.pack([unit([(0, 1.0)]), unit([(0, 1.0), (1, 1.0), (5, 1.0), (6, 1.0), (7, 1.0)]), unit([(0, 1.0)])])
     query = rerank.pack([unit([(0, 1.0), (1, 1.0)])])
 
-    def ranked(typical, few_codes=False, distances=(0, 32, 0)):
+    def ranked(typical, term_coded=False, distances=(0, 32, 0)):
         distances = np.array([distances], np.int32)
         order, scores = rerank.rerank(
             query, np.array([[0, 1, 2]]), distances, np.array([3]), docs, 8, 32, 3, held_bonus=True, typical=typical,
-            few_codes=few_codes,
+            term_coded=term_coded,
         )
         return order[0].tolist(), scores[0]
 
@@ -301,9 +301,9 @@ def test_a_few_words_against_long_documents_are_ranked_without_guessed_codes(pat
     # Codes that came from the query's terms too (termcodes) order the documents
     # holding some of the words, by the share they lack; one holding all keeps its place.
     assert ranked(100.0, distances=(32, 32, 0))[0] == [1, 0, 2]
-    order, few_scores = ranked(100.0, few_codes=True, distances=(32, 32, 0))
+    order, few_scores = ranked(100.0, term_coded=True, distances=(32, 32, 0))
     assert order == [1, 2, 0]
     # So do a title's against titles (SHORT_CODE_WEIGHT), in place of CODE_WEIGHT.
-    assert ranked(4.0, few_codes=True, distances=(32, 32, 0))[0] == [1, 2, 0]
+    assert ranked(4.0, term_coded=True, distances=(32, 32, 0))[0] == [1, 2, 0]
     lacking = 0.5  # document 0 holds one of the two equally weighted words
     np.testing.assert_allclose(few_scores, [scores[0], scores[2], scores[1] - rerank.FEW_WORDS_CODE_WEIGHT * lacking], rtol=1e-6)
