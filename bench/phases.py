@@ -24,6 +24,7 @@ settings in the same session, alternated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import tempfile
@@ -71,8 +72,9 @@ def timed_phases() -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("paths", nargs="+", help="what `semhash index` reads")
+    ap.add_argument("paths", nargs="+", help="what `semhash index` reads (a .jsonl file: as its stdin)")
     ap.add_argument("--runs", type=int, default=1, help="builds in a row (the first compiles numba's kernels if cold)")
+    ap.add_argument("--train-sample", type=int, help="as `semhash index --train-sample` (default: semhash's)")
     args = ap.parse_args()
 
     from semhash import api
@@ -83,7 +85,13 @@ def main() -> None:
             seconds.clear()
             load = os.getloadavg()[0]
             start = time.perf_counter()
-            api.build_index(args.paths, Path(tmp) / f"phases{run}.db")
+            options = {} if args.train_sample is None else {"train_sample": args.train_sample}
+            lines = [p for p in args.paths if p.endswith(".jsonl")]  # read as `semhash index -` reads stdin
+            with contextlib.ExitStack() as stack:
+                if lines:
+                    options["stdin"] = stack.enter_context(open(lines[0], encoding="utf-8"))
+                paths = ["-" if p in lines[:1] else p for p in args.paths]
+                api.build_index(paths, Path(tmp) / f"phases{run}.db", **options)
             total = time.perf_counter() - start
             print(f"\nrun {run + 1}: load {load:.2f} -> {os.getloadavg()[0]:.2f}\n")
             print("| phase | seconds |\n| --- | ---: |")

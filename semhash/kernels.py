@@ -1114,23 +1114,31 @@ def search_batch(sorted_addresses, bucket_starts, prefix_bits, low_halves, high_
     out_dists = np.full((n_queries, k), -1, np.int32)
     counts = np.zeros(n_queries, np.int64)
     radii = np.zeros(n_queries, np.int64)
-    for i in prange(n_queries):
+    # Queries of one address share its ball, found once: the neighbour lists of a
+    # build query every document, and at 10^5 synthetic documents a batch sorted by
+    # address holds ~6 documents an address (the ball is ~60% of a query's time).
+    by_address = np.argsort(query_addresses, kind="mergesort")
+    firsts = np.flatnonzero(np.diff(query_addresses[by_address]) != 0) + 1
+    group_starts = np.concatenate((np.zeros(1, np.int64), firsts, np.full(1, n_queries, np.int64)))
+    for g in prange(group_starts.shape[0] - 1 if n_queries else 0):
         rows, radius = _ball_rows(
             sorted_addresses, bucket_starts, prefix_bits,
             low_halves, high_starts, order, high_halves, low_starts, rows_by_low, low_bits,
-            addresses, n_bits, query_addresses[i], want, limit, fallback, plans,
+            addresses, n_bits, query_addresses[by_address[group_starts[g]]], want, limit, fallback, plans,
         )
-        if radius < 0:
-            best_rows, best_dists = topk_scan(codes, query_codes[i], k)
-        else:
-            distances = hamming_distances_subset(codes, rows, query_codes[i])
-            best = topk_by_distance(distances, k, max_distance)
-            best_rows, best_dists = rows[best], distances[best]
-        m = best_rows.shape[0]
-        out_rows[i, :m] = best_rows
-        out_dists[i, :m] = best_dists
-        counts[i] = m
-        radii[i] = radius
+        for p in range(group_starts[g], group_starts[g + 1]):
+            i = by_address[p]
+            if radius < 0:
+                best_rows, best_dists = topk_scan(codes, query_codes[i], k)
+            else:
+                distances = hamming_distances_subset(codes, rows, query_codes[i])
+                best = topk_by_distance(distances, k, max_distance)
+                best_rows, best_dists = rows[best], distances[best]
+            m = best_rows.shape[0]
+            out_rows[i, :m] = best_rows
+            out_dists[i, :m] = best_dists
+            counts[i] = m
+            radii[i] = radius
     return out_rows, out_dists, counts, radii
 
 

@@ -600,6 +600,26 @@ def test_search_many_is_search_per_query_with_a_wider_ball(path, k, shortlist):
                             expected[1], expected[2], n_bits)
 
 
+def test_search_many_queries_sharing_an_address_get_their_own_rankings(path):
+    # The kernel finds a ball once for all the queries of its address (the
+    # neighbour lists query every document, sorted by address): each query still
+    # gets its own code's ranking, in its own row, whatever the batch's order.
+    rng = np.random.default_rng(7)
+    n_bits = 16
+    codes, addresses = make_corpus(rng, 2000, n_bits)
+    table = AddressTable(addresses, n_bits)
+    picked = rng.integers(0, len(codes), 5)
+    query_addresses = rng.permutation(np.repeat(addresses[picked], 6))  # six queries an address, shuffled
+    queries = codes[rng.integers(0, len(codes), query_addresses.size)]  # codes unrelated to their addresses
+    rows, distances, counts, radii = search.search_many(table, codes, query_addresses, queries, 7, shortlist=150)
+    for i in range(query_addresses.size):
+        expected = search.search(table, codes, int(query_addresses[i]), queries[i], 150)
+        np.testing.assert_array_equal(rows[i], expected[0][:7])
+        np.testing.assert_array_equal(distances[i], expected[1][:7])
+        assert radii[i] == expected[2] and counts[i] == 7
+    assert len({tuple(r) for r in rows}) > 5  # the rankings differ within an address
+
+
 def test_search_many_pads_short_answers(path):
     codes = np.arange(12, dtype=np.uint64).reshape(3, 4)
     table = AddressTable(np.array([0, 1, 3]), 2)
