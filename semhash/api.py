@@ -403,7 +403,8 @@ class Index:
         """The ``k`` best documents for ``text``: a Hamming ball around its address
         gives a shortlist, ranked by words and codes together (:mod:`semhash.rerank`),
         or with ``codes_only`` (or a compact index, or one built before terms) by the
-        distance between long codes (ties by index order).
+        codes alone (the ball's nearest long codes, then the bits the nearest of them
+        share: :func:`semhash.shortlists.by_shared_bits`).
 
         ``min_distance``/``max_distance`` keep only hits at those code distances
         (inclusive), in the same order; the search widens until ``k`` such hits are
