@@ -23,8 +23,9 @@ from semhash.corpus import Document, ReadStats, first_line
 from semhash.errors import BuildError
 from semhash.results import BuildSummary
 from semhash.store import StoreError, StoredIndex
-from semhash.writer import DocumentRow, write_index
 from semhash.version import __version__
+from semhash.vocab import counts_json
+from semhash.writer import DocumentRow, write_index
 
 MIN_DOCUMENTS = 10
 TEXT_READ = "content"  # meta["text"]: documents are read through semhash.tokenize.content
@@ -193,16 +194,20 @@ def build(
 def _document_rows(read, X, full, words: list[str], terms: list[str], compact: bool):
     """(terms, their idf, the documents' rows) that the index stores: a compact one
     keeps no terms, and each document's number of vocabulary words only."""
+    n_words = np.asarray(X.sum(axis=1)).ravel().tolist()
     if compact:
-        n_words = np.asarray(X.sum(axis=1)).ravel().tolist()
-        rows = (DocumentRow(d, p, labels, digest, {}, title, None, n) for (d, p, labels, digest, title), n in zip(read.docs, n_words))
+        rows = (DocumentRow(d, p, labels, digest, "{}", title, None, n) for (d, p, labels, digest, title), n in zip(read.docs, n_words))
         return [], None, rows
     idf = rerank.fit_idf(full)
+    counts = (c for start in range(0, X.shape[0], _ROWS_AT_ONCE) for c in counts_json(X[start : start + _ROWS_AT_ONCE], words))
     rows = (
-        DocumentRow(doc_id, path, labels, digest, _counts_dict(X, i, words), title, rerank.to_blob(vector))
-        for i, ((doc_id, path, labels, digest, title), vector) in enumerate(zip(read.docs, rerank.csr_vectors(full, idf)))
+        DocumentRow(doc_id, path, labels, digest, c, title, rerank.to_blob(vector), n)
+        for (doc_id, path, labels, digest, title), vector, c, n in zip(read.docs, rerank.csr_vectors(full, idf), counts, n_words)
     )
     return terms, idf, rows
+
+
+_ROWS_AT_ONCE = 65_536  # documents whose counts are written out together
 
 
 class _Pass:
@@ -435,11 +440,3 @@ def _encode_block(rows, hasher) -> tuple[np.ndarray, np.ndarray]:
         addresses.append(codes.to_addresses(address_bits))
         long_codes.append(codes.pack_codes(code_bits))
     return np.concatenate(addresses), np.concatenate(long_codes)
-
-
-def _counts_dict(X, row: int, words: list[str]) -> dict[str, int]:
-    """One document's counts as {word: count}, most frequent first (readable in SQL)."""
-    lo, hi = X.indptr[row], X.indptr[row + 1]
-    cols, vals = X.indices[lo:hi], X.data[lo:hi]
-    order = np.lexsort((cols, -vals))
-    return {words[cols[j]]: int(vals[j]) for j in order}

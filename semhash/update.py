@@ -16,7 +16,7 @@ from semhash.errors import BuildError, ModelMismatch
 from semhash.results import UpdateSummary
 from semhash.store import StoredIndex, StoreError
 from semhash.writer import DocumentRow, IndexWriter, labels_json
-from semhash.vocab import count_words
+from semhash.vocab import count_words, counts_json
 
 UPDATE_WRITTEN = "the update itself was written, without its documents' neighbour lists"
 
@@ -82,9 +82,10 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
             addresses, long_codes = encoding.encode_counts(index, counts)
             # (a compact index keeps no counts nor TF-IDF vectors: only their number of words)
             vectors = None if index.stored.compact else shortlists.term_vectors(index, [coverage.words(t) for t in texts])
+            stored_counts = ["{}"] * len(batch) if vectors is None else counts_json(counts, index.vocabulary)
             rows = [
                 DocumentRow(
-                    d.id, d.path, d.labels, d.content_hash, {} if vectors is None else dense_counts_dict(c, index.vocabulary),
+                    d.id, d.path, d.labels, d.content_hash, stored_counts[i],
                     first_line(d.text), None if vectors is None else rerank.to_blob(rerank.row(vectors, i)), int(c.sum()),
                 )
                 for i, (d, c) in enumerate(zip(batch, counts))
@@ -142,13 +143,6 @@ def add(index, paths, files, prune, prune_limit, verbose, stdin, max_bytes, skip
         bad_lines=stats.bad_lines,
         n_numbered=stats.n_numbered,
     )
-
-
-def dense_counts_dict(counts: np.ndarray, words: list[str]) -> dict[str, int]:
-    """:func:`semhash.build._counts_dict` for one dense row of counts."""
-    cols = np.flatnonzero(counts)
-    order = np.lexsort((cols, -counts[cols]))
-    return {words[cols[j]]: int(counts[cols[j]]) for j in order}
 
 
 def _under(path: str, root: str) -> bool:

@@ -43,10 +43,10 @@ class DocumentRow:
     path: str | None
     labels: tuple[str, ...]
     content_hash: str
-    counts: dict[str, int]
-    title: str = ""
-    terms: bytes | None = None  # semhash.rerank.to_blob of its TF-IDF vector
-    n_words: int | None = None  # its vocabulary words, when ``counts`` is not given (compact)
+    counts: str  # its vocabulary words' counts as stored (semhash.vocab.counts_json; "{}" in a compact index)
+    title: str
+    terms: bytes | None  # semhash.rerank.to_blob of its TF-IDF vector
+    n_words: int  # its vocabulary words
 
 
 def labels_json(labels: Sequence[str]) -> str:
@@ -60,24 +60,20 @@ def _document_record(d: DocumentRow, address: int, code: bytes) -> dict:
         "path": d.path,
         "labels": labels_json(d.labels),
         "content_hash": d.content_hash,
-        "n_words": _n_words(d),
+        "n_words": int(d.n_words),
         "address": int(address),
         "code": code,
-        "counts": json.dumps(d.counts),
+        "counts": d.counts,
         "title": d.title,
         "terms": d.terms,
         "neighbours": None,  # not computed yet (a changed document's old list is dropped)
     }
 
 
-def _n_words(d: DocumentRow) -> int:
-    return int(sum(d.counts.values())) if d.n_words is None else int(d.n_words)
-
-
 def _compact_record(d: DocumentRow) -> dict:
     """A document's row in a compact index (its codes go to ``code_blocks``)."""
     digest = d.content_hash[: store.COMPACT_HASH_DIGITS]
-    return {"id": d.id, "path": d.path, "labels": labels_json(d.labels), "content_hash": digest, "n_words": _n_words(d), "title": d.title}
+    return {"id": d.id, "path": d.path, "labels": labels_json(d.labels), "content_hash": digest, "n_words": int(d.n_words), "title": d.title}
 
 
 def _connect_writer(path: str | os.PathLike, wal: bool = True) -> sqlite3.Connection:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semhash.tokenize import content, content_words, stop_words, tokenize
+from semhash.tokenize import WORD_RE, content, content_words, stop_words, tokenize
 from semhash import lazy
 from semhash.vocab import count_words, fit_vocabulary
 
@@ -34,6 +34,37 @@ def test_tokenize(text, tokens):
 def test_tokenize_never_raises_and_lowercases(text):
     tokens = tokenize(text)
     assert all(t == t.lower() and len(t) >= 2 and not t[0].isdigit() for t in tokens)
+
+
+def naive_content_words(text, stem):
+    # The definition, token by token: WORD_RE's runs of the lowercased text that start
+    # with a letter, stop words out, then each one's Snowball stem.
+    import Stemmer
+
+    kept = [w for w in WORD_RE.findall(text.lower()) if w[0].isalpha() and w not in stop_words()]
+    return Stemmer.Stemmer("english").stemWords(kept) if stem else kept
+
+
+ALPHABET = st.sampled_from(list("abcXYZ019 _-.,'\n\tÉéßİ\u00a0\u2160") + ["the ", "and ", "running ", "café "])
+
+
+@settings(max_examples=300)
+@given(st.lists(ALPHABET, max_size=40).map("".join), st.booleans())
+def test_content_words_are_the_naive_definition(text, stem):
+    # The fast path (ASCII runs by a byte table, each distinct run's term found once)
+    # against the token-by-token definition, ASCII and not, stemmed and not.
+    assert content_words(text, stem=stem) == naive_content_words(text, stem)
+    assert tokenize(text) == [w for w in WORD_RE.findall(text.lower()) if w[0].isalpha()]
+
+
+def test_content_words_forget_their_runs_when_full(monkeypatch):
+    from semhash import tokenize as tokenize_module
+
+    monkeypatch.setattr(tokenize_module._Terms, "MAX_SIZE", 3)
+    tokenize_module._terms(True).clear()
+    text = "alpha beta gamma delta epsilon zeta the alpha"
+    assert content_words(text, stem=True) == naive_content_words(text, True)
+    assert len(tokenize_module._terms(True)) <= 3
 
 
 DOCS = [
@@ -202,3 +233,55 @@ def test_stemmed_counts_match_for_documents_and_queries(monkeypatch, kernels):
     # Unstemmed counting is unchanged: forms stay apart.
     plain, _, _ = fit_vocabulary(FORMS, size=20)
     assert {"images", "image", "resized", "resizer"} <= set(plain)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.lists(st.sampled_from(["moon", "orbit", "z", "ähm", "a1", "b", "the", "Orbit"]), max_size=12), max_size=25),
+    st.integers(1, 4),
+)
+def test_count_terms_is_scikit_learns_count_vectorizer(documents, chunk):
+    # The chunked count (numbered by a map, repeats summed by scipy, chunks merged)
+    # against CountVectorizer over the same token lists: terms, counts, dtypes.
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from semhash import vocab
+
+    before, vocab.DOCS_AT_ONCE = vocab.DOCS_AT_ONCE, chunk  # chunks of a few documents
+    try:
+        if not any(documents):
+            with pytest.raises(ValueError, match="empty vocabulary"):
+                vocab.count_terms(documents)
+            return
+        terms, full = vocab.count_terms(iter(documents))
+    finally:
+        vocab.DOCS_AT_ONCE = before
+    vectorizer = CountVectorizer(analyzer=lambda tokens: tokens, dtype=np.float32)
+    expected = vectorizer.fit_transform(documents).tocsr()
+    expected.sort_indices()
+    assert terms == list(vectorizer.get_feature_names_out())
+    assert full.shape == expected.shape and full.has_sorted_indices
+    for a, b in [(full.indptr, expected.indptr), (full.indices, expected.indices), (full.data, expected.data)]:
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.lists(st.integers(0, 40), min_size=4, max_size=4), max_size=12), st.booleans())
+def test_counts_json_is_the_dict_json_dumps_writes(rows, sparse):
+    # The stored counts: {word: count}, most frequent first, ties in vocabulary order,
+    # as json.dumps writes a dict (non-ASCII words escaped the same way).
+    import json
+
+    import scipy.sparse as sp
+
+    from semhash.vocab import counts_json
+
+    words = ["moon", "orbit", "café", 'say "hi"']
+    counts = np.array(rows, np.float32).reshape(-1, 4)
+    expected = []
+    for row in counts:
+        cols = np.flatnonzero(row)
+        order = np.lexsort((cols, -row[cols]))
+        expected.append(json.dumps({words[cols[j]]: int(row[cols[j]]) for j in order}))
+    assert counts_json(sp.csr_matrix(counts) if sparse else counts, words) == expected
