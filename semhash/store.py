@@ -534,12 +534,10 @@ class StoredIndex:
         outside semhash)."""
         if "postings_max_df" not in self.meta:
             return {}
-        out = {}
-        for term, df, blob in self._all_in("SELECT term, df, rowids FROM postings WHERE term IN ({})", [int(t) for t in term_ids]):
-            if not stored_values.postings_ok(df, blob, self.meta["postings_max_df"]):
-                raise self._corrupt("a term's postings are damaged")
-            out[term] = (df, blob)
-        return out
+        rows = self._all_in("SELECT term, df, rowids FROM postings WHERE term IN ({})", [int(t) for t in term_ids])
+        if not stored_values.postings_ok(rows, self.meta["postings_max_df"]):
+            raise self._corrupt("a term's postings are damaged")
+        return {term: (df, blob) for term, df, blob in rows}
 
     def ranking_rows(self, rowids: Iterable[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
         """{rowid: (TF-IDF vector blob, neighbour list blob)} of the given rowids (a

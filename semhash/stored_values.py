@@ -10,17 +10,25 @@ import warnings
 import numpy as np
 
 
-def postings_ok(df, blob, max_df) -> bool:
-    """Whether a row of ``postings`` is as the writers write it: ``df`` documents,
-    their rowids (positive, ascending) for a term of at most ``max_df``, else NULL."""
-    if not isinstance(df, int) or df < 1:
+def postings_ok(rows: list[tuple], max_df) -> bool:
+    """Whether rows ``(term, df, blob)`` of ``postings`` are as the writers write them:
+    ``df`` documents, their rowids (positive, ascending) for a term of at most
+    ``max_df``, else NULL. Checked together, a few numpy passes for any number of
+    rows (one row at a time, the neighbour lists of a million documents checked
+    ~1.2 million rows in ~25 s)."""
+    if not all(isinstance(df, int) and df >= 1 for _, df, _ in rows):
         return False
-    if blob is None:
-        return not isinstance(max_df, int) or df > max_df
-    if not isinstance(blob, bytes) or len(blob) != 4 * df:
+    kept = [(df, blob) for _, df, blob in rows if blob is not None]
+    if len(kept) < len(rows) and isinstance(max_df, int) and any(df <= max_df for _, df, blob in rows if blob is None):
         return False
-    rowids = np.frombuffer(blob, "<i4")
-    return bool(rowids[0] >= 1 and (rowids[1:] > rowids[:-1]).all())
+    if not all(isinstance(blob, bytes) and len(blob) == 4 * df for df, blob in kept):
+        return False
+    if not kept:
+        return True
+    rowids = np.frombuffer(b"".join(blob for _, blob in kept), "<i4")
+    firsts = np.zeros(rowids.size, bool)
+    firsts[np.cumsum([0] + [df for df, _ in kept[:-1]])] = True
+    return bool((rowids[firsts] >= 1).all() and (np.diff(rowids)[~firsts[1:]] > 0).all())
 
 
 def integers(text: str | None) -> np.ndarray:

@@ -6,6 +6,8 @@ import json
 import sqlite3
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 from click.testing import CliRunner
 
@@ -372,3 +374,33 @@ def test_a_meta_value_stored_as_a_number_is_one_line_when_codes_are_repacked():
 
     with pytest.raises(ValueError, match="its metadata is not JSON"):
         index_writer._store_code_blocks(Damaged())
+
+
+def naive_posting_ok(df, blob, max_df) -> bool:
+    # One row, as the writers write it (the definition the batch check must equal).
+    if not isinstance(df, int) or df < 1:
+        return False
+    if blob is None:
+        return not isinstance(max_df, int) or df > max_df
+    if not isinstance(blob, bytes) or len(blob) != 4 * df:
+        return False
+    rowids = np.frombuffer(blob, "<i4")
+    return bool(rowids[0] >= 1 and (rowids[1:] > rowids[:-1]).all())
+
+
+_POSTING = st.one_of(
+    st.lists(st.integers(-2, 9), min_size=1, max_size=4).map(lambda r: (len(r), np.array(r, "<i4").tobytes())),
+    st.lists(st.integers(1, 9), min_size=1, max_size=4, unique=True).map(lambda r: (len(r), np.array(sorted(r), "<i4").tobytes())),
+    st.tuples(st.integers(0, 6), st.none()),
+    st.tuples(st.integers(1, 3), st.sampled_from([b"", b"\x01\x00\x00", "text", 7])),
+    st.tuples(st.sampled_from([None, "2", 2.0]), st.just(b"\x01\x00\x00\x00")),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_POSTING, max_size=5), st.sampled_from([3, None, "3"]))
+def test_postings_are_checked_together_as_one_by_one(rows, max_df):
+    from semhash.stored_values import postings_ok
+
+    expected = all(naive_posting_ok(df, blob, max_df) for df, blob in rows)
+    assert postings_ok([(t, df, blob) for t, (df, blob) in enumerate(rows)], max_df) == expected
