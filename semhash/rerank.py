@@ -101,11 +101,8 @@ HOPS = 3
 #: The documents holding its rarest terms join that ball, as they join a query's
 #: (RARE_TERMS): held-out 0.643 -> 0.651 (Subject lines, P@10) and 0.648 -> 0.653
 #: (whole posts, P@100); test 0.633 -> 0.636; the graph of 20NG 4.5 s -> 10.4 s.
-#: A ball of 500 rather than 1000 (2026-12-08, lists rebuilt on bench/corpora.py's
-#: indexes, `semhash eval` of the default path, 1000 / 500): 20NG 0.6537 / 0.6550,
-#: its Subject lines 0.6580 / 0.6581, StackOverflow 0.6294 / 0.6269, Biomedical
-#: 0.4362 / 0.4353 (P@100 mean -0.0007; rebuilding the same lists moved 20NG by
-#: 0.0005), for a third less ranking: a million documents' index within 10 minutes.
+#: A ball of 500, not 1000: default-path P@100 mean -0.0007, within the lists' rebuild
+#: noise, for a third less ranking (a million documents' graph 299 -> 196 s; docs/trials.md).
 NEIGHBOUR_SHORTLIST = 500
 #: A query of at most this many terms is a few typed words ("ssh server", a Subject
 #: line). The codes of a few words say little, and a document holding them all had
