@@ -14,8 +14,8 @@ def postings_ok(rows: list[tuple], max_df) -> bool:
     """Whether rows ``(term, df, blob)`` of ``postings`` are as the writers write them:
     ``df`` documents, their rowids (positive, ascending) for a term of at most
     ``max_df``, else NULL. Checked together, a few numpy passes for any number of
-    rows (one row at a time, the neighbour lists of a million documents checked
-    ~1.2 million rows in ~25 s)."""
+    rows (one row at a time, the neighbour lists of 100,000 synthetic documents
+    checked 116,000 rows in 2.4 s under cProfile)."""
     if not all(isinstance(df, int) and df >= 1 for _, df, _ in rows):
         return False
     kept = [(df, blob) for _, df, blob in rows if blob is not None]

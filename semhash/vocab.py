@@ -121,23 +121,18 @@ def merge_terms(parts: Iterable[tuple[list[str], sp.csr_matrix]]) -> tuple[list[
     # CountVectorizer's index arrays: 32-bit unless the non-zeros need 64.
     dtype = np.int64 if indptr[-1] > _INT32_MAX else np.int32
     # The batches moved into the whole arrays one at a time, each freed once moved:
-    # concatenated, then renumbered at once, they were held three times over
-    # (a million documents' counts, 1.2 GB, peaked at 3.6).
+    # concatenated, then renumbered at once (an int64 temporary), they were held
+    # about three times over.
     all_data, all_indices = np.empty(indptr[-1], np.float32), np.empty(indptr[-1], dtype)
     rank, at = rank.astype(dtype), 0
-    for batch_data, batch_indices in _taken(data, indices):
+    while data:
+        batch_data, batch_indices = data.pop(0), indices.pop(0)
         all_data[at : at + batch_data.size] = batch_data
         np.take(rank, batch_indices, out=all_indices[at : at + batch_data.size])
         at += batch_data.size
     full = sp.csr_matrix((all_data, all_indices, indptr.astype(dtype)), shape=(lengths.shape[0], len(terms)))
     full.sort_indices()
     return terms, full
-
-
-def _taken(*lists: list):
-    """The lists' items side by side, each removed from its list as it is given."""
-    for _ in range(len(lists[0])):
-        yield tuple(items.pop(0) for items in lists)
 
 
 _INT32_MAX = np.iinfo(np.int32).max
