@@ -13,6 +13,9 @@ TITLE_MAX_CHARS = 120
 # The first line of a text that starts with no whitespace: up to a line boundary
 # as str.splitlines() finds them.
 _FIRST_LINE = re.compile(r"[^\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]*")
+_LEADING_SPACE = re.compile(r"\s*")  # what str.lstrip() strips (str.isspace)
+#: How many characters per title character the first line is read for (see first_line).
+_TITLE_SPAN = 2
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,16 @@ def first_line(text: str, max_chars: int = TITLE_MAX_CHARS) -> str:
     """
     title = subject(text)
     if title is None:  # (leading whitespace holds every blank line; split, a long text took 30 us)
-        title = _FIRST_LINE.match(text.lstrip()).group()
-    title = " ".join(title.split())
+        start = _LEADING_SPACE.match(text).end()
+        # Only the line's first characters are read: collapsing a one-line document
+        # of 1,200 characters whole took 30 us, 0.2 of a --workers build's reading.
+        line = _FIRST_LINE.match(text, start, start + _TITLE_SPAN * max_chars)
+        head = " ".join(line.group().split())
+        if len(head) > max_chars or line.end() < start + _TITLE_SPAN * max_chars:
+            return _cut(head, max_chars)
+        title = _FIRST_LINE.match(text, start).group()  # a long run of spaces: read it all
+    return _cut(" ".join(title.split()), max_chars)
+
+
+def _cut(title: str, max_chars: int) -> str:
     return title if len(title) <= max_chars else title[: max_chars - 1] + "…"

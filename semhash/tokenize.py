@@ -184,13 +184,16 @@ def subject(text: str) -> str | None:
 
 def _message(text: str) -> tuple[str | None, str] | None:
     """(subject or None, body) if ``text`` is a mail or news message, else None."""
-    lines = text.split("\n", MAX_HEADER_LINES)
-    fields, subject_value = set(), None
-    for i, line in enumerate(lines[:MAX_HEADER_LINES]):
-        line = line.rstrip("\r")
+    fields, subject_value, start = set(), None, 0
+    for i in range(MAX_HEADER_LINES):  # line by line, not split: most texts end at the first
+        if start < 0:
+            return None  # the text ended in its headers
+        end = text.find("\n", start)
+        line = (text[start:] if end < 0 else text[start:end]).rstrip("\r")
+        start = -1 if end < 0 else end + 1  # the next line's
         if not line.strip():
             if i > 0 and fields & _MESSAGE_FIELDS:
-                return subject_value, "\n".join(lines[i + 1 :])
+                return subject_value, "" if start < 0 else text[start:]
             return None
         if line[0] in " \t" and i > 0:
             continue  # a folded header line

@@ -285,3 +285,54 @@ def test_counts_json_is_the_dict_json_dumps_writes(rows, sparse):
         order = np.lexsort((cols, -row[cols]))
         expected.append(json.dumps({words[cols[j]]: int(row[cols[j]]) for j in order}))
     assert counts_json(sp.csr_matrix(counts) if sparse else counts, words) == expected
+
+
+def _message_by_split(text):
+    """The twin of tokenize._message that splits the text into its lines first."""
+    from semhash.tokenize import _MESSAGE_FIELDS, MAX_HEADER_LINES
+
+    lines = text.split("\n", MAX_HEADER_LINES)
+    fields, subject_value = set(), None
+    for i, line in enumerate(lines[:MAX_HEADER_LINES]):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if i > 0 and fields & _MESSAGE_FIELDS:
+                return subject_value, "\n".join(lines[i + 1 :])
+            return None
+        if line[0] in " \t" and i > 0:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or " " in name or "\t" in name:
+            return None
+        name = name.lower()
+        fields.add(name)
+        if name == "subject" and subject_value is None:
+            subject_value = value
+    return None
+
+
+def _first_line_whole(text, max_chars):
+    """The twin of document.first_line that collapses the whole first line."""
+    from semhash.tokenize import subject
+
+    title = subject(text)
+    if title is None:
+        title = text.lstrip().splitlines()[0] if text.strip() else ""
+    title = " ".join(title.split())
+    return title if len(title) <= max_chars else title[: max_chars - 1] + "…"
+
+
+_PIECES = ["From: a@b.org", "Subject: orbits", "Subject:", "X-Long: one", " folded", "Title: x", "\n", "\r\n", "\n\n",
+           " ", "\t", " " * 40, "word", "x" * 30, "a:b", "\x0b", "\u2028", "\x85", "é", ""]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40).map("".join), st.integers(1, 40))
+def test_messages_and_titles_read_line_by_line_match_their_whole_text_twins(text, max_chars):
+    """Reading a text's header lines one at a time, and only the start of a long
+    first line for its title, gives what splitting and collapsing it whole gives."""
+    from semhash.document import first_line
+    from semhash.tokenize import _message
+
+    assert _message(text) == _message_by_split(text)
+    assert first_line(text, max_chars) == _first_line_whole(text, max_chars)
