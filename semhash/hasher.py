@@ -92,8 +92,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         20NG precision@100 0.473 / 0.477 (28 / 256 bits) in a 79 s fit; 10 Adam
         epochs 0.498-0.525 / 0.523-0.524 in 34 s (bench/trials.py).
     n_epochs_finetune : int, default=20
-        Backprop epochs per head. On 20NG, 10 -> 20 epochs: precision@100 0.367 ->
-        0.370, bimodality (address, code) 0.79/0.76 -> 0.83/0.78, index 127 -> 193 s.
+        Backprop epochs per head (10 cost the 20NG codes 0.025, docs/trials.md).
     batch_size : int or None, default=None
         Rows of a minibatch. None: :data:`~semhash.schedule.LARGE_BATCH` (200), with
         both step sizes multiplied by :data:`~semhash.schedule.LARGE_BATCH_STEP`, when
@@ -120,15 +119,17 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
     binary_codes : bool, default=True
         In fine-tuning, the decoder reads binary codes: each code unit is on with
         the probability its noisy activation gives, and the gradient passes straight
-        through the draw (:func:`semhash.autoencoder.loss_and_gradients`). The
-        decoder so learns from codes like the ones the index stores. On 20NG
-        (precision@100 of the Hamming ranking, seeds 0 and 1): 28-bit address
-        0.395 / 0.403 -> 0.418 / 0.430, 256-bit code 0.441 / 0.443 -> 0.444 /
-        0.454, bimodality unchanged (BENCHMARKS.md). Without the noise (std 0)
-        the draws alone do worse (0.383 and 0.332, seed 0).
-    neighbour_weight : float, default=1.0
+        through the draw (:func:`semhash.autoencoder.loss_and_gradients`): the
+        decoder learns from codes like the ones the index stores (20NG, two seeds:
+        +0.02 on the address's precision@100, +0.008 on the code's).
+    neighbour_weight : float, tuple of float or None, default=None
         With ``neighbours`` given to ``fit``: the weight of the neighbourhood's word
-        distribution beside the document's own in what the decoder reconstructs.
+        distribution beside the document's own in what the decoder reconstructs,
+        one per head (a float applies to all). None: 3 for codes of up to 64 bits
+        (the address), 1 for wider ones. The address ranks the ball's documents
+        and is the codes-only ranking's second view of each; taught 3x its
+        neighbourhood it did both better on every corpus, while 3x cost the wide
+        code StackOverflow's precision (docs/trials.md).
     short_queries : float, default=0
         Share of each fine-tuning batch also read as a short query (2 to 8 of a
         document's distinct words) whose code must reconstruct what the whole
@@ -138,10 +139,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         and no stopping, from a smaller corpus) and end a layer's training once their
         loss (an RBM's mean-field reconstruction error, fine-tuning's reconstruction
         loss under fixed noise) has not fallen by ``tol`` of its best for
-        ``n_iter_no_change`` epochs; the epochs are then at most. Off by default: on
-        20NG fewer epochs cost the codes (codes-alone precision@100, ``semhash
-        eval``: 10 fine-tuning epochs 0.5447, 5 pretraining epochs 0.5546, against
-        0.5696 with 10 and 20).
+        ``n_iter_no_change`` epochs; the epochs are then at most. Off by default:
+        on 20NG fewer epochs cost the codes (docs/trials.md).
     validation_fraction : float, default=0.05
     n_iter_no_change : int, default=2
     tol : float, default=1e-3
@@ -205,7 +204,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         weight_decay: float = 2e-4,
         code_penalty: float = 0.0,
         binary_codes: bool = True,
-        neighbour_weight: float = 1.0,
+        neighbour_weight: float | Sequence[float] | None = None,
         pair_weight: float = 0.0,
         pair_temperature: float = 0.8,
         short_queries: float = 0.0,
@@ -243,13 +242,20 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
     def _bits(self) -> tuple[int, ...]:
         return (self.n_bits,) if np.isscalar(self.n_bits) else tuple(self.n_bits)
 
+    def _per_head(self, value, narrow: float, wide: float) -> tuple[float, ...]:
+        """``value`` for each head: None gives ``narrow`` to codes of up to 64 bits
+        and ``wide`` to wider ones; a float applies to all."""
+        if value is None:
+            return tuple(narrow if b <= 64 else wide for b in self._bits)
+        return (float(value),) * len(self._bits) if np.isscalar(value) else tuple(float(x) for x in value)
+
     @property
     def _noise(self) -> tuple[float, ...]:
-        if self.noise_std is None:
-            return tuple(4.0 if b <= 64 else 8.0 for b in self._bits)
-        if np.isscalar(self.noise_std):
-            return (float(self.noise_std),) * len(self._bits)
-        return tuple(float(x) for x in self.noise_std)
+        return self._per_head(self.noise_std, 4.0, 8.0)
+
+    @property
+    def _neighbour_weights(self) -> tuple[float, ...]:
+        return self._per_head(self.neighbour_weight, 3.0, 1.0)
 
     def _validate_params(self) -> None:
         if not self._bits or any(int(b) != b or b < 1 for b in self._bits):
@@ -265,8 +271,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             raise ValueError(f"noise_std must be >= 0, one per code width, got {self.noise_std!r}")
         if self.code_penalty < 0:
             raise ValueError(f"code_penalty must be >= 0, got {self.code_penalty!r}")
-        if self.neighbour_weight < 0:
-            raise ValueError(f"neighbour_weight must be >= 0, got {self.neighbour_weight!r}")
+        if len(self._neighbour_weights) != len(self._bits) or min(self._neighbour_weights) < 0:
+            raise ValueError(f"neighbour_weight must be >= 0, one per code width, got {self.neighbour_weight!r}")
         if self.pair_weight < 0 or not self.pair_temperature > 0:
             raise ValueError(f"pair_weight must be >= 0 and pair_temperature > 0, got {self.pair_weight!r}, {self.pair_temperature!r}")
         if not 0 <= self.short_queries <= 1:
@@ -425,10 +431,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         if (X.data if hasattr(X, "tocsr") else X).min(initial=0) < 0:
             raise ValueError("Negative values in data passed to SemanticHasher: X must hold word counts")
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
-        # One BLAS thread: training multiplies small blocks (100 documents at a time),
-        # where OpenBLAS's threads spin-wait on each other. With one core busy elsewhere
-        # the 2-vCPU dev VM trained 10x slower with 2 threads than with 1 (38-46 s
-        # against 4.0 s, sample corpus, 5 + 3 epochs).
+        # One BLAS thread (below): on small blocks OpenBLAS's threads spin-wait on each
+        # other, and with one core busy elsewhere the sample trained 10x slower with 2.
         if neighbours is not None or self.short_queries:
             X = sp.csr_matrix(X)
         # An array is checked at once; a Future once it is found (see _fit).
@@ -444,16 +448,16 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             self._training.close()
             del self._training, self._split, self._rows_per_batch, self._step_scale
 
-    def _teacher(self, X, neighbours) -> tuple:
-        """(targets, neighbour lists) that fine-tuning learns from (see ``_finetune``):
-        ``X`` itself and None without ``neighbours``."""
+    def _teacher(self, X, neighbours) -> list[tuple]:
+        """Per head, the (targets, neighbour lists) that its fine-tuning learns from
+        (see ``_finetune``): ``X`` itself and None without ``neighbours``."""
         if neighbours is None:
-            return X, None
+            return [(X, None)] * len(self._bits)
         neighbours = _sorted_lists(np.asarray(neighbours, np.int64).reshape(X.shape[0], -1))
         if neighbours.size and (neighbours.max() >= X.shape[0] or neighbours.min() < -1):
             raise ValueError("neighbours must hold row numbers of X, or -1")
-        targets = neighbourhood_targets(X, neighbours, self.neighbour_weight) if self.neighbour_weight else X
-        return targets, neighbours
+        targets = {w: neighbourhood_targets(X, neighbours, w) if w else X for w in set(self._neighbour_weights)}
+        return [(targets[w], neighbours) for w in self._neighbour_weights]
 
     def _teacher_beside(self, X, found: Future) -> Future:
         """A Future of :meth:`_teacher`, made by the thread that finds the neighbours
@@ -515,8 +519,8 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
             bottom = X if not trunk else data
             if isinstance(teacher, Future):  # made while the trunk pretrained (see fit)
                 teacher = teacher.result()
-            heads = list(zip(self._bits, self._noise, rng.spawn(len(self._bits))))
-            fitted = list(pool.map(lambda head: self._fit_head(trunk, bottom, X, teacher, *head), heads))
+            heads = list(zip(teacher, self._bits, self._noise, rng.spawn(len(self._bits))))
+            fitted = list(pool.map(lambda head: self._fit_head(trunk, bottom, X, *head), heads))
         self.heads_ = [ae for ae, _, _ in fitted]
         self.finetune_loss_ = [loss for _, loss, _ in fitted]
         self.bimodality_ = [b for _, _, b in fitted]

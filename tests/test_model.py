@@ -4,10 +4,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from semhash import autoencoder
 from semhash.autoencoder import Autoencoder
-from semhash.hasher import SemanticHasher, _Yielding, bimodality
+from semhash.hasher import SemanticHasher, _Yielding, bimodality, neighbourhood_targets
 from semhash.rbm import RBM, cd1_gradients, softmax
 
 
@@ -242,7 +243,7 @@ def test_bimodality():
     assert bimodality(np.array([0.0, 0.05, 0.5, 0.95])) == 0.75
 
 
-@pytest.mark.parametrize("bad", [dict(n_bits=0), dict(hidden_sizes=(0,)), dict(batch_size=0), dict(noise_std=-1), dict(code_penalty=-1), dict(neighbour_weight=-1), dict(pair_weight=-1), dict(pair_temperature=0), dict(short_queries=1.5)])
+@pytest.mark.parametrize("bad", [dict(n_bits=0), dict(hidden_sizes=(0,)), dict(batch_size=0), dict(noise_std=-1), dict(code_penalty=-1), dict(neighbour_weight=-1), dict(neighbour_weight=(1, 2, 3)), dict(pair_weight=-1), dict(pair_temperature=0), dict(short_queries=1.5)])
 def test_bad_parameters_raise(topics, bad):
     with pytest.raises(ValueError):
         SemanticHasher(**bad).fit(topics[0])
@@ -382,6 +383,26 @@ def test_neighbours_teach_codes_what_the_words_do_not_say():
     taught = SemanticHasher(pair_weight=20, **params).fit(X, neighbours=lists)
     alone = SemanticHasher(**params).fit(X)
     assert spread(taught) < 0.6 * spread(alone)
+
+
+def test_each_head_learns_from_its_own_weight_of_the_neighbourhood():
+    """By default the address (<= 64 bits) reconstructs 3x its neighbourhood's words
+    and the wide code 1x; a head's weight changes its own codes only."""
+    rng = np.random.default_rng(8)
+    X = rng.poisson(1.0, (60, 30)).astype(np.float32)
+    lists = np.array([rng.choice(np.delete(np.arange(60), i), 5, replace=False) for i in range(60)])
+    h = SemanticHasher(n_bits=(4, 80))
+    assert h._neighbour_weights == (3.0, 1.0)
+    teacher = h._teacher(scipy.sparse.csr_matrix(X), lists)
+    for (targets, listed), weight in zip(teacher, (3.0, 1.0)):
+        expected = neighbourhood_targets(X, lists, weight)
+        np.testing.assert_allclose(targets.toarray(), expected.toarray(), rtol=1e-6)
+        np.testing.assert_array_equal(np.sort(listed, axis=1), np.sort(lists, axis=1))
+    params = dict(n_bits=(4, 80), hidden_sizes=(10,), n_epochs_pretrain=2, n_epochs_finetune=3, random_state=0)
+    default = SemanticHasher(**params).fit(X, neighbours=lists).encode(X)
+    flat = SemanticHasher(neighbour_weight=1.0, **params).fit(X, neighbours=lists).encode(X)
+    np.testing.assert_array_equal(default[1], flat[1])  # the code's teaching is the same
+    assert not np.array_equal(default[0], flat[0])
 
 
 def test_short_query_training_runs_and_keeps_shapes(topics):
