@@ -92,7 +92,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         20NG precision@100 0.473 / 0.477 (28 / 256 bits) in a 79 s fit; 10 Adam
         epochs 0.498-0.525 / 0.523-0.524 in 34 s (bench/trials.py).
     n_epochs_finetune : int, default=20
-        Backprop epochs per head (10 cost the 20NG codes 0.025, docs/trials.md).
+        Backprop epochs per head (10: 20NG codes-only 0.5447 against 0.5765; docs/trials.md).
     batch_size : int or None, default=None
         Rows of a minibatch. None: :data:`~semhash.schedule.LARGE_BATCH` (200), with
         both step sizes multiplied by :data:`~semhash.schedule.LARGE_BATCH_STEP`, when
@@ -121,7 +121,7 @@ class SemanticHasher(TransformerMixin, BaseEstimator):
         the probability its noisy activation gives, and the gradient passes straight
         through the draw (:func:`semhash.autoencoder.loss_and_gradients`): the
         decoder learns from codes like the ones the index stores (20NG, two seeds:
-        +0.02 on the address's precision@100, +0.008 on the code's).
+        +0.023 / +0.027 on the address's precision@100, +0.003 / +0.011 on the code's).
     neighbour_weight : float, tuple of float or None, default=None
         With ``neighbours`` given to ``fit``: the weight of the neighbourhood's word
         distribution beside the document's own in what the decoder reconstructs,
